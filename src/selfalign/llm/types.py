@@ -1,0 +1,87 @@
+"""The values that cross the model interface: requests in, results out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    role: Role
+    content: str
+
+
+class Sampling(BaseModel):
+    """Decoding settings. temperature 0 means greedy."""
+
+    model_config = ConfigDict(frozen=True)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, ge=1)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What a provider receives: messages, sampling and, for structured output, a JSON schema."""
+
+    messages: tuple[Message, ...]
+    sampling: Sampling
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass
+class Completion:
+    """What a provider returns for one request."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop", "length" or a provider's own word
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "finish_reason": self.finish_reason,
+        }
+
+
+@dataclass
+class ChatResult:
+    """What a caller of `Model.chat` gets: the text, the parsed object when a schema was given."""
+
+    text: str
+    parsed: Any | None
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    cached: bool = False
+    attempts: int = 1
+
+
+@dataclass
+class CallStats:
+    """Counters of one Model wrapper, for progress bars and records."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failures: int = 0
+    by_tag: dict[str, int] = field(default_factory=dict)
+
+
+def as_messages(messages: Any) -> tuple[Message, ...]:
+    """Accept Message objects, dicts or a bare user string."""
+    if isinstance(messages, str):
+        return (Message(role="user", content=messages),)
+    return tuple(m if isinstance(m, Message) else Message(**m) for m in messages)
