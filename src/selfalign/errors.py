@@ -7,3 +7,8 @@ class UserError(Exception):
 
 class InputError(UserError):
     """An input file is unusable; the message names the file, the line and the fix."""
+
+
+class ItemFailed(Exception):
+    """One item cannot be completed (e.g. the model's answer is empty); the runner records the
+    reason and goes on with the other items."""

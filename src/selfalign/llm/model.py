@@ -1,0 +1,198 @@
+"""The one wrapper around every provider: concurrency limit, retries with backoff, call cache,
+and structured output (schema in the request, validation, a bounded number of attempts)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import ModelError, SchemaError, TransientError
+from .provider import Provider
+from .types import CallStats, ChatRequest, ChatResult, Completion, Message, Sampling, as_messages
+from .usage import record_usage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+
+
+class CallCache(Protocol):
+    """Where finished calls are kept (the run store implements it)."""
+
+    def get_call(self, key: str) -> dict[str, Any] | None: ...
+
+    def put_call(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 5  # transient failures retried per call
+    backoff_base: float = 0.5  # seconds; doubles each retry
+    backoff_max: float = 30.0
+    schema_attempts: int = 3  # generations tried before a SchemaError
+
+    def delay(self, retry: int) -> float:
+        """Exponential backoff with full jitter."""
+        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2**retry))
+
+
+class Model:
+    """`await model.chat(messages, schema=Verdict)` -> ChatResult, for any provider.
+
+    Every call goes through one semaphore (the concurrency limit), is looked up in the cache
+    first, and is retried with backoff on TransientError. With a schema, the provider gets the
+    JSON schema (constrained decoding where it supports it, an instruction in the prompt where
+    it does not); the text is validated, and a failed validation is tried again with the next
+    seed, up to `schema_attempts` times, then raises SchemaError.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        max_concurrency: int = 64,
+        retry: RetryPolicy | None = None,
+        cache: CallCache | None = None,
+        sampling: Sampling | None = None,
+    ) -> None:
+        self.provider = provider
+        self.retry = retry or RetryPolicy()
+        self.cache = cache
+        self.default_sampling = sampling or Sampling()
+        self.stats = CallStats()
+        self._limit = asyncio.Semaphore(max_concurrency)
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+    async def chat(
+        self,
+        messages: Any,
+        *,
+        schema: type[T] | None = None,
+        sampling: Sampling | None = None,
+        **overrides: Any,
+    ) -> ChatResult:
+        msgs = as_messages(messages)
+        base = (sampling or self.default_sampling).model_copy(update=overrides)
+        json_schema = schema.model_json_schema() if schema else None
+        if json_schema is not None and not self.provider.constrained:
+            msgs = _with_schema_instruction(msgs, json_schema)
+        attempts = self.retry.schema_attempts if schema else 1
+        last_error = ""
+        for attempt in range(attempts):
+            request = ChatRequest(msgs, _attempt_sampling(base, attempt), json_schema)
+            completion, cached = await self._complete(request)
+            if schema is None:
+                return _result(completion, None, cached, attempt + 1)
+            try:
+                parsed = schema.model_validate_json(_json_text(completion.text))
+                return _result(completion, parsed, cached, attempt + 1)
+            except ValidationError as exc:
+                last_error = _short(exc, completion)
+                log.debug("schema %s attempt %d failed: %s", schema.__name__, attempt + 1, last_error)
+        self.stats.failures += 1
+        raise SchemaError(f"no valid {schema.__name__} after {attempts} attempts; last: {last_error}")
+
+    async def _complete(self, request: ChatRequest) -> tuple[Completion, bool]:
+        key = call_key(self.provider.name, request)
+        if self.cache is not None and (hit := self.cache.get_call(key)) is not None:
+            completion = Completion(**hit)
+            self.stats.cached_calls += 1
+            record_usage(completion.prompt_tokens, completion.completion_tokens, cached=True)
+            return completion, True
+        async with self._limit:
+            completion = await self._complete_with_retries(request)
+        self.stats.calls += 1
+        self.stats.prompt_tokens += completion.prompt_tokens
+        self.stats.completion_tokens += completion.completion_tokens
+        record_usage(completion.prompt_tokens, completion.completion_tokens, cached=False)
+        if self.cache is not None:
+            self.cache.put_call(key, completion.to_json())
+        return completion, False
+
+    async def _complete_with_retries(self, request: ChatRequest) -> Completion:
+        for retry in range(self.retry.max_retries + 1):
+            try:
+                return await self.provider.complete(request)
+            except TransientError as exc:
+                if retry == self.retry.max_retries:
+                    self.stats.failures += 1
+                    raise ModelError(f"{self.provider.name}: gave up after {retry + 1} tries: {exc}") from exc
+                self.stats.retries += 1
+                delay = self.retry.delay(retry)
+                log.warning("%s: %s; retry %d in %.1fs", self.provider.name, exc, retry + 1, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await self.provider.close()
+
+
+def call_key(model_name: str, request: ChatRequest) -> str:
+    """Cache key: model, messages, sampling (seed included) and schema."""
+    payload = {
+        "model": model_name,
+        "messages": [m.model_dump() for m in request.messages],
+        "sampling": request.sampling.model_dump(mode="json"),
+        "schema": request.json_schema,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+# A retry must not replay the same generation: the next seed, and sampling instead of greedy.
+RETRY_TEMPERATURE = 0.7
+
+
+def _attempt_sampling(base: Sampling, attempt: int) -> Sampling:
+    if attempt == 0:
+        return base
+    return base.model_copy(
+        update={
+            "seed": (base.seed or 0) + attempt,
+            "temperature": max(base.temperature, RETRY_TEMPERATURE),
+        }
+    )
+
+
+def _with_schema_instruction(msgs: tuple[Message, ...], json_schema: dict[str, Any]) -> tuple[Message, ...]:
+    instruction = (
+        "\n\nReply with a single JSON object and nothing else. It must validate against this JSON schema:\n"
+        + json.dumps(json_schema)
+    )
+    last = msgs[-1]
+    return msgs[:-1] + (Message(role=last.role, content=last.content + instruction),)
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+def _json_text(text: str) -> str:
+    """Models without constrained decoding often wrap JSON in a code fence."""
+    match = _FENCE.match(text)
+    return match.group(1) if match else text.strip()
+
+
+def _short(exc: ValidationError, completion: Completion) -> str:
+    reason = "output truncated at max_tokens; " if completion.finish_reason == "length" else ""
+    return f"{reason}{exc.errors()[0]['msg'] if exc.errors() else exc} in {completion.text[:120]!r}"
+
+
+def _result(completion: Completion, parsed: Any, cached: bool, attempts: int) -> ChatResult:
+    return ChatResult(
+        text=completion.text,
+        parsed=parsed,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        finish_reason=completion.finish_reason,
+        cached=cached,
+        attempts=attempts,
+    )

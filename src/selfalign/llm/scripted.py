@@ -1,0 +1,109 @@
+"""`scripted:FILE`: replays scripted answers. A test double for pipeline logic and prompt dry
+runs, never the only evidence that something works.
+
+FILE is JSONL, one rule a line, tried in order; the first whose `match` (a regular expression,
+searched in the last message) fits answers:
+
+    {"match": "Rate the draft", "reply": {"rating": 5, "reason": "kind"}}
+    {"match": "", "replies": ["first answer", "second answer"]}
+
+`reply` is a string or a JSON object (sent as its JSON text). With `replies`, the answer is
+picked by a hash of the request, so the same request always gets the same answer. A rule may
+add `"delay": SECONDS` to stand in for a real model's latency in dry runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from selfalign.errors import InputError
+
+from .types import ChatRequest, Completion
+
+Responder = Callable[[ChatRequest], "str | dict[str, Any] | list[Any]"]
+
+
+@dataclass
+class Rule:
+    pattern: re.Pattern[str]
+    replies: list[Any]
+    delay: float = 0.0
+
+
+class ScriptedProvider:
+    constrained = False
+
+    def __init__(self, responder: Responder | list[Rule], name: str = "scripted", delay: float = 0.0) -> None:
+        self.name = name
+        self.delay = delay
+        self._responder = responder if callable(responder) else _rules_responder(responder)
+        self.requests: list[ChatRequest] = []  # every request seen, for tests
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ScriptedProvider":
+        return cls(load_rules(path), name=f"scripted:{Path(path).name}")
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self.requests.append(request)
+        reply = self._responder(request)
+        delay = reply.delay if isinstance(reply, _Delayed) else self.delay
+        reply = reply.reply if isinstance(reply, _Delayed) else reply
+        if delay:
+            await asyncio.sleep(delay)
+        text = reply if isinstance(reply, str) else json.dumps(reply)
+        prompt_words = sum(len(m.content.split()) for m in request.messages)
+        return Completion(text=text, prompt_tokens=prompt_words, completion_tokens=len(text.split()), finish_reason="stop")
+
+    async def close(self) -> None:
+        return None
+
+
+def load_rules(path: str | Path) -> list[Rule]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: scripted replies file not found")
+    rules = []
+    for lineno, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            replies = row["replies"] if "replies" in row else [row["reply"]]
+            rules.append(Rule(re.compile(row.get("match", "")), list(replies), float(row.get("delay", 0.0))))
+        except (json.JSONDecodeError, KeyError, TypeError, re.error) as exc:
+            raise InputError(
+                f"{path}:{lineno}: bad scripted rule ({exc}); expected "
+                '{"match": "REGEX", "reply": "TEXT"} or {"match": ..., "replies": [...]}'
+            ) from exc
+    if not rules:
+        raise InputError(f"{path}: no rules; add one JSON line like {{\"match\": \"\", \"reply\": \"hi\"}}")
+    return rules
+
+
+@dataclass
+class _Delayed:
+    reply: Any
+    delay: float
+
+
+def _rules_responder(rules: list[Rule]) -> Responder:
+    def respond(request: ChatRequest) -> Any:
+        last = request.messages[-1].content
+        for rule in rules:
+            if rule.pattern.search(last):
+                return _Delayed(rule.replies[stable_index(request, len(rule.replies))], rule.delay)
+        return ""
+
+    return respond
+
+
+def stable_index(request: ChatRequest, n: int) -> int:
+    """A deterministic choice among n, from the request's content and seed."""
+    key = json.dumps([[m.content for m in request.messages], request.sampling.seed])
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % n

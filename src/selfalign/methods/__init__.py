@@ -1,0 +1,16 @@
+"""The alignment methods. Each is a folder with its prompts, its record schema, an async
+`run_item(item, model, config) -> Record`, and `EXPORTS`: format name -> rows of one record."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# The run store records a run's method by name; `export` finds the method's module here.
+METHOD_MODULES = {
+    "critique-revise": "selfalign.methods.critique",
+}
+
+
+def method_module(name: str) -> ModuleType:
+    return importlib.import_module(METHOD_MODULES[name])

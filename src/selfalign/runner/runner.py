@@ -1,0 +1,119 @@
+"""The runner: every pending item of a run through `run_item`, concurrently and resumably.
+
+It knows a method only as an async function from an item to a JSON-able record. An item is
+marked done together with its record in one write, so a kill at any instant loses at most the
+items in flight (whose finished model calls stay cached), and a rerun never repeats a done item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel
+from tqdm.auto import tqdm
+
+from selfalign.llm.usage import Usage, current_usage
+from selfalign.store.inputs import Item
+from selfalign.store.run_store import RunStore
+
+log = logging.getLogger(__name__)
+RunItem = Callable[[Item], Awaitable[Any]]
+
+
+@dataclass
+class RunSummary:
+    done: int
+    failed: int
+    ran: int
+    seconds: float
+    usage: dict[str, int]
+
+    def line(self) -> str:
+        u = self.usage
+        return (
+            f"{self.done} done, {self.failed} failed ({self.ran} run now in {self.seconds:.1f}s); "
+            f"{u.get('calls', 0)} calls ({u.get('cached_calls', 0)} cached), "
+            f"{u.get('prompt_tokens', 0)} prompt + {u.get('completion_tokens', 0)} completion tokens"
+        )
+
+
+async def run_items(
+    store: RunStore,
+    items: list[Item],
+    run_item: RunItem,
+    *,
+    concurrency: int = 32,
+    retry_failed: bool = True,
+    progress: bool = True,
+) -> RunSummary:
+    """Add `items` to the run, then run every one not yet done, `concurrency` at a time."""
+    store.add_items(items)
+    store.reopen_unfinished(retry_failed=retry_failed)
+    pending = store.pending()
+    start = time.monotonic()
+    bar = _Progress(len(items), store.counts(), enabled=progress)
+    queue: asyncio.Queue[Item] = asyncio.Queue()
+    for item in pending:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while not queue.empty():
+            item = queue.get_nowait()
+            ok, usage = await _run_one(store, item, run_item)
+            bar.update(ok, usage)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(pending))))))
+    bar.close()
+    counts = store.counts()
+    return RunSummary(counts["done"], counts["failed"], len(pending), time.monotonic() - start, store.usage_totals())
+
+
+async def _run_one(store: RunStore, item: Item, run_item: RunItem) -> tuple[bool, Usage]:
+    usage = Usage()
+    token = current_usage.set(usage)
+    store.mark_running(item.id)
+    try:
+        record = await run_item(item)
+        store.mark_done(item.id, _jsonable(record), usage.to_json())
+        return True, usage
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # one item's failure, whatever it is, must not stop the others
+        reason = f"{type(exc).__name__}: {exc}"
+        log.debug("item %s failed: %s", item.id, reason, exc_info=True)
+        store.mark_failed(item.id, reason, usage.to_json())
+        return False, usage
+    finally:
+        current_usage.reset(token)
+
+
+def _jsonable(record: Any) -> Any:
+    return record.model_dump(mode="json") if isinstance(record, BaseModel) else record
+
+
+class _Progress:
+    """Items done / failed, model calls, tokens and rate on one tqdm line."""
+
+    def __init__(self, total: int, counts: dict[str, int], enabled: bool) -> None:
+        self.done, self.failed = counts["done"], 0
+        self.calls = self.tokens = 0
+        self.started = time.monotonic()
+        self.bar = tqdm(total=total, initial=self.done, unit="item", disable=not enabled, dynamic_ncols=True)
+
+    def update(self, ok: bool, usage: Usage) -> None:
+        self.done += ok
+        self.failed += not ok
+        self.calls += usage.calls
+        self.tokens += usage.prompt_tokens + usage.completion_tokens
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.bar.set_postfix(
+            done=self.done, failed=self.failed, calls=self.calls, tok=self.tokens, tok_s=f"{self.tokens / elapsed:.0f}"
+        )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

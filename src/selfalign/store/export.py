@@ -1,0 +1,58 @@
+"""Write exported rows in the formats TRL reads: JSONL, Parquet, or a `datasets` folder.
+
+SFT rows are `{"messages": [...]}`; preference rows `{"prompt", "chosen", "rejected"}` with
+conversational message lists; Stable Alignment groups `{"prompt", "responses", "ratings"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from selfalign.errors import UserError
+
+FORMATS = ("sft", "preference", "groups")
+
+
+def write_rows(rows: Iterable[dict[str, Any]], to: str | Path) -> int:
+    """Write rows by the target's ending: .jsonl, .parquet, or a folder (datasets.save_to_disk)."""
+    rows = list(rows)
+    target = Path(to)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = target.suffix.lower()
+    if suffix == ".jsonl":
+        tmp = target.with_suffix(".jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, target)  # a reader never sees half a file
+    elif suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), target)
+    elif suffix == "":
+        from datasets import Dataset
+
+        Dataset.from_list(rows).save_to_disk(str(target))
+    else:
+        raise UserError(f"--to {to}: unknown ending {suffix!r}; use .jsonl, .parquet, or a folder name")
+    return len(rows)
+
+
+def sft_row(messages: list[dict[str, str]], answer: str) -> dict[str, Any]:
+    return {"messages": [*messages, {"role": "assistant", "content": answer}]}
+
+
+def preference_row(messages: list[dict[str, str]], chosen: str, rejected: str) -> dict[str, Any]:
+    return {
+        "prompt": list(messages),
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
+
+
+def groups_row(messages: list[dict[str, str]], responses: list[str], ratings: list[float]) -> dict[str, Any]:
+    return {"prompt": list(messages), "responses": list(responses), "ratings": list(ratings)}

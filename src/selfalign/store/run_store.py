@@ -1,0 +1,187 @@
+"""One run folder, one SQLite file (WAL): the run's config, its items with status and record,
+the cached model calls, and method state that must survive a restart.
+
+Every write is its own transaction, so a process killed at any instant leaves the file
+consistent: an item is either done with its record, or not done. Only the event-loop thread
+touches the connection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from selfalign.errors import UserError
+
+from .inputs import Item
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta  (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id      TEXT PRIMARY KEY,
+    idx     INTEGER NOT NULL,
+    input   TEXT NOT NULL,
+    status  TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','running','done','failed')),
+    record  TEXT,
+    error   TEXT,
+    usage   TEXT,
+    tries   INTEGER NOT NULL DEFAULT 0,
+    updated REAL
+);
+CREATE INDEX IF NOT EXISTS items_status ON items(status, idx);
+CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS state (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                                  PRIMARY KEY (ns, key));
+"""
+
+STORE_FILE = "run.sqlite"
+
+
+class RunStore:
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / STORE_FILE
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    @classmethod
+    def open_existing(cls, folder: str | Path) -> "RunStore":
+        if not (Path(folder) / STORE_FILE).is_file():
+            raise UserError(f"{folder}: not a run folder (no {STORE_FILE}); pass the --out folder of a run")
+        return cls(folder)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- config ---------------------------------------------------------------------------
+
+    def bind_config(self, method: str, config: dict[str, Any]) -> None:
+        """Record the run's method and config; refuse to resume a folder made with other settings."""
+        wanted = json.dumps({"method": method, "config": config}, sort_keys=True)
+        row = self.db.execute("SELECT value FROM meta WHERE key='run'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('run', ?)", (wanted,))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (str(time.time()),))
+        elif row[0] != wanted:
+            old = json.loads(row[0])
+            diff = _diff(old, json.loads(wanted))
+            raise UserError(
+                f"{self.folder} holds a run made with other settings ({diff}); "
+                "rerun with the same options to resume, or choose a new --out folder"
+            )
+
+    def run_info(self) -> dict[str, Any]:
+        row = self.db.execute("SELECT value FROM meta WHERE key='run'").fetchone()
+        return json.loads(row[0]) if row else {}
+
+    # --- items ----------------------------------------------------------------------------
+
+    def add_items(self, items: list[Item]) -> int:
+        """Insert items not yet in the run (by id); refuse ones whose content changed."""
+        added = 0
+        self.db.execute("BEGIN")
+        try:
+            for item in items:
+                payload = json.dumps(item.to_json(), sort_keys=True)
+                row = self.db.execute("SELECT input FROM items WHERE id=?", (item.id,)).fetchone()
+                if row is None:
+                    self.db.execute("INSERT INTO items (id, idx, input) VALUES (?,?,?)", (item.id, item.idx, payload))
+                    added += 1
+                elif row[0] != payload:
+                    raise UserError(
+                        f"{self.folder}: input item {item.id} differs from the one this run started with; "
+                        "the input file changed. Restore it, or choose a new --out folder"
+                    )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return added
+
+    def reopen_unfinished(self, retry_failed: bool = True) -> None:
+        """Items left 'running' by a killed process (and failed ones, if asked) become pending."""
+        statuses = ("running", "failed") if retry_failed else ("running",)
+        marks = ",".join("?" * len(statuses))
+        self.db.execute(f"UPDATE items SET status='pending' WHERE status IN ({marks})", statuses)
+
+    def pending(self) -> list[Item]:
+        rows = self.db.execute("SELECT input FROM items WHERE status='pending' ORDER BY idx").fetchall()
+        return [Item.from_json(json.loads(r[0])) for r in rows]
+
+    def mark_running(self, item_id: str) -> None:
+        self.db.execute(
+            "UPDATE items SET status='running', tries=tries+1, updated=? WHERE id=?", (time.time(), item_id)
+        )
+
+    def mark_done(self, item_id: str, record: dict[str, Any], usage: dict[str, int]) -> None:
+        self.db.execute(
+            "UPDATE items SET status='done', record=?, error=NULL, usage=?, updated=? WHERE id=?",
+            (json.dumps(record), json.dumps(usage), time.time(), item_id),
+        )
+
+    def mark_failed(self, item_id: str, reason: str, usage: dict[str, int]) -> None:
+        self.db.execute(
+            "UPDATE items SET status='failed', error=?, usage=?, updated=? WHERE id=?",
+            (reason, json.dumps(usage), time.time(), item_id),
+        )
+
+    def counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "running": 0, "done": 0, "failed": 0}
+        for status, n in self.db.execute("SELECT status, COUNT(*) FROM items GROUP BY status"):
+            counts[status] = n
+        return counts
+
+    def done_records(self) -> Iterator[tuple[Item, dict[str, Any]]]:
+        rows = self.db.execute("SELECT input, record FROM items WHERE status='done' ORDER BY idx")
+        for inp, rec in rows.fetchall():
+            yield Item.from_json(json.loads(inp)), json.loads(rec)
+
+    def failures(self) -> list[tuple[str, str]]:
+        return self.db.execute("SELECT id, error FROM items WHERE status='failed' ORDER BY idx").fetchall()
+
+    def usage_totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for (usage,) in self.db.execute("SELECT usage FROM items WHERE usage IS NOT NULL"):
+            for key, value in json.loads(usage).items():
+                totals[key] = totals.get(key, 0) + value
+        return totals
+
+    # --- the call cache (selfalign.llm.model.CallCache) -----------------------------------
+
+    def get_call(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT value FROM calls WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_call(self, key: str, value: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO calls VALUES (?,?,?)", (key, json.dumps(value), time.time()))
+
+    def call_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+
+    # --- method state that must survive a restart (e.g. agents' memories) ------------------
+
+    def put_state(self, ns: str, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO state VALUES (?,?,?)", (ns, key, json.dumps(value)))
+
+    def get_state(self, ns: str, key: str) -> Any | None:
+        row = self.db.execute("SELECT value FROM state WHERE ns=? AND key=?", (ns, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def state_items(self, ns: str) -> list[tuple[str, Any]]:
+        rows = self.db.execute("SELECT key, value FROM state WHERE ns=? ORDER BY key", (ns,)).fetchall()
+        return [(k, json.loads(v)) for k, v in rows]
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    if old.get("method") != new.get("method"):
+        return f"method {old.get('method')!r}, now {new.get('method')!r}"
+    keys = sorted(set(old["config"]) | set(new["config"]))
+    changed = [k for k in keys if old["config"].get(k) != new["config"].get(k)]
+    return ", ".join(f"{k}: {old['config'].get(k)!r} -> {new['config'].get(k)!r}" for k in changed[:3])

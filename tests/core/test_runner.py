@@ -1,0 +1,80 @@
+import asyncio
+import json
+
+from selfalign.errors import ItemFailed
+from selfalign.llm import Model, RetryPolicy
+from selfalign.llm.scripted import ScriptedProvider
+from selfalign.runner import run_items
+from selfalign.store import RunStore, load_items
+
+
+def make_items(tmp_path, n):
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"question {i}"}) + "\n" for i in range(n)))
+    return load_items(path)
+
+
+def echo_item(model):
+    async def run_item(item):
+        result = await model.chat(item.messages, seed=item.idx)
+        if "7" in item.prompt:
+            raise ItemFailed("seven is unlucky")
+        return {"answer": result.text}
+
+    return run_item
+
+
+def test_runs_all_items_records_failures_and_usage(tmp_path):
+    store = RunStore(tmp_path / "run")
+    model = Model(ScriptedProvider(lambda r: r.messages[-1].content[::-1]), cache=store)
+    summary = asyncio.run(run_items(store, make_items(tmp_path, 10), echo_item(model), concurrency=4, progress=False))
+    assert (summary.done, summary.failed) == (9, 1)
+    assert store.failures() == [("000007", "ItemFailed: seven is unlucky")]
+    records = dict((i.id, r) for i, r in store.done_records())
+    assert records["000003"] == {"answer": "3 noitseuq"}
+    assert summary.usage["calls"] == 10
+
+
+def test_resume_skips_done_items_and_replays_cached_calls(tmp_path):
+    provider = ScriptedProvider(lambda r: "ok")
+    items = make_items(tmp_path, 8)
+    store = RunStore(tmp_path / "run")
+    asyncio.run(run_items(store, items, echo_item(Model(provider, cache=store)), progress=False))
+    assert len(provider.requests) == 8
+    store.close()
+    # second run: the failed item is retried, but its call comes from the cache
+    store = RunStore(tmp_path / "run")
+    summary = asyncio.run(run_items(store, items, echo_item(Model(provider, cache=store)), progress=False))
+    assert (summary.ran, summary.done, summary.failed) == (1, 7, 1)
+    assert len(provider.requests) == 8 and summary.usage["cached_calls"] == 1
+
+
+def test_changed_input_is_refused(tmp_path):
+    import pytest
+
+    from selfalign.errors import UserError
+
+    store = RunStore(tmp_path / "run")
+    asyncio.run(run_items(store, make_items(tmp_path, 2), echo_item(Model(ScriptedProvider(lambda r: "x"))), progress=False))
+    (tmp_path / "in.jsonl").write_text('{"prompt": "something else"}\n')
+    with pytest.raises(UserError, match="input file changed"):
+        store.add_items(load_items(tmp_path / "in.jsonl"))
+
+
+def test_changed_config_is_refused(tmp_path):
+    import pytest
+
+    from selfalign.errors import UserError
+
+    store = RunStore(tmp_path)
+    store.bind_config("critique-revise", {"model": "a", "seed": 0})
+    store.bind_config("critique-revise", {"model": "a", "seed": 0})
+    with pytest.raises(UserError, match="seed: 0 -> 1"):
+        store.bind_config("critique-revise", {"model": "a", "seed": 1})
+
+
+def test_state_survives_reopen(tmp_path):
+    store = RunStore(tmp_path)
+    store.put_state("memory", "agent-3", [{"q": "a", "a": "b"}])
+    store.close()
+    assert RunStore(tmp_path).state_items("memory") == [("agent-3", [{"q": "a", "a": "b"}])]
