@@ -14,8 +14,11 @@ COMMAND_MODULES = [
     "tiny_model",
     "critique_revise",
     "export",
+    "demo",
     "serve",
     "train",
+    "matrix",
+    "sandbox",
 ]
 
 

@@ -9,6 +9,8 @@ from types import ModuleType
 # The run store records a run's method by name; `export` finds the method's module here.
 METHOD_MODULES = {
     "critique-revise": "selfalign.methods.critique",
+    "matrix": "selfalign.methods.matrix",
+    "sandbox": "selfalign.methods.sandbox",
 }
 
 

@@ -1,0 +1,91 @@
+"""`selfalign demo`: critique-revise on the bundled prompts, then the exports. What `make demo` runs.
+
+It uses a small real instruct model from the Hugging Face hub; where that cannot be loaded (no
+network), it says so and builds a tiny random model on the spot, whose text is meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+from importlib import resources
+from pathlib import Path
+from types import SimpleNamespace
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run critique-revise on bundled prompts and export the data (what `make demo` runs)",
+        description="Example: selfalign demo --out runs/demo",
+    )
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--hub-model", default=DEFAULT_MODEL, help=f"hub model to try first (default {DEFAULT_MODEL})")
+    p.add_argument("--offline", action="store_true", help="skip the hub and use a tiny random model")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfalign.cli import critique_revise, export
+
+    out = Path(args.out)
+    spec, max_tokens = _choose_model(args, out)
+    prompts = resources.files("selfalign.data").joinpath("demo_prompts.jsonl")
+    run_dir = out / "run"
+    print(f"critique-revise with {spec} on {prompts} -> {run_dir}")
+    critique_revise.run(
+        SimpleNamespace(
+            model=spec, prompts=str(prompts), field=None, out=str(run_dir), limit=None, concurrency=8, max_calls=64,
+            seed=0, temperature=0.7, max_tokens=max_tokens, templates=None, device=None, no_retry_failed=False,
+            quiet=False, principles=None,
+        )
+    )
+    for fmt in ("sft", "preference"):
+        export.run(SimpleNamespace(run=str(run_dir), format=fmt, to=str(out / f"{fmt}.jsonl"), failures=False))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    print()
+    print(f"run:        {run_dir / 'run.sqlite'}")
+    print(f"exports:    {out / 'sft.jsonl'}  {out / 'preference.jsonl'}")
+    print(f"summary:    {run_dir / 'summary.json'}  ({summary['items']['done']} done, {summary['items']['failed']} failed)")
+    first = (out / "sft.jsonl").read_text().splitlines()[:1]
+    if first:
+        print(f"first row:  {first[0][:300]}")
+    return 0
+
+
+def _choose_model(args: argparse.Namespace, out: Path) -> tuple[str, int]:
+    if not args.offline:
+        error = _try_hub(args.hub_model)
+        if error is None:
+            return f"hf:{args.hub_model}", 256
+        print(f"could not load {args.hub_model} from the Hugging Face hub ({error}).")
+    from selfalign.llm.tiny import build_tiny_model
+
+    tiny = out / "tiny-model"
+    if not (tiny / "config.json").exists():
+        build_tiny_model(tiny)
+    print(f"using a tiny random model built at {tiny}: the pipeline is real, its text is meaningless.")
+    return f"hf:{tiny}", 32
+
+
+def _try_hub(model_id: str, timeout: float = 120.0) -> str | None:
+    """Fetch the model's files; return why that failed, or None."""
+
+    def fetch() -> None:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(model_id, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"])
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        pool.submit(fetch).result(timeout=timeout)
+        return None
+    except concurrent.futures.TimeoutError:
+        return f"no answer in {timeout:.0f}s"
+    except Exception as exc:  # any hub or network failure means: go offline
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

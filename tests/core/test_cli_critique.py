@@ -1,0 +1,105 @@
+"""critique-revise end to end through the CLI, on the scripted provider: run, kill, resume, export."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def selfalign(*args, check=True, **kw):
+    proc = subprocess.run([sys.executable, "-m", "selfalign.cli.main", *map(str, args)], capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"selfalign {args} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    rules = tmp_path / "replies.jsonl"
+    rules.write_text(
+        json.dumps({"match": "Critique", "replies": ["It could cause harm.", "It is fine."], "delay": 0.02}) + "\n"
+        + json.dumps({"match": "Rewrite", "replies": ["A safer answer.", "A kinder answer."], "delay": 0.02}) + "\n"
+        + json.dumps({"match": "", "replies": ["First answer.", "Another first answer."], "delay": 0.02}) + "\n"
+    )
+    return f"scripted:{rules}"
+
+
+def prompts_file(tmp_path, n):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"instruction number {i}"}) + "\n" for i in range(n)))
+    return path
+
+
+def done_count(run_dir):
+    try:
+        db = sqlite3.connect(run_dir / "run.sqlite")
+        (n,) = db.execute("SELECT COUNT(*) FROM items WHERE status='done'").fetchone()
+        db.close()
+        return n
+    except sqlite3.Error:
+        return 0
+
+
+def test_run_and_exports(tmp_path, scripted):
+    prompts = prompts_file(tmp_path, 4)
+    out = tmp_path / "run"
+    proc = selfalign("critique-revise", "--model", scripted, "--prompts", prompts, "--out", out, "--quiet")
+    assert "4 done, 0 failed" in proc.stdout
+    selfalign("export", out, "--format", "sft", "--to", tmp_path / "sft.jsonl")
+    selfalign("export", out, "--format", "preference", "--to", tmp_path / "pref.parquet")
+    rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    assert rows[0]["messages"][0] == {"role": "user", "content": "instruction number 0"}
+    assert rows[0]["messages"][1]["role"] == "assistant"
+    assert rows[0]["messages"][1]["content"] in ("A safer answer.", "A kinder answer.")
+    from datasets import load_dataset
+
+    prefs = load_dataset("parquet", data_files=str(tmp_path / "pref.parquet"), split="train")
+    assert set(prefs.column_names) == {"prompt", "chosen", "rejected"}
+    assert prefs[0]["rejected"][0]["content"] in ("First answer.", "Another first answer.")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["usage"]["calls"] == 12
+
+
+def test_bad_input_stops_before_any_work(tmp_path, scripted):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"prompt": "oops",}\n')
+    proc = selfalign("critique-revise", "--model", scripted, "--prompts", bad, "--out", tmp_path / "run", check=False)
+    assert proc.returncode == 2
+    assert f"{bad}:2: broken JSON" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_other_settings(tmp_path, scripted):
+    prompts = prompts_file(tmp_path, 2)
+    out = tmp_path / "run"
+    selfalign("critique-revise", "--model", scripted, "--prompts", prompts, "--out", out, "--quiet")
+    proc = selfalign("critique-revise", "--model", scripted, "--prompts", prompts, "--out", out, "--seed", "9", check=False)
+    assert proc.returncode == 2 and "other settings" in proc.stderr and "seed" in proc.stderr
+
+
+def test_sigkill_mid_run_then_resume_gives_every_item_once(tmp_path, scripted):
+    n = 40
+    prompts = prompts_file(tmp_path, n)
+    args = ["critique-revise", "--model", scripted, "--prompts", prompts, "--concurrency", "3", "--quiet"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "selfalign.cli.main", *map(str, args), "--out", str(killed)])
+    deadline = time.monotonic() + 60
+    while done_count(killed) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 5 <= done_count(killed) < n, "the kill must land mid-run"
+
+    selfalign(*args, "--out", killed)
+    selfalign(*args, "--out", tmp_path / "clean")
+    for run in (killed, tmp_path / "clean"):
+        selfalign("export", run, "--format", "sft", "--to", run / "sft.jsonl")
+    resumed = (killed / "sft.jsonl").read_text().splitlines()
+    assert len(resumed) == n
+    assert resumed == (tmp_path / "clean" / "sft.jsonl").read_text().splitlines()  # nothing lost, nothing twice
