@@ -84,8 +84,7 @@ class Model:
         msgs = as_messages(messages)
         base = (sampling or self.default_sampling).model_copy(update=overrides)
         json_schema = schema.model_json_schema() if schema else None
-        if json_schema is not None and not self.provider.constrained:
-            msgs = _with_schema_instruction(msgs, json_schema)
+        msgs = self._prepare(msgs, json_schema)
         attempts = self.retry.schema_attempts if schema else 1
         last_error = ""
         for attempt in range(attempts):
@@ -101,6 +100,20 @@ class Model:
                 log.debug("schema %s attempt %d failed: %s", schema.__name__, attempt + 1, last_error)
         self.stats.failures += 1
         raise SchemaError(f"no valid {schema.__name__} after {attempts} attempts; last: {last_error}")
+
+    async def complete(
+        self, messages: Any, sampling: Sampling, json_schema: dict[str, Any] | None = None
+    ) -> tuple[Completion, bool]:
+        """One raw call (cache, concurrency limit, retries), its text not validated: what an
+        OpenAI-compatible server does with a `response_format`. Returns (completion, cached)."""
+        msgs = self._prepare(as_messages(messages), json_schema)
+        return await self._complete(ChatRequest(msgs, sampling, json_schema))
+
+    def _prepare(self, msgs: tuple[Message, ...], json_schema: dict[str, Any] | None) -> tuple[Message, ...]:
+        """A provider that cannot constrain its decoding is told the schema in the prompt."""
+        if json_schema is not None and not self.provider.constrained:
+            return _with_schema_instruction(msgs, json_schema)
+        return msgs
 
     async def _complete(self, request: ChatRequest) -> tuple[Completion, bool]:
         key = call_key(self.provider.name, request)
