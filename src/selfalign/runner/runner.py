@@ -50,10 +50,11 @@ async def run_items(
     retry_failed: bool = True,
     progress: bool = True,
 ) -> RunSummary:
-    """Add `items` to the run, then run every one not yet done, `concurrency` at a time."""
+    """Add `items` to the run, then run every one of them not yet done, `concurrency` at a time."""
     store.add_items(items)
-    store.reopen_unfinished(retry_failed=retry_failed)
-    pending = store.pending()
+    ids = [item.id for item in items]
+    store.reopen_unfinished(retry_failed=retry_failed, ids=ids)
+    pending = store.pending(ids)
     start = time.monotonic()
     bar = _Progress(len(items), store.counts(), enabled=progress)
     queue: asyncio.Queue[Item] = asyncio.Queue()

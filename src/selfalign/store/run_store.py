@@ -8,6 +8,7 @@ touches the connection.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -60,6 +61,16 @@ class RunStore:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     # --- config ---------------------------------------------------------------------------
 
     def bind_config(self, method: str, config: dict[str, Any]) -> None:
@@ -86,8 +97,7 @@ class RunStore:
     def add_items(self, items: list[Item]) -> int:
         """Insert items not yet in the run (by id); refuse ones whose content changed."""
         added = 0
-        self.db.execute("BEGIN")
-        try:
+        with self._transaction():
             for item in items:
                 payload = json.dumps(item.to_json(), sort_keys=True)
                 row = self.db.execute("SELECT input FROM items WHERE id=?", (item.id,)).fetchone()
@@ -99,21 +109,27 @@ class RunStore:
                         f"{self.folder}: input item {item.id} differs from the one this run started with; "
                         "the input file changed. Restore it, or choose a new --out folder"
                     )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return added
 
-    def reopen_unfinished(self, retry_failed: bool = True) -> None:
-        """Items left 'running' by a killed process (and failed ones, if asked) become pending."""
+    def reopen_unfinished(self, retry_failed: bool = True, ids: list[str] | None = None) -> None:
+        """Items left 'running' by a killed process (and failed ones, if asked) become pending;
+        only those in `ids` when given."""
         statuses = ("running", "failed") if retry_failed else ("running",)
         marks = ",".join("?" * len(statuses))
-        self.db.execute(f"UPDATE items SET status='pending' WHERE status IN ({marks})", statuses)
+        if ids is None:
+            self.db.execute(f"UPDATE items SET status='pending' WHERE status IN ({marks})", statuses)
+            return
+        with self._transaction():
+            self.db.executemany(
+                f"UPDATE items SET status='pending' WHERE id=? AND status IN ({marks})",
+                [(item_id, *statuses) for item_id in ids],
+            )
 
-    def pending(self) -> list[Item]:
-        rows = self.db.execute("SELECT input FROM items WHERE status='pending' ORDER BY idx").fetchall()
-        return [Item.from_json(json.loads(r[0])) for r in rows]
+    def pending(self, ids: list[str] | None = None) -> list[Item]:
+        """Pending items in input order; only those in `ids` when given."""
+        rows = self.db.execute("SELECT id, input FROM items WHERE status='pending' ORDER BY idx").fetchall()
+        keep = None if ids is None else set(ids)
+        return [Item.from_json(json.loads(inp)) for item_id, inp in rows if keep is None or item_id in keep]
 
     def mark_running(self, item_id: str) -> None:
         self.db.execute(

@@ -1,0 +1,143 @@
+"""`selfalign sandbox`: a grid of agents gives each other social feedback (Liu et al., 2023).
+
+    selfalign sandbox --model SPEC --questions q.jsonl --grid 10 --rounds 4 --out runs/s1
+
+Rerunning the same command resumes the simulation where it stopped. At the end it writes
+OUT/data/groups.jsonl (imitation, self-critic and realignment mixed --mix), preference.jsonl
+and sft.jsonl, and OUT/summary.json with the per-round metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+from selfalign.errors import UserError
+from selfalign.llm import load_model
+from selfalign.methods.prompts import Prompts
+from selfalign.methods.sandbox import STANCES, export_run, load_stances, make_config, parse_mix, simulate
+from selfalign.methods.sandbox.backscatter import PROMPTS_DIR
+from selfalign.methods.sandbox.embed import load_embedder
+from selfalign.store import RunStore, load_items
+from selfalign.store.export import write_rows
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sandbox",
+        help="simulate a grid of agents giving each other social feedback (Stable Alignment data)",
+        description="Example: selfalign sandbox --model hf:/tmp/tiny --questions q.jsonl --grid 10 --rounds 4 --out runs/s1",
+    )
+    p.add_argument("--model", required=True, help="the agents' model: hf:PATH, openai:MODEL@URL, vllm:PATH, scripted:FILE")
+    p.add_argument("--questions", required=True, help="question pool: .jsonl/.json/.csv/.txt/.parquet, a datasets folder or hub name")
+    p.add_argument("--field", default=None, help="the question field or CSV column (default: prompt, or messages)")
+    p.add_argument("--out", required=True, help="run folder; rerunning the same command resumes it")
+    p.add_argument("--grid", type=int, default=10, help="grid size N: N x N agents (default 10, as in the paper)")
+    p.add_argument("--rounds", type=int, default=4, help="back-scatter rounds (default 4)")
+    p.add_argument("--stance", choices=STANCES, default="mixed_half_half", help="initial stances (default mixed_half_half)")
+    p.add_argument("--stances", default=None, help='JSONL of {"stance": "good"|"bad", "question", "answer"} seeding memories (default: shipped set)')
+    p.add_argument("--radius", type=float, default=None, help="social radius, Euclidean (default grid/2)")
+    p.add_argument("--raters", type=int, default=4, help="neighbours rating each draft (default 4)")
+    p.add_argument("--observer-model", default=None, help="model spec of the observers (default: the agents' model)")
+    p.add_argument("--memory-threshold", type=float, default=0.7, help="min cosine similarity to recall a memory (default 0.7 = distance 0.3)")
+    p.add_argument("--memory-k", type=int, default=1, help="memories recalled per question (default 1)")
+    p.add_argument("--embedder", default="lexical", help="lexical, lexical:DIM, or st:MODEL (pip install 'selfalign[embeddings]')")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=0.7, help="agents' drafts and revisions")
+    p.add_argument("--max-tokens", type=int, default=512, help="per draft or revision")
+    p.add_argument("--judge-temperature", type=float, default=0.0, help="neighbours' and observers' ratings")
+    p.add_argument("--judge-max-tokens", type=int, default=256, help="per rating")
+    p.add_argument("--templates", default=None, help="folder of .j2 prompt files replacing the shipped ones")
+    p.add_argument("--mix", default="5:1:1", help="imitation:self-critic:realignment in data/groups.jsonl (default 5:1:1), or 'all'")
+    p.add_argument("--concurrency", type=int, default=32, help="agents acting at once (default 32)")
+    p.add_argument("--max-calls", type=int, default=64, help="model calls in flight at once (default 64)")
+    p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--no-retry-failed", action="store_true", help="on resume, leave failed turns of the unfinished round failed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # everything is checked before any model call
+    config = make_config(
+        grid=args.grid, rounds=args.rounds, stance=args.stance, stances_file=args.stances, radius=args.radius,
+        raters=args.raters, memory_threshold=args.memory_threshold, memory_k=args.memory_k, embedder=args.embedder,
+        seed=args.seed, temperature=args.temperature, max_tokens=args.max_tokens,
+        judge_temperature=args.judge_temperature, judge_max_tokens=args.judge_max_tokens, templates=args.templates,
+    )
+    try:
+        ratio = parse_mix(args.mix)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    questions = [item.prompt for item in load_items(args.questions, field_name=args.field)]
+    stances = load_stances(config.stances_file)
+    prompts = Prompts(PROMPTS_DIR, config.templates)
+    embedder = load_embedder(config.embedder)
+
+    store = RunStore(args.out)
+    try:
+        store.bind_config("sandbox", {
+            "model": args.model,
+            "observer_model": args.observer_model or args.model,
+            "questions_sha256": _sha(json.dumps(questions)),
+            "stances_sha256": _sha(stances.text),
+            **config.model_dump(mode="json"),
+        })
+        result = asyncio.run(_simulate(args, store, config, questions, stances, embedder, prompts))
+        exported = export_run(store.done_records(), ratio, config.seed)
+        data = Path(args.out) / "data"
+        write_rows(exported.groups, data / "groups.jsonl")
+        write_rows(exported.preference, data / "preference.jsonl")
+        write_rows(exported.sft, data / "sft.jsonl")
+        counts = store.counts()
+        summary = {
+            "method": "sandbox",
+            "items": counts,
+            "rounds": result.metrics,
+            "memories": result.memories,
+            "usage": store.usage_totals(),
+            "exports": {"groups": exported.kept, "preference": len(exported.preference), "sft": len(exported.sft)},
+            "excluded": dict(sorted(exported.excluded.items())),
+            "failures": [{"id": i, "reason": r} for i, r in store.failures()],
+        }
+        (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
+    finally:
+        store.close()
+    kept = exported.kept
+    print(
+        f"{counts['done']} turns done, {counts['failed']} failed; {result.memories} memories. "
+        f"Wrote {len(exported.groups)} groups ({kept['imitation']} imitation, {kept['self_critic']} self-critic, "
+        f"{kept['realignment']} realignment; mix {args.mix}), {len(exported.preference)} preference pairs and "
+        f"{len(exported.sft)} SFT rows to {data}/"
+    )
+    for reason, n in sorted(exported.excluded.items()):
+        print(f"  excluded {n:6d}  {reason}")
+    if counts["failed"]:
+        print(f"{counts['failed']} turns failed; see `selfalign export {args.out} --failures`")
+    return 0
+
+
+async def _simulate(args, store, config, questions, stances, embedder, prompts):  # type: ignore[no-untyped-def]
+    options = {"device": args.device} if args.device else {}
+    model = load_model(args.model, cache=store, max_concurrency=args.max_calls,
+                       **(options if args.model.startswith("hf:") else {}))
+    observer = None
+    if args.observer_model and args.observer_model != args.model:
+        observer = load_model(args.observer_model, cache=store, max_concurrency=args.max_calls,
+                              **(options if args.observer_model.startswith("hf:") else {}))
+    try:
+        return await simulate(
+            store, model, config, questions, stances, embedder, observer=observer, prompts=prompts,
+            concurrency=args.concurrency, retry_failed=not args.no_retry_failed, progress=not args.quiet,
+        )
+    finally:
+        await model.close()
+        if observer is not None:
+            await observer.close()
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,177 @@
+"""`selfalign sandbox` end to end: scripted (subprocess, with resume) and the tiny transformers model."""
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+# The full CLI imports every command's module; until they all exist, run this command alone.
+SHIM = """
+import sys, argparse
+from selfalign.errors import UserError
+try:
+    from selfalign.cli.main import build_parser, main
+    build_parser()
+except ImportError:
+    from selfalign.cli import sandbox
+    def main(argv):
+        p = argparse.ArgumentParser(prog="selfalign")
+        sandbox.register(p.add_subparsers(dest="command", required=True))
+        args = p.parse_args(argv)
+        try:
+            return args.func(args)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def selfalign(*args, check=True):
+    proc = subprocess.run([sys.executable, "-c", SHIM, *map(str, args)], capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"selfalign {args} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def rules(tmp_path):
+    path = tmp_path / "rules.jsonl"
+    lines = [
+        {"match": "impartial observer", "replies": [{"alignment": 6, "engagement": 5, "reason": "kind"},
+                                                    {"alignment": 3, "engagement": 4, "reason": "curt"}]},
+        {"match": "Neighbour's answer", "replies": [{"rating": 5, "reason": "fair"}, {"rating": 2, "reason": "rude"}]},
+        {"match": "Revise your answer", "replies": ["A gentler answer.", "A more careful answer."]},
+        {"match": "", "replies": ["A first answer.", "Another first answer."]},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return f"scripted:{path}"
+
+
+def test_cli_run_resume_and_exports(tmp_path, rules, questions_file):
+    out = tmp_path / "run"
+    args = ["sandbox", "--model", rules, "--questions", questions_file, "--grid", 3, "--rounds", 2,
+            "--radius", 2, "--raters", 4, "--out", out, "--quiet", "--mix", "all"]
+    proc = selfalign(*args)
+    assert "round 1/2: alignment" in proc.stdout and "round 2/2: alignment" in proc.stdout
+    assert "18 turns done, 0 failed" in proc.stdout
+    groups = [json.loads(line) for line in (out / "data" / "groups.jsonl").read_text().splitlines()]
+    assert groups and all(1.0 <= r <= 7.0 for row in groups for r in row["ratings"])
+    assert all(set(row) == {"prompt", "responses", "ratings"} for row in groups)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [m["round"] for m in summary["rounds"]] == [1, 2] and summary["items"]["done"] == 18
+    first = (out / "data" / "groups.jsonl").read_text()
+
+    again = selfalign(*args)  # a finished run: nothing new is computed
+    assert again.stdout.count("(finished earlier)") == 2
+    assert (out / "data" / "groups.jsonl").read_text() == first
+
+    changed = selfalign(*[a if a != 2 else 3 for a in args], check=False)  # --rounds 3 -> other settings
+    assert changed.returncode == 2 and "other settings" in changed.stderr
+
+
+def test_cli_checks_options_before_any_model_call(tmp_path, rules, questions_file):
+    proc = selfalign("sandbox", "--model", rules, "--questions", questions_file, "--grid", 2, "--rounds", 1,
+                     "--out", tmp_path / "run", check=False)
+    assert proc.returncode == 2 and "fewer than --raters 4" in proc.stderr
+    assert not (tmp_path / "run").exists()
+    bad = tmp_path / "stances.jsonl"
+    bad.write_text('{"stance": "good", "question": "q"}\n')
+    proc = selfalign("sandbox", "--model", rules, "--questions", questions_file, "--grid", 2, "--raters", 2,
+                     "--stances", bad, "--out", tmp_path / "run", check=False)
+    assert proc.returncode == 2 and "stances.jsonl:1: bad stance pair (answer" in proc.stderr
+
+
+def test_tiny_model_one_round(tmp_path, tiny_model_dir, questions_file):
+    pytest.importorskip("selfalign.llm.hf")
+    from selfalign.cli import sandbox
+
+    parser = argparse.ArgumentParser()
+    sandbox.register(parser.add_subparsers())
+    out = tmp_path / "run"
+    args = parser.parse_args([
+        "sandbox", "--model", f"hf:{tiny_model_dir}", "--questions", str(questions_file), "--grid", "2",
+        "--rounds", "1", "--raters", "2", "--out", str(out), "--max-tokens", "8", "--judge-max-tokens", "160",
+        "--device", "cpu", "--quiet",
+    ])
+    assert sandbox.run(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["items"]["done"] + summary["items"]["failed"] == 4
+    from selfalign.store import RunStore
+
+    store = RunStore(out)
+    for _, rec in store.done_records():
+        assert len(rec["feedback"]) == 2
+        for f in rec["feedback"]:  # a real rating in 1..7, or a failed one with its reason: never a placeholder
+            assert (f["rating"] is not None and 1 <= f["rating"] <= 7) or (f["rating"] is None and f["error"])
+    for _, reason in store.failures():
+        assert reason
+    rows = [json.loads(line) for line in (out / "data" / "groups.jsonl").read_text().splitlines()]
+    assert all(1.0 <= r <= 7.0 for row in rows for r in row["ratings"])
+
+
+def _done_ids(run_dir):
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(run_dir / "run.sqlite")
+        ids = [r[0] for r in db.execute("SELECT id FROM items WHERE status='done'")]
+        db.close()
+        return ids
+    except sqlite3.Error:
+        return []
+
+
+def test_sigkill_mid_round_then_resume_matches_a_clean_run(tmp_path, questions_file):
+    import os
+    import signal
+    import time
+
+    path = tmp_path / "rules.jsonl"  # every reply takes a while, so the kill lands mid-round
+    lines = [
+        {"match": "impartial observer", "replies": [{"alignment": 6, "engagement": 5, "reason": "kind"},
+                                                    {"alignment": 3, "engagement": 4, "reason": "curt"}], "delay": 0.02},
+        {"match": "Neighbour's answer", "replies": [{"rating": 5, "reason": "fair"}, {"rating": 2, "reason": "rude"}], "delay": 0.02},
+        {"match": "Revise your answer", "replies": ["A gentler answer.", "A more careful answer."], "delay": 0.02},
+        {"match": "", "replies": ["A first answer.", "Another first answer."], "delay": 0.02},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = ["sandbox", "--model", f"scripted:{path}", "--questions", questions_file, "--grid", 4, "--rounds", 2,
+            "--raters", 4, "--concurrency", 3, "--quiet", "--mix", "all"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", SHIM, *map(str, args), "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while sum(i.startswith("r002") for i in _done_ids(killed)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    round2 = sum(i.startswith("r002") for i in _done_ids(killed))
+    assert 3 <= round2 < 16, "the kill must land mid-round 2"
+
+    selfalign(*args, "--out", killed)
+    selfalign(*args, "--out", tmp_path / "clean")
+    for name in ("groups.jsonl", "preference.jsonl", "sft.jsonl"):
+        assert (killed / "data" / name).read_text() == (tmp_path / "clean" / "data" / name).read_text()
+    assert len(_done_ids(killed)) == 32
+    from selfalign.store import RunStore
+
+    records = [list(RunStore(run).done_records()) for run in (killed, tmp_path / "clean")]
+    assert [(i.id, r) for i, r in records[0]] == [(i.id, r) for i, r in records[1]]
+
+
+def test_selfalign_export_reads_a_sandbox_run(tmp_path, rules, questions_file):
+    from types import SimpleNamespace
+
+    from selfalign.cli import export
+
+    out = tmp_path / "run"
+    selfalign("sandbox", "--model", rules, "--questions", questions_file, "--grid", 2, "--raters", 2,
+              "--rounds", 1, "--out", out, "--quiet")
+    for fmt in ("groups", "preference", "sft"):
+        export.run(SimpleNamespace(run=str(out), format=fmt, to=str(tmp_path / f"{fmt}.jsonl"), failures=False))
+    rows = [json.loads(line) for line in (tmp_path / "groups.jsonl").read_text().splitlines()]
+    assert len(rows) >= 8  # imitation and self-critic of each of the 4 turns at least (no mix here)
+    assert all(1.0 <= r <= 7.0 for row in rows for r in row["ratings"])
