@@ -1,0 +1,187 @@
+"""Per-row decoding for one batched `model.generate` call of the `hf:` provider.
+
+transformers applies one set of sampling settings to a whole batch. To batch requests whose
+settings differ, `generate` runs greedy (`do_sample=False`) and these objects do the per-row
+work inside it:
+
+- `GrammarProcessor`: JSON-schema constrained rows (one xgrammar matcher per row) get every
+  token the grammar forbids masked to -inf.
+- `RowSampler`: rows with temperature > 0 get temperature, top-p, then Gumbel noise from a
+  generator seeded by (row seed, step). argmax(logits/T + Gumbel) is an exact sample from
+  softmax(logits/T) (the Gumbel-max trick), so greedy `generate` samples; and because the noise
+  depends only on the row's own seed and step, a request draws the same tokens alone or in any
+  batch.
+- `RowStopper`: stops each row at its own max_tokens, or when one of its stop strings appears.
+
+Order matters: the grammar mask comes before the noise (forbidden tokens stay at -inf).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, StoppingCriteria
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A 63-bit seed for (row seed, step): a hash, so nearby seeds give unrelated streams."""
+    digest = hashlib.blake2b(f"{seed}:{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def gumbel_noise(vocab: int, seed: int, step: int, device: torch.device) -> torch.Tensor:
+    """Standard Gumbel noise of one row at one step, the same on every call with these args."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(step_seed(seed, step))
+    uniform = torch.rand(vocab, generator=gen, device=device, dtype=torch.float32)
+    # Keep log() finite at both ends: u=0 gives -log(-log(0)) = -inf, u=1 gives +inf.
+    uniform = uniform.clamp_(min=torch.finfo(torch.float32).tiny, max=1.0 - 1e-7)
+    return -torch.log(-torch.log(uniform))
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Set to -inf every token outside the smallest set whose probability reaches top_p."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    # A token is dropped when the tokens ranked above it already hold top_p; the first never is.
+    drop_sorted = (torch.cumsum(probs, dim=-1) - probs) > top_p
+    drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+@dataclass
+class RowSampler(LogitsProcessor):
+    """Temperature, top-p and seeded Gumbel noise per row; temperature-0 rows stay greedy."""
+
+    temperatures: Sequence[float]
+    top_ps: Sequence[float]
+    seeds: Sequence[int]
+    prompt_len: int  # padded prompt length: step = tokens generated so far
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        step = input_ids.shape[1] - self.prompt_len
+        for row, temperature in enumerate(self.temperatures):
+            if temperature <= 0:
+                continue
+            logits = top_p_filter(scores[row].float() / temperature, self.top_ps[row])
+            noise = gumbel_noise(logits.shape[-1], self.seeds[row], step, logits.device)
+            scores[row] = (logits + noise).to(scores.dtype)
+        return scores
+
+
+@dataclass
+class GrammarProcessor(LogitsProcessor):
+    """Constrains rows that have an xgrammar matcher (None for free rows) to their grammar.
+
+    At each step it first feeds every live matcher the token its row chose last, then masks the
+    tokens the grammar forbids next. A row whose matcher has terminated may only emit EOS. A row
+    whose token is refused (it was stopped for length and now gets padding) is left alone.
+    """
+
+    matchers: list[Any | None]
+    eos_token_id: int
+    prompt_len: int
+    #: Bool (vocab,): tokens never allowed in compact JSON, see `control_token_mask`.
+    forbidden: torch.Tensor | None = None
+    _bitmask: torch.Tensor | None = field(default=None, init=False)
+    _live: list[bool] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._live = [m is not None for m in self.matchers]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        import xgrammar as xgr
+
+        step = input_ids.shape[1] - self.prompt_len
+        if step > 0:
+            self._advance(input_ids[:, -1].tolist())
+        if self._bitmask is None:
+            self._bitmask = xgr.allocate_token_bitmask(len(self.matchers), scores.shape[-1])
+        masked: list[int] = []
+        for row, matcher in enumerate(self.matchers):
+            if matcher is None or not self._live[row]:
+                continue
+            if matcher.is_terminated():
+                scores[row].fill_(float("-inf"))
+                scores[row, self.eos_token_id] = 0.0
+                continue
+            matcher.fill_next_token_bitmask(self._bitmask, row)
+            masked.append(row)
+        if masked:
+            bitmask = self._bitmask.to(scores.device, non_blocking=True)
+            xgr.apply_token_bitmask_inplace(scores, bitmask, indices=masked)
+            if self.forbidden is not None:
+                if self.forbidden.device != scores.device:
+                    self.forbidden = self.forbidden.to(scores.device)
+                scores[masked] = scores[masked].masked_fill(self.forbidden[: scores.shape[-1]], float("-inf"))
+        return scores
+
+    def _advance(self, last_tokens: list[int]) -> None:
+        for row, matcher in enumerate(self.matchers):
+            if matcher is None or not self._live[row] or matcher.is_terminated():
+                continue
+            if not matcher.accept_token(last_tokens[row]):
+                self._live[row] = False
+
+
+def control_token_mask(tokenizer: Any, vocab_size: int, keep: Sequence[int]) -> torch.Tensor:
+    """Tokens whose text holds a raw control character (U+0000-U+001F), except `keep` (EOS).
+
+    JSON forbids those characters inside strings, and compact JSON (no free whitespace, as
+    compiled here) has no use for them outside strings. xgrammar 0.2.8 nevertheless allows them
+    in strings that have a maxLength (its bounded-string rule is `[^"\\\r\n]{0,n}`), so a weak
+    model could write e.g. a raw BEL into a string and produce invalid JSON. Masking these
+    tokens for constrained rows closes that hole without changing any valid output.
+    """
+    forbidden = torch.zeros(vocab_size, dtype=torch.bool)
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    # One batch_decode call: a 150k vocabulary token by token would take seconds.
+    texts = tokenizer.batch_decode([[i] for i in range(min(vocab_size, len(tokenizer)))])
+    for token_id, text in enumerate(texts):
+        # Special tokens are the grammar's business (xgrammar never allows them).
+        if token_id not in special and any(ord(ch) < 0x20 for ch in text):
+            forbidden[token_id] = True
+    forbidden[list(keep)] = False
+    return forbidden
+
+
+@dataclass
+class RowStopper(StoppingCriteria):
+    """Marks a row finished at its own max_tokens or once its text contains a stop string.
+
+    EOS is left to transformers' own criterion. `stopped_at[row]` records the number of tokens
+    the row had when a stop string appeared (None otherwise).
+    """
+
+    max_tokens: Sequence[int]
+    stops: Sequence[tuple[str, ...]]
+    prompt_len: int
+    tokenizer: Any
+    stopped_at: list[int | None] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.stopped_at = [None] * len(self.max_tokens)
+        # A stop string of n characters spans at most n tokens; a few more cover tokens that
+        # decode to partial UTF-8 bytes.
+        self._tail = [max((len(s) for s in stops), default=0) + 8 for stops in self.stops]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        generated = input_ids.shape[1] - self.prompt_len
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for row, limit in enumerate(self.max_tokens):
+            if generated >= limit:
+                done[row] = True
+            elif self.stops[row] and self.stopped_at[row] is None:
+                tail = input_ids[row, -min(generated, self._tail[row]) :].tolist()
+                text = self.tokenizer.decode(tail, skip_special_tokens=True)
+                if any(stop in text for stop in self.stops[row]):
+                    self.stopped_at[row] = generated
+            if self.stopped_at[row] is not None:
+                done[row] = True
+        return done

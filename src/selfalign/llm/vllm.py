@@ -1,0 +1,99 @@
+"""`vllm:ID_OR_PATH`: vLLM's async engine in this process (GPU machines, `selfalign[vllm]`).
+
+vLLM batches by itself (continuous batching), so every `complete()` is simply one engine
+request. The chat template is applied here with the model's Hugging Face tokenizer, and the
+prompt goes in as token ids, so `hf:` and `vllm:` see the same prompt. JSON schemas become
+vLLM structured outputs (`StructuredOutputsParams`, or `GuidedDecodingParams` on vLLM older
+than 0.10.2).
+
+No retries, no cache: the `Model` wrapper does those.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from typing import Any
+
+from .errors import ModelError
+from .extras import require
+from .types import ChatRequest, Completion
+
+
+class VLLMProvider:
+    """vLLM's AsyncLLM engine, built from `AsyncEngineArgs(model=model, **engine_args)`.
+
+    Any vLLM engine argument may be passed, e.g. `tensor_parallel_size=2`,
+    `gpu_memory_utilization=0.85`, `max_model_len=8192`, `dtype="bfloat16"`.
+    """
+
+    constrained = True
+
+    def __init__(self, model: str, **engine_args: Any) -> None:
+        vllm = require("vllm", "vllm")
+        from transformers import AutoTokenizer
+
+        self.name = "vllm:" + model
+        self._vllm = vllm
+        args = vllm.AsyncEngineArgs(model=model, **engine_args)
+        self.engine = vllm.AsyncLLMEngine.from_engine_args(args)  # AsyncLLM on the v1 engine
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            engine_args.get("tokenizer") or model,
+            trust_remote_code=bool(engine_args.get("trust_remote_code", False)),
+        )
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelError(
+                f"{self.name} has no chat template (is it a base model?). Use a chat/instruct "
+                "model, or add a 'chat_template' to its tokenizer_config.json."
+            )
+        self._ids = itertools.count()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        messages = [m.model_dump() for m in request.messages]
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        params = self._sampling_params(request)
+        final = None
+        async for output in self.engine.generate(
+            {"prompt_token_ids": list(prompt_ids)}, params, f"selfalign-{next(self._ids)}"
+        ):
+            final = output
+        if final is None or not final.outputs:
+            raise ModelError(f"{self.name}: the engine returned no output")
+        choice = final.outputs[0]
+        return Completion(
+            text=choice.text,
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=len(choice.token_ids),
+            # vLLM says "stop" (EOS or stop string), "length" or "abort".
+            finish_reason=choice.finish_reason or "stop",
+        )
+
+    def _sampling_params(self, request: ChatRequest) -> Any:
+        s = request.sampling
+        options: dict[str, Any] = dict(
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            stop=list(s.stop) or None,
+            seed=s.seed if s.seed is not None else 0,  # as hf:, an unseeded request uses seed 0
+        )
+        if request.json_schema is not None:
+            options.update(self._structured(request.json_schema))
+        return self._vllm.SamplingParams(**options)
+
+    def _structured(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The SamplingParams field that constrains output to `schema`, for this vLLM version."""
+        sampling = require("vllm.sampling_params", "vllm")
+        if hasattr(sampling, "StructuredOutputsParams"):  # vLLM >= 0.10.2
+            return {"structured_outputs": sampling.StructuredOutputsParams(json=schema)}
+        if hasattr(sampling, "GuidedDecodingParams"):  # vLLM 0.6 - 0.11
+            return {"guided_decoding": sampling.GuidedDecodingParams(json=schema)}
+        raise ModelError(f"{self.name}: this vLLM has no structured outputs; install vllm>=0.8")
+
+    async def close(self) -> None:
+        shutdown = getattr(self.engine, "shutdown", None)
+        if shutdown is not None:
+            result = shutdown()
+            if inspect.isawaitable(result):
+                await result

@@ -1,0 +1,11 @@
+"""Fixtures shared by every test folder."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random Qwen2 model in Hugging Face format, built once per test session."""
+    from selfalign.llm.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
