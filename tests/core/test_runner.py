@@ -2,7 +2,7 @@ import asyncio
 import json
 
 from selfalign.errors import ItemFailed
-from selfalign.llm import Model, RetryPolicy
+from selfalign.llm import Model
 from selfalign.llm.scripted import ScriptedProvider
 from selfalign.runner import run_items
 from selfalign.store import RunStore, load_items

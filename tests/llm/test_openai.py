@@ -6,7 +6,6 @@ import json
 import logging
 import socket
 
-import openai
 import pytest
 from pydantic import BaseModel
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,7 +77,6 @@ class CallStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failures: int = 0
-    by_tag: dict[str, int] = field(default_factory=dict)
 
 
 def as_messages(messages: Any) -> tuple[Message, ...]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from selfalign.errors import InputError
+from selfalign.methods.datafiles import parse_jsonl_rows, read_data_file
 
 DEFAULT_PRINCIPLES = "principles.jsonl"
 
@@ -29,24 +27,5 @@ class CritiqueConfig(BaseModel):
 
 def load_principles(path: str | Path | None) -> list[Principle]:
     """Read a JSONL file of {"name", "critique", "revision"}; bad lines stop with their number."""
-    if path is None:
-        text = resources.files(__package__).joinpath(DEFAULT_PRINCIPLES).read_text("utf-8")
-        where = f"selfalign/methods/critique/{DEFAULT_PRINCIPLES}"
-    else:
-        if not Path(path).is_file():
-            raise InputError(f"--principles {path}: no such file")
-        text, where = Path(path).read_text("utf-8"), str(path)
-    principles = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            principles.append(Principle.model_validate(json.loads(line)))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            raise InputError(
-                f"{where}:{lineno}: bad principle ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
-                'each line must be {"name": ..., "critique": ..., "revision": ...}'
-            ) from exc
-    if not principles:
-        raise InputError(f"{where}: no principles; add one JSON object a line")
-    return principles
+    text, where = read_data_file(__package__, DEFAULT_PRINCIPLES, path, "--principles")
+    return parse_jsonl_rows(text, where, Principle, "principle", 'each line must be {"name": ..., "critique": ..., "revision": ...}')

@@ -3,16 +3,15 @@ pairs their memories are seeded with (a shipped set we wrote, or a user's file v
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from selfalign.errors import InputError
+from selfalign.methods.datafiles import parse_jsonl_rows, read_data_file
 from selfalign.methods.seeding import derive_seed
 
 DEFAULT_STANCES = "stances.jsonl"
@@ -37,27 +36,8 @@ class StanceSet:
 
 def load_stances(path: str | Path | None) -> StanceSet:
     """Read stance-labelled pairs; bad lines stop with their number, before any model call."""
-    if path is None:
-        text = resources.files(__package__).joinpath(DEFAULT_STANCES).read_text("utf-8")
-        where = f"selfalign/methods/sandbox/{DEFAULT_STANCES}"
-    else:
-        if not Path(path).is_file():
-            raise InputError(f"--stances {path}: no such file")
-        text, where = Path(path).read_text("utf-8"), str(path)
-    pairs = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            pairs.append(StancePair.model_validate(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}:{lineno}: broken JSON ({exc.msg}); {FIX}") from exc
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(map(str, err["loc"])) or "line"
-            raise InputError(f"{where}:{lineno}: bad stance pair ({field}: {err['msg']}); {FIX}") from exc
-    if not pairs:
-        raise InputError(f"{where}: no stance pairs; {FIX}")
+    text, where = read_data_file(__package__, DEFAULT_STANCES, path, "--stances")
+    pairs = parse_jsonl_rows(text, where, StancePair, "stance pair", FIX)
     return StanceSet(pairs, text, where)
 
 
