@@ -1,0 +1,99 @@
+"""`selfalign train --method sft|stable|dpo --model M --data FILE --out DIR [options]`.
+
+Options come from flags and/or a YAML file (`--config`; flags win). Rerunning the same command
+resumes from the last checkpoint in --out. Multi-GPU: `accelerate launch --config_file
+$(selfalign train --accelerate-config zero3) -m selfalign.cli.main train ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+S = argparse.SUPPRESS  # absent flags stay absent, so they do not override the YAML file
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a model on alignment data: SFT, Stable Alignment or DPO",
+        description=(
+            "Example: selfalign train --method stable --model Qwen/Qwen2.5-0.5B-Instruct "
+            "--data runs/s1/groups.jsonl --out ckpt/stable --lora"
+        ),
+        argument_default=S,
+    )
+    p.add_argument("--method", choices=["sft", "stable", "dpo"])
+    p.add_argument("--model", help="Hugging Face model id or local folder")
+    p.add_argument("--data", nargs="+", help="JSONL / Parquet files or datasets.save_to_disk folders")
+    p.add_argument("--out", help="output folder (checkpoints, final model, train_summary.json)")
+    p.add_argument("--config", default=None, help="YAML file with these options (keys as the flags, '-' or '_')")
+    p.add_argument("--accelerate-config", metavar="NAME", default=None,
+                   help="print the path of a shipped accelerate config (zero2, zero3, fsdp) and exit")
+
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=float)
+    o.add_argument("--lr", type=float, help="learning rate (default 2e-5)")
+    o.add_argument("--schedule", help="learning-rate schedule: cosine (default), linear, constant, ...")
+    o.add_argument("--warmup-ratio", dest="warmup_ratio", type=float, help="default 0.03")
+    o.add_argument("--batch-size", dest="batch_size", type=int, help="per device; stable: groups per device")
+    o.add_argument("--grad-accum", dest="grad_accum", type=int, help="gradient accumulation steps")
+    o.add_argument("--max-length", dest="max_length", type=int, help="tokens per sequence (default 1024)")
+    o.add_argument("--max-steps", dest="max_steps", type=int, help="stop after this many steps (-1: epochs)")
+    o.add_argument("--weight-decay", dest="weight_decay", type=float)
+    o.add_argument("--seed", type=int)
+    o.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="default: on where a GPU supports it")
+    o.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action=argparse.BooleanOptionalAction)
+    o.add_argument("--group-by-length", dest="group_by_length", action=argparse.BooleanOptionalAction,
+                   help="stable: batch groups of similar length together (less padding)")
+
+    lo = p.add_argument_group("LoRA / QLoRA (PEFT)")
+    lo.add_argument("--lora", action=argparse.BooleanOptionalAction)
+    lo.add_argument("--qlora", action=argparse.BooleanOptionalAction, help="LoRA on a 4-bit base (CUDA + bitsandbytes)")
+    lo.add_argument("--lora-r", dest="lora_r", type=int)
+    lo.add_argument("--lora-alpha", dest="lora_alpha", type=int)
+    lo.add_argument("--lora-dropout", dest="lora_dropout", type=float)
+    lo.add_argument("--lora-target-modules", dest="lora_target_modules", nargs="+",
+                    help="module names, or all-linear (default)")
+    lo.add_argument("--merge", action=argparse.BooleanOptionalAction,
+                    help="write merged full weights (default) or, with --no-merge, only the adapter")
+
+    c = p.add_argument_group("checkpoints")
+    c.add_argument("--save-steps", dest="save_steps", type=int)
+    c.add_argument("--save-total-limit", dest="save_total_limit", type=int)
+    c.add_argument("--logging-steps", dest="logging_steps", type=int)
+    c.add_argument("--chat-template", dest="chat_template", help="Jinja chat template file for models without one")
+
+    st = p.add_argument_group("Stable Alignment")
+    st.add_argument("--rating-scale", dest="rating_scale", type=float, help="ratings lie in [1, scale] (default 7)")
+    st.add_argument("--ratio", type=float, help="weight of the rating-margin penalty (default 0.2)")
+    st.add_argument("--margin", type=float, help="margin scale m (default 1)")
+    st.add_argument("--aggregate", choices=["mean", "max"], help="over lower-rated responses (default mean)")
+    st.add_argument("--max-responses", dest="max_responses", type=int, help="per group (default 3)")
+
+    d = p.add_argument_group("DPO")
+    d.add_argument("--beta", type=float, help="DPO beta (default 0.1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from selfalign.errors import UserError
+    from selfalign.train.config import TrainConfig, load_config
+
+    if args.accelerate_config:
+        from selfalign.train import accelerate_config
+
+        try:
+            print(accelerate_config(args.accelerate_config))
+        except FileNotFoundError as exc:
+            raise UserError(str(exc)) from exc
+        return 0
+
+    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.model_fields}
+    cfg = load_config(args.config, overrides)
+    from selfalign.train.run import train
+
+    summary = train(cfg)
+    print(json.dumps(summary, indent=2))
+    print(f"model written to {cfg.out}")
+    return 0

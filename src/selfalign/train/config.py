@@ -1,0 +1,107 @@
+"""`TrainConfig`: every knob of `selfalign train`, from a YAML file and/or flags (flags win)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from selfalign.errors import UserError
+
+Method = Literal["sft", "stable", "dpo"]
+
+
+class TrainConfig(BaseModel):
+    """One training run. Defaults follow the Stable Alignment paper (lr 2e-5 cosine, warm-up 3%,
+    rating scale 7, ratio 0.2, margin 1, 3 responses per group) and the MATRIX LoRA recipe
+    (r 8, alpha 16)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    method: Method
+    model: str = Field(description="Hugging Face model id or local folder")
+    data: list[str] = Field(description="training files or dataset folders")
+    out: str = Field(description="output folder: checkpoints, final model, train_summary.json")
+
+    # optimisation
+    epochs: float = Field(1.0, gt=0)
+    lr: float = Field(2e-5, gt=0)
+    schedule: str = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    batch_size: int = Field(4, ge=1, description="per device; for stable: groups per device")
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=8)
+    max_steps: int = Field(-1, description="-1: run the epochs")
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 0
+    bf16: bool | None = Field(None, description="None: bf16 where a CUDA GPU supports it")
+    gradient_checkpointing: bool = False
+    group_by_length: bool = Field(False, description="stable only: batch groups of similar length (less padding)")
+
+    # PEFT
+    lora: bool = False
+    qlora: bool = False
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(default_factory=lambda: ["all-linear"])
+    merge: bool = Field(True, description="with LoRA: write merged full weights to --out")
+
+    # checkpoints and logs
+    save_steps: int = Field(200, ge=1)
+    save_total_limit: int = Field(2, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    chat_template: str | None = Field(None, description="a Jinja chat template file, for models without one")
+
+    # Stable Alignment
+    rating_scale: float = Field(7.0, gt=1)
+    ratio: float = Field(0.2, ge=0)
+    margin: float = Field(1.0, ge=0)
+    aggregate: Literal["mean", "max"] = "mean"
+    max_responses: int = Field(3, ge=1, description="responses kept per group: the best and a spread")
+
+    # DPO
+    beta: float = Field(0.1, gt=0)
+
+    @field_validator("data", "lora_target_modules", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _peft(self) -> "TrainConfig":
+        if self.qlora and not self.lora:
+            # QLoRA is LoRA on a 4-bit base: --qlora alone means both.
+            object.__setattr__(self, "lora", True)
+        return self
+
+    @property
+    def uses_peft(self) -> bool:
+        return self.lora or self.qlora
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Read a YAML config (keys as in TrainConfig, dashes allowed) and apply `overrides` on top."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text("utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{p}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise UserError(f"{p}: expected a mapping of option: value at the top level")
+        values.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except ValidationError as exc:
+        where = f" (config {path})" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise UserError(f"bad training options{where}: {problems}") from exc

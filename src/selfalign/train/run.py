@@ -1,0 +1,114 @@
+"""`train(config)`: validate data, load the model, build the method's trainer, train (resuming
+from the last checkpoint in the output folder), save a loadable checkpoint and a summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checkpoint import last_checkpoint, save_final
+from .config import TrainConfig
+from .data import load_records
+from .modeling import load_model, load_tokenizer, wrap_peft
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "train_summary.json"
+CONFIG_FILE = "train_config.yaml"
+
+
+def make_args(cfg: TrainConfig) -> Any:
+    """The method's TrainingArguments (SFTConfig / DPOConfig / TrainingArguments). Built before
+    the model is loaded: under DeepSpeed ZeRO-3 that lets from_pretrained shard while loading."""
+    if cfg.method == "sft":
+        from .sft import make_sft_args
+
+        return make_sft_args(cfg)
+    if cfg.method == "dpo":
+        from .dpo import make_dpo_args
+
+        return make_dpo_args(cfg)
+    from .stable import make_stable_args
+
+    return make_stable_args(cfg)
+
+
+def build_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, records: list, args: Any = None) -> Any:
+    """The method's trainer on validated `records`."""
+    args = args if args is not None else make_args(cfg)
+    if cfg.method == "sft":
+        from .sft import build_sft_trainer
+
+        return build_sft_trainer(cfg, args, model, tokenizer, records)
+    if cfg.method == "dpo":
+        from .dpo import build_dpo_trainer
+
+        return build_dpo_trainer(cfg, args, model, tokenizer, records)
+    from .stable import build_stable_trainer
+
+    return build_stable_trainer(cfg, args, model, tokenizer, records)
+
+
+def _final_loss(log_history: list[dict[str, Any]]) -> float | None:
+    for entry in reversed(log_history):
+        if "loss" in entry:
+            return float(entry["loss"])
+    return None
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run one training job; returns the summary also written to OUT/train_summary.json."""
+    # Data first: a bad record must stop the run before minutes of model loading.
+    records = load_records(cfg.data, rating_scale=cfg.rating_scale)
+    log.info("%d training records from %s", len(records), ", ".join(cfg.data))
+    if cfg.qlora:
+        from .modeling import _quantization_config
+
+        _quantization_config(cfg)  # fail fast on CPU / without bitsandbytes
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    resume = last_checkpoint(out)
+    saved_cfg = out / CONFIG_FILE
+    if resume and saved_cfg.exists():
+        previous = yaml.safe_load(saved_cfg.read_text("utf-8"))
+        changed = sorted(k for k, v in cfg.model_dump().items() if previous.get(k) != v)
+        if changed:
+            log.warning("resuming %s with changed options: %s", resume, ", ".join(changed))
+    if int(os.environ.get("RANK", "0")) == 0:  # one writer under accelerate launch
+        saved_cfg.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), "utf-8")
+
+    args = make_args(cfg)
+    tokenizer = load_tokenizer(cfg)
+    model = wrap_peft(load_model(cfg), cfg)
+    trainer = build_trainer(cfg, model, tokenizer, records, args)
+    if resume:
+        log.info("resuming from %s", resume)
+
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.perf_counter() - start
+
+    save_final(trainer, cfg, tokenizer)
+    summary = {
+        "method": cfg.method,
+        "model": cfg.model,
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "final_loss": _final_loss(trainer.state.log_history),
+        "mean_loss": float(result.training_loss),
+        "tokens": int(trainer.state.num_input_tokens_seen),
+        "seconds": round(seconds, 3),
+        "resumed_from": str(resume) if resume else None,
+        "lora": cfg.uses_peft,
+        "merged": cfg.uses_peft and cfg.merge,
+    }
+    if trainer.is_world_process_zero():
+        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+    return summary
