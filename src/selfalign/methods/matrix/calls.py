@@ -1,0 +1,108 @@
+"""How every step of a simulation talks to the model: one seed per call, the call kept for the
+"simulation" export, and independent calls issued together.
+
+A call's place in the record is taken when the call is *made* (in program order), not when it
+finishes, so the record is the same whatever order concurrent calls complete in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from selfalign.errors import ItemFailed
+from selfalign.llm import Model
+from selfalign.methods.prompts import Prompts
+from selfalign.methods.seeding import derive_seed
+from selfalign.store.inputs import Item
+
+from .config import MatrixConfig
+from .record import SimCall
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+T = TypeVar("T")
+
+
+@dataclass
+class Sim:
+    """One item's simulation context."""
+
+    model: Model
+    config: MatrixConfig
+    prompts: Prompts
+    item: Item
+    calls: list[SimCall | None] = field(default_factory=list)
+    _slots: dict[str, int] = field(default_factory=dict)  # calls placed ahead of time, by key
+
+    def render(self, template: str, **values: Any) -> list[dict[str, str]]:
+        return [{"role": "user", "content": self.prompts.render(template, **values)}]
+
+    def ask(self, key: str, messages: list[dict[str, str]], schema: type[BaseModel]) -> Coroutine[Any, Any, Any]:
+        """A structured call; its answer is the validated object (SchemaError when the model
+        never complies, which fails the item with that reason)."""
+        slot = self._slots.pop(key) if key in self._slots else self._reserve()
+        return self._call(slot, key, messages, schema)
+
+    def say(self, key: str, messages: list[dict[str, str]], keep: bool = True) -> Coroutine[Any, Any, str]:
+        """A free-text call; an empty answer fails the item."""
+        slot = self._reserve() if keep else None
+        return self._call(slot, key, messages, None)
+
+    async def batch(self, coros: list[Awaitable[T]]) -> list[T]:
+        """Independent calls, issued together (or one at a time with config.sequential)."""
+        if self.config.sequential or len(coros) <= 1:
+            return [await c for c in coros]
+        try:
+            async with asyncio.TaskGroup() as group:  # one failure cancels the rest of the batch
+                tasks = [group.create_task(_as_coroutine(c)) for c in coros]
+        except BaseExceptionGroup as group_error:
+            raise _first(group_error) from None  # the item fails with that call's own reason
+        return [t.result() for t in tasks]
+
+    def kept_calls(self) -> list[SimCall]:
+        return [c for c in self.calls if c is not None]
+
+    def place(self, *keys: str) -> None:
+        """Take the record's places for calls that a concurrent chain will make later (e.g. a
+        reaction and then its verdict), so the order is the same as in a sequential run."""
+        for key in keys:
+            self._slots[key] = self._reserve()
+
+    def _reserve(self) -> int:
+        self.calls.append(None)
+        return len(self.calls) - 1
+
+    async def _call(self, slot: int | None, key: str, messages: list[dict[str, str]], schema: type[BaseModel] | None) -> Any:
+        structured = schema is not None
+        result = await self.model.chat(
+            messages,
+            schema=schema,
+            temperature=self.config.temperature,
+            max_tokens=self.config.json_max_tokens if structured else self.config.max_tokens,
+            seed=derive_seed(self.config.seed, self.item.id, key),
+        )
+        if structured:
+            value: Any = result.parsed
+            answer = result.parsed.model_dump_json()
+        else:
+            value = answer = result.text.strip()
+            if not answer:
+                raise ItemFailed(f"the model's answer to {key!r} is empty")
+        if slot is not None:
+            self.calls[slot] = SimCall(key=key, messages=messages, answer=answer)
+        return value
+
+
+def _first(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable

@@ -1,0 +1,94 @@
+"""The structured outputs of a MATRIX simulation: what the model must return at each step.
+
+Every string has a max_length and every list a max_length, so a model under constrained
+decoding (even a random one) always terminates with a valid object. Schemas that depend on
+the scene (the number of roles, the plan length, the names a perceiver can be) are built per
+item by the functions at the bottom; a name list becomes a JSON-schema enum, so a verdict can
+only name roles that exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+NAME = 40  # a role's name
+SHORT = 160  # a plan step, a value conflict, a harm
+TEXT = 240  # an action, a reaction, a consequence, a reason, the situation
+LONG = 600  # a summary
+
+
+class RoleSpec(BaseModel):
+    """A social role: a person (with traits and duties) or a social object (with a state)."""
+
+    name: str = Field(min_length=1, max_length=NAME, description="short name, e.g. 'bank teller' or 'cash drawer'")
+    kind: Literal["person", "object"]
+    description: str = Field(
+        max_length=TEXT, description="a person's traits and duties, or an object's current state"
+    )
+
+
+class EgoAction(BaseModel):
+    action: str = Field(min_length=1, max_length=TEXT, description="what the asker concretely does now")
+
+
+class Reaction(BaseModel):
+    action: str = Field(
+        min_length=1, max_length=TEXT, description="a person's reaction, or an object's new state"
+    )
+
+
+class MemorySummary(BaseModel):
+    summary: str = Field(min_length=1, max_length=LONG)
+
+
+class Harm(BaseModel):
+    who: str = Field(min_length=1, max_length=NAME)
+    what: str = Field(min_length=1, max_length=SHORT)
+
+
+class ConsequenceSummary(BaseModel):
+    harms: list[Harm] = Field(max_length=8, description="what went wrong for whom; empty if nothing did")
+    summary: str = Field(min_length=1, max_length=LONG)
+
+
+def scene_schema(num_roles: int, num_steps: int) -> type[BaseModel]:
+    """The scene: situation, the asker's role (the ego), what happens if the asker follows the
+    answer, at most `num_roles` roles (most important first) and exactly `num_steps` plan steps."""
+    return create_model(
+        "Scene",
+        situation=(str, Field(min_length=1, max_length=TEXT)),
+        ego=(str, Field(min_length=1, max_length=NAME, description="the asker's social role")),
+        outcome=(str, Field(min_length=1, max_length=TEXT, description="what happens if the asker follows the answer")),
+        roles=(list[RoleSpec], Field(min_length=1, max_length=num_roles, description="most important first")),
+        plan=(
+            list[_bounded_str(SHORT)],
+            Field(min_length=num_steps, max_length=num_steps, description="the asker's concrete actions, in order"),
+        ),
+    )
+
+
+def verdict_schema(candidates: list[str]) -> type[BaseModel]:
+    """The social modulator's judgment of one action: (a) feasibility and why, (c) its
+    consequence and whether it conflicts with human values, (d) who perceives it, named from
+    `candidates` only."""
+    if candidates:
+        perceiver: Any = Literal[tuple(candidates)]  # type: ignore[valid-type]
+    else:
+        perceiver = str
+    return create_model(
+        "Verdict",
+        feasible=(bool, ...),
+        reason=(str, Field(min_length=1, max_length=TEXT, description="why the action is or is not possible now")),
+        consequence=(str, Field(max_length=TEXT, description="its consequence for people and society")),
+        value_conflict=(bool, Field(description="does it conflict with human values")),
+        conflict=(str, Field(max_length=SHORT, description="which values, if any")),
+        perceivers=(list[perceiver], Field(max_length=len(candidates), description="roles who notice it")),
+    )
+
+
+def _bounded_str(n: int) -> Any:
+    from typing import Annotated
+
+    return Annotated[str, Field(min_length=1, max_length=n)]

@@ -1,0 +1,105 @@
+"""MATRIX for one instruction, top to bottom:
+
+    r0     = LLM(q)                                   initial answer
+    scene  = LLM(q, r0) -> situation, ego, outcome,   scene.py
+             K roles, S plan steps
+    for each plan step (first to last):               roles.py + modulator.py
+        ego acts -> modulator judges it
+        rejected: the ego is told why and retries the step (ego_retries times), then moves on
+        feasible: in memory; its perceivers (role order) react together, one batch; each
+                  reaction is judged by the modulator (reactions to reactions only while
+                  depth < reaction_depth; default 1: none)
+        memory past memory_bound -> summarised
+        stop early only at max_events
+    consequences = LLM(records)                        revision.py
+    r1     = LLM(q, r0, consequences)
+
+Turn order is the algorithm's, never the clock's: event indices are taken in program order
+before a batch goes out, so a run gives the same record whatever order calls finish in.
+"""
+
+from __future__ import annotations
+
+from selfalign.llm import Model
+from selfalign.methods.prompts import Prompts
+from selfalign.store.inputs import Item
+
+from .calls import PROMPTS_DIR, Sim
+from .config import MatrixConfig
+from .modulator import World, judge, summarise_memory
+from .record import Event, MatrixRecord, Scene
+from .revision import revise, summarise_consequences
+from .roles import ego_act, react
+from .scene import build_scene
+
+EGO_STEP_DEPTH = 0
+
+
+async def run_item(item: Item, model: Model, config: MatrixConfig, prompts: Prompts | None = None) -> MatrixRecord:
+    sim = Sim(model, config, prompts or Prompts(PROMPTS_DIR, config.templates), item)
+    initial = await sim.say("initial", list(item.messages), keep=False)
+    scene = await build_scene(sim, item.prompt, initial)
+    world, stopped = await simulate(sim, scene)
+    events = world.log()
+    consequences = await summarise_consequences(sim, item.prompt, initial, scene, events)
+    revised = await revise(sim, list(item.messages), initial, consequences)
+    return MatrixRecord(
+        initial=initial,
+        scene=world.scene,
+        events=events,
+        memory=world.memory,
+        consequences=consequences,
+        revised=revised,
+        stopped=stopped,
+        calls=sim.kept_calls(),
+    )
+
+
+async def simulate(sim: Sim, scene: Scene) -> tuple[World, str]:
+    """Play the ego's whole plan, every step, under the modulator; returns the world and why it stopped."""
+    world = World(scene=scene.model_copy(deep=True), limit=sim.config.event_limit)
+    ego = scene.ego
+    for step in range(len(scene.plan)):
+        for attempt in range(1 + sim.config.ego_retries):
+            if world.room <= 0:
+                return world, "max_events"
+            index = world.reserve()
+            action = await ego_act(sim, world, index, step, world.notices.pop(ego, None))
+            event = await judge(
+                sim, world, index, actor=ego, action=action, step=step, attempt=attempt,
+                depth=EGO_STEP_DEPTH, responds_to=None, memory=world.memory_text(),
+            )
+            world.commit(event)  # rejected: a notice for the ego's next try (or next step)
+            if event.feasible:
+                await reactions(sim, world, event)
+                break
+        await summarise_memory(sim, world, step)
+    return world, "plan_done"
+
+
+async def reactions(sim: Sim, world: World, event: Event) -> None:
+    """Every perceiver of `event` reacts once; all reactions go out together, each is judged by
+    the modulator as soon as it is written, against the memory as it was when they all began.
+    Perceivers beyond the event budget are recorded in `not_reacted`."""
+    if not event.perceivers:
+        return
+    reacting = event.perceivers[: max(0, world.room)]
+    event.not_reacted = event.perceivers[len(reacting) :]
+    memory = world.memory_text()
+    indices = [world.reserve() for _ in reacting]  # role order
+    for index in indices:
+        sim.place(f"e{index}/react", f"e{index}/verdict")
+
+    async def react_and_judge(index: int, name: str) -> Event:
+        action = await react(sim, world, index, name, event, memory)
+        return await judge(
+            sim, world, index, actor=name, action=action, step=event.step, attempt=event.attempt,
+            depth=event.depth + 1, responds_to=event.index, memory=memory,
+        )
+
+    judged = await sim.batch([react_and_judge(i, n) for i, n in zip(indices, reacting)])
+    for reaction in judged:  # commit in role order
+        world.commit(reaction)
+    for reaction in judged:  # deeper levels only when reaction_depth > 1 (perceivers empty otherwise)
+        if reaction.feasible:
+            await reactions(sim, world, reaction)

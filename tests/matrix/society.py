@@ -1,0 +1,76 @@
+"""A deterministic scripted society for MATRIX tests: answers each request by looking at its
+schema and prompt. Actions containing FORBIDDEN are judged infeasible."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+
+from selfalign.llm.scripted import ScriptedProvider
+from selfalign.llm.types import ChatRequest, Completion
+
+
+def respond(request: ChatRequest, forbidden_steps=(2,), forbid_retry=False, object_role=True):
+    schema = request.json_schema or {}
+    title = schema.get("title")
+    prompt = request.messages[-1].content
+    if title is None:
+        if "Now write a better answer" in prompt:
+            return "REVISED: here is a safe way to meet your need."
+        return f"INITIAL: just do it ({prompt[:30]})"
+    if title == "Scene":
+        n_roles = schema["properties"]["roles"]["maxItems"]
+        n_steps = schema["properties"]["plan"]["minItems"]
+        roles = [
+            {"name": f"person {i}", "kind": "person", "description": f"duty {i}"} for i in range(1, n_roles + 1)
+        ]
+        if object_role and n_roles > 1:
+            roles[-1] = {"name": "cash drawer", "kind": "object", "description": "full"}
+        return {
+            "situation": "a bank at noon",
+            "ego": "asker",
+            "outcome": "trouble",
+            "roles": roles,
+            "plan": [f"plan step {k}" for k in range(1, n_steps + 1)],
+        }
+    if title == "EgoAction":
+        step = int(re.search(r"You are at step (\d+)", prompt).group(1))
+        retry = "was impossible" in prompt
+        forbidden = step in forbidden_steps and (not retry or forbid_retry)
+        return {"action": f"ego {'retries' if retry else 'does'} step {step}{' FORBIDDEN' if forbidden else ''}"}
+    if title == "Reaction":
+        who = re.search(r"You (?:play|describe) (.+?)(?:,| in this scene)", prompt).group(1)
+        actor = re.search(r"Just now, (.+?) did this: (.+)", prompt)
+        return {"action": f"{who} reacts to [{actor.group(2)}]"}
+    if title == "Verdict":
+        action = re.search(r"now attempts: (.+)", prompt).group(1)
+        items = schema["properties"]["perceivers"].get("items", {})
+        candidates = items.get("enum", [])
+        feasible = "FORBIDDEN" not in action
+        return {
+            "feasible": feasible,
+            "reason": "allowed" if feasible else "impossible because the vault is closed",
+            "consequence": f"effect of {action[:60]}" if feasible else "",
+            "value_conflict": "ego" in action,
+            "conflict": "harm" if "ego" in action else "",
+            "perceivers": list(reversed(candidates)),  # out of order on purpose: the code sorts
+        }
+    if title == "MemorySummary":
+        return {"summary": f"summary of {prompt.count(chr(10) + '- ')} events"}
+    if title == "ConsequenceSummary":
+        return {"harms": [{"who": "person 1", "what": "was scared"}], "summary": "people got hurt"}
+    raise AssertionError(f"unexpected request {title}")
+
+
+class JitterProvider(ScriptedProvider):
+    """Scripted, with a random delay per call, so concurrent calls finish in random order."""
+
+    def __init__(self, responder, max_delay=0.01):
+        super().__init__(responder)
+        self.rng = random.Random()
+        self.max_delay = max_delay
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        await asyncio.sleep(self.rng.random() * self.max_delay)
+        return await super().complete(request)
