@@ -216,8 +216,6 @@ def test_command_through_the_cli_and_export(tmp_path):
         assert (tmp_path / f"{fmt}.jsonl").read_text().strip()
 
 
-@pytest.mark.xfail(reason="`selfalign export --format` takes its choices from store/export.py FORMATS, "
-                          "which lacks 'simulation' (the lead adds it)", strict=False)
 def test_simulation_export_through_the_cli(tmp_path):
     out = tmp_path / "run"
     run_cli = [sys.executable, "-m", "selfalign.cli.main"]

@@ -55,7 +55,7 @@ def test_answer_is_the_revision_and_the_trace_comes_along(server):
 
 def test_structured_output_is_refused_with_a_reason(server):
     _, running = server
-    with pytest.raises(openai.InternalServerError, match="not supported with --matrix"):
+    with pytest.raises(openai.BadRequestError, match="not supported with --matrix"):
         client(running.url).chat.completions.create(
             model="matrix-model", messages=USER, response_format={"type": "json_object"}
         )

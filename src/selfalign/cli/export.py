@@ -7,7 +7,7 @@ import argparse
 from selfalign.errors import UserError
 from selfalign.methods import method_module
 from selfalign.store import RunStore
-from selfalign.store.export import FORMATS, write_rows
+from selfalign.store.export import write_rows
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Example: selfalign export runs/cr1 --format preference --to data/cr1-prefs.jsonl",
     )
     p.add_argument("run", help="a run folder")
-    p.add_argument("--format", choices=FORMATS, default=None)
+    p.add_argument("--format", default=None, help="sft, preference, groups, or a method's own (matrix: simulation)")
     p.add_argument("--to", default=None, help="FILE.jsonl, FILE.parquet, or a folder (datasets.save_to_disk)")
     p.add_argument("--failures", action="store_true", help="list the failed items and their reasons instead")
     p.set_defaults(func=run)

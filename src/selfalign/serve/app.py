@@ -23,6 +23,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 from pydantic import ValidationError
 
+from selfalign.errors import UserError
 from selfalign.llm.errors import ModelError, TransientError
 from selfalign.llm.extras import require
 from selfalign.llm.model import Model
@@ -121,6 +122,8 @@ def create_app(
             return error(400, message, param)
         try:
             completion, extra = await answer(body.to_messages(), sampling, body.to_json_schema())
+        except UserError as exc:  # e.g. an option this answerer does not support
+            return error(400, str(exc))
         except TransientError as exc:
             log.warning("answer failed (transient): %s", exc)
             return error(503, str(exc))

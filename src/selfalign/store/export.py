@@ -13,8 +13,6 @@ from typing import Any, Iterable
 
 from selfalign.errors import UserError
 
-FORMATS = ("sft", "preference", "groups")
-
 
 def write_rows(rows: Iterable[dict[str, Any]], to: str | Path) -> int:
     """Write rows by the target's ending: .jsonl, .parquet, or a folder (datasets.save_to_disk)."""
