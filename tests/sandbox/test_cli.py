@@ -7,30 +7,8 @@ import sys
 
 import pytest
 
-# The full CLI imports every command's module; until they all exist, run this command alone.
-SHIM = """
-import sys, argparse
-from selfalign.errors import UserError
-try:
-    from selfalign.cli.main import build_parser, main
-    build_parser()
-except ImportError:
-    from selfalign.cli import sandbox
-    def main(argv):
-        p = argparse.ArgumentParser(prog="selfalign")
-        sandbox.register(p.add_subparsers(dest="command", required=True))
-        args = p.parse_args(argv)
-        try:
-            return args.func(args)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def selfalign(*args, check=True):
-    proc = subprocess.run([sys.executable, "-c", SHIM, *map(str, args)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "selfalign.cli.main", *map(str, args)], capture_output=True, text=True, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"selfalign {args} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -141,7 +119,7 @@ def test_sigkill_mid_round_then_resume_matches_a_clean_run(tmp_path, questions_f
     args = ["sandbox", "--model", f"scripted:{path}", "--questions", questions_file, "--grid", 4, "--rounds", 2,
             "--raters", 4, "--concurrency", 3, "--quiet", "--mix", "all"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", SHIM, *map(str, args), "--out", str(killed)],
+    proc = subprocess.Popen([sys.executable, "-m", "selfalign.cli.main", *map(str, args), "--out", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while sum(i.startswith("r002") for i in _done_ids(killed)) < 3 and time.monotonic() < deadline:
