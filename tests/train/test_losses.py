@@ -32,7 +32,7 @@ def test_three_responses_mean():
 
 def test_three_responses_max():
     # max(0.228571, 0.357143) = 0.357143 ; loss = 1.0 + 0.2 * 0.357143 = 1.0714286
-    loss = stable_alignment_loss(t([[1.2, 1.0, 1.5]]), t([[4, 7, 1]]), m([[1, 1, 1]]), aggregate="max")
+    loss = stable_alignment_loss(t([[1.2, 1.0, 1.5]]), t([[4, 7, 1]]), m([[1, 1, 1]]), reduce="max")
     assert loss.item() == pytest.approx(1.0714286, abs=1e-6)
 
 
@@ -68,11 +68,11 @@ def test_masks_and_single_response_groups():
     nll = t([[1.2, 1.0, 1.5], [0.5, 0.8, NAN], [0.7, NAN, NAN]]).requires_grad_()
     ratings = t([[4, 7, 1], [2, 5, 8], [3, -1, 8]])
     mask = m([[1, 1, 1], [1, 1, 0], [1, 0, 0]])
-    per_group = stable_alignment_loss(nll, ratings, mask, reduce="none")
+    per_group = stable_alignment_loss(nll, ratings, mask, over_groups="none")
     assert per_group.tolist() == pytest.approx([1.0585714, 0.9457143, 0.7], abs=1e-6)
     loss = stable_alignment_loss(nll, ratings, mask)
     assert loss.item() == pytest.approx(0.9014286, abs=1e-6)
-    assert stable_alignment_loss(nll, ratings, mask, reduce="sum").item() == pytest.approx(2.7042857, abs=1e-6)
+    assert stable_alignment_loss(nll, ratings, mask, over_groups="sum").item() == pytest.approx(2.7042857, abs=1e-6)
     loss.backward()
     assert not torch.isnan(nll.grad).any()
     assert nll.grad[1, 2].item() == 0.0 and nll.grad[2, 1].item() == 0.0
@@ -88,7 +88,7 @@ def test_gradients_mean():
 
 def test_gradients_max_and_inactive():
     nll = t([[1.2, 1.0, 1.5]]).requires_grad_()
-    stable_alignment_loss(nll, t([[4, 7, 1]]), m([[1, 1, 1]]), aggregate="max").backward()
+    stable_alignment_loss(nll, t([[4, 7, 1]]), m([[1, 1, 1]]), reduce="max").backward()
     assert nll.grad.flatten().tolist() == pytest.approx([0.0, 1.2, -0.2])  # only the argmax term
     nll = t([[2.0, 1.0, 3.0]]).requires_grad_()
     stable_alignment_loss(nll, t([[4, 7, 1]]), m([[1, 1, 1]])).backward()

@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--rating-scale", dest="rating_scale", type=float, help="ratings lie in [1, scale] (default 7)")
     st.add_argument("--ratio", type=float, help="weight of the rating-margin penalty (default 0.2)")
     st.add_argument("--margin", type=float, help="margin scale m (default 1)")
-    st.add_argument("--aggregate", choices=["mean", "max"], help="over lower-rated responses (default mean)")
+    st.add_argument("--reduce", choices=["mean", "max"], help="over lower-rated responses (default mean, the paper)")
     st.add_argument("--max-responses", dest="max_responses", type=int, help="per group (default 3)")
 
     d = p.add_argument_group("DPO")

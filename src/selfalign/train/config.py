@@ -59,7 +59,7 @@ class TrainConfig(BaseModel):
     rating_scale: float = Field(7.0, gt=1)
     ratio: float = Field(0.2, ge=0)
     margin: float = Field(1.0, ge=0)
-    aggregate: Literal["mean", "max"] = "mean"
+    reduce: Literal["mean", "max"] = "mean"
     max_responses: int = Field(3, ge=1, description="responses kept per group: the best and a spread")
 
     # DPO

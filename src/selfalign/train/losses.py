@@ -43,8 +43,8 @@ def stable_alignment_loss(
     margin: float = 1.0,
     rating_scale: float = 7.0,
     ratio: float = 0.2,
-    aggregate: Literal["mean", "max"] = "mean",
-    reduce: Literal["mean", "sum", "none"] = "mean",
+    reduce: Literal["mean", "max"] = "mean",
+    over_groups: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor:
     """Stable Alignment loss over a batch of response groups.
 
@@ -52,7 +52,7 @@ def stable_alignment_loss(
 
         b   = argmax_{i valid} r_i                      (ties: the first such i)
         m_i = margin * (r_b - r_i) / rating_scale
-        D   = max(0, agg_{i valid, i != b} (L_b - L_i + m_i))     agg = mean (default) or max
+        D   = max(0, agg_{i valid, i != b} (L_b - L_i + m_i))     agg = `reduce`: mean (paper) or max
         loss_g = L_b + ratio * D
 
     A group with a single valid response has no D term: loss_g = L_b (plain SFT). As the rating
@@ -64,8 +64,8 @@ def stable_alignment_loss(
         ratings: (G, K) ratings in [1, rating_scale]; entries where `mask` is False are ignored.
         mask: (G, K) bool, True where a response exists (groups may have fewer than K).
         margin, rating_scale, ratio: the paper's m, rating scale (7) and penalty weight (0.2).
-        aggregate: "mean" or "max" over the lower-rated responses, inside the max(0, .).
-        reduce: "mean" over groups (default), "sum", or "none" for the (G,) vector.
+        reduce: "mean" (the paper) or "max" over the lower-rated responses, inside the max(0, .).
+        over_groups: "mean" over groups (default), "sum", or "none" for the (G,) vector.
     """
     if nll.shape != ratings.shape or nll.shape != mask.shape or nll.dim() != 2:
         raise ValueError(f"nll, ratings and mask must share one (groups, K) shape; got "
@@ -92,22 +92,22 @@ def stable_alignment_loss(
     n_others = others.sum(dim=1)
     # torch.where (not multiplication by the mask) so that garbage in padded slots, even NaN,
     # cannot leak into the value or the gradient.
-    if aggregate == "mean":
+    if reduce == "mean":
         summed = torch.where(others, diff, torch.zeros_like(diff)).sum(dim=1)
         agg = summed / n_others.clamp(min=1)
-    elif aggregate == "max":
+    elif reduce == "max":
         agg = torch.where(others, diff, torch.full_like(diff, float("-inf"))).max(dim=1).values
         agg = torch.where(n_others > 0, agg, torch.zeros_like(agg))
     else:
-        raise ValueError(f"aggregate must be 'mean' or 'max', not {aggregate!r}")
+        raise ValueError(f"reduce must be 'mean' or 'max', not {reduce!r}")
     penalty = torch.clamp(agg, min=0.0)
     penalty = torch.where(n_others > 0, penalty, torch.zeros_like(penalty))
 
     per_group = nll_best.squeeze(1) + ratio * penalty
-    if reduce == "mean":
+    if over_groups == "mean":
         return per_group.mean()
-    if reduce == "sum":
+    if over_groups == "sum":
         return per_group.sum()
-    if reduce == "none":
+    if over_groups == "none":
         return per_group
-    raise ValueError(f"reduce must be 'mean', 'sum' or 'none', not {reduce!r}")
+    raise ValueError(f"over_groups must be 'mean', 'sum' or 'none', not {over_groups!r}")

@@ -90,14 +90,14 @@ class StableAlignmentTrainer(Trainer):
         rating_scale: float = 7.0,
         ratio: float = 0.2,
         margin: float = 1.0,
-        aggregate: str = "mean",
+        reduce: str = "mean",
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.rating_scale = rating_scale
         self.ratio = ratio
         self.margin = margin
-        self.aggregate = aggregate
+        self.reduce = reduce
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         # group_by_length: the stock sampler would measure a group by its number of responses;
@@ -132,7 +132,7 @@ class StableAlignmentTrainer(Trainer):
             margin=self.margin,
             rating_scale=self.rating_scale,
             ratio=self.ratio,
-            aggregate=self.aggregate,  # type: ignore[arg-type]
+            reduce=self.reduce,  # type: ignore[arg-type]
         )
         return (loss, outputs) if return_outputs else loss
 
@@ -163,5 +163,5 @@ def build_stable_trainer(
         rating_scale=cfg.rating_scale,
         ratio=cfg.ratio,
         margin=cfg.margin,
-        aggregate=cfg.aggregate,
+        reduce=cfg.reduce,
     )
