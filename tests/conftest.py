@@ -9,3 +9,20 @@ def tiny_model_dir(tmp_path_factory):
     from selfalign.llm.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def serve():
+    """serve(app) -> a running BackgroundServer on a free 127.0.0.1 port, stopped after the test."""
+    from selfalign.serve import BackgroundServer
+
+    servers = []
+
+    def start(app):
+        server = BackgroundServer(app).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -9,13 +9,7 @@ import sys
 import time
 
 import pytest
-
-
-def selfalign(*args, check=True, **kw):
-    proc = subprocess.run([sys.executable, "-m", "selfalign.cli.main", *map(str, args)], capture_output=True, text=True, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"selfalign {args} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from clitools import selfalign
 
 
 @pytest.fixture

@@ -14,24 +14,10 @@ from selfalign.llm import Model, ModelError, RetryPolicy, TransientError, load_m
 from selfalign.llm.openai_compat import OpenAIProvider, _completion
 from selfalign.llm.scripted import ScriptedProvider
 from selfalign.llm.types import ChatRequest, Message, Sampling
-from selfalign.serve import BackgroundServer, app_for_model, create_app
+from selfalign.serve import app_for_model, create_app
 
 SECRET = "sk-test-DO-NOT-LEAK-1234567890"
 FAST = RetryPolicy(max_retries=10, backoff_base=0.01, backoff_max=0.05)
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(app):
-        server = BackgroundServer(app).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def backend(reply=lambda req: "pong: " + req.messages[-1].content):

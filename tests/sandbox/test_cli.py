@@ -6,13 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-def selfalign(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "selfalign.cli.main", *map(str, args)], capture_output=True, text=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"selfalign {args} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
+from clitools import selfalign
 
 @pytest.fixture
 def rules(tmp_path):
@@ -153,3 +147,13 @@ def test_selfalign_export_reads_a_sandbox_run(tmp_path, rules, questions_file):
     rows = [json.loads(line) for line in (tmp_path / "groups.jsonl").read_text().splitlines()]
     assert len(rows) >= 8  # imitation and self-critic of each of the 4 turns at least (no mix here)
     assert all(1.0 <= r <= 7.0 for row in rows for r in row["ratings"])
+
+
+def test_groups_export_trains_with_stable(tmp_path, rules, questions_file, tiny_model_dir):
+    out = tmp_path / "run"
+    selfalign("sandbox", "--model", rules, "--questions", questions_file, "--grid", 3, "--rounds", 1,
+              "--radius", 2, "--raters", 4, "--out", out, "--quiet", "--mix", "all")
+    groups = out / "data" / "groups.jsonl"
+    selfalign("train", "--method", "stable", "--model", tiny_model_dir, "--data", groups, "--out", tmp_path / "ckpt",
+              "--max-steps", 2, "--batch-size", 4, "--max-length", 256, "--no-bf16")
+    assert json.loads((tmp_path / "ckpt" / "train_summary.json").read_text())["method"] == "stable"

@@ -1,22 +1,6 @@
 import openai
 import pytest
 
-from selfalign.serve import BackgroundServer
-
-
-@pytest.fixture
-def serve():
-    """serve(app) -> a running BackgroundServer on a free 127.0.0.1 port, stopped after the test."""
-    servers = []
-
-    def start(app):
-        server = BackgroundServer(app).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture
