@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from selfalign.errors import UserError
 from selfalign.llm import Model, load_provider
-from selfalign.llm.decoding import gumbel_noise, top_p_filter
+from selfalign.llm.decoding import gumbel_noise, gumbel_rows, top_p_filter, top_p_rows
 from selfalign.llm.hf import HFProvider
 from selfalign.llm.types import ChatRequest, Message, Sampling
 
@@ -95,6 +95,50 @@ def test_a_request_gives_the_same_text_alone_or_in_any_batch(provider, temperatu
     assert batched.completion_tokens == alone.completion_tokens
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_requests_join_a_running_batch_and_leave_it_when_done(provider, temperature):
+    """Continuous batching: requests arriving while a long one decodes are admitted at once
+    (one with a longer prompt, one shorter, so either side of the cache gets left-padded),
+    answered as soon as they finish, and every text is what it would be alone."""
+    long = ask("the long one", temperature=temperature, seed=5, max_tokens=300)
+    short = [
+        ask("a much longer prompt than the running row has, to pad the running cache", temperature=temperature, seed=1, max_tokens=6),
+        ask("s", temperature=temperature, seed=2, max_tokens=5, stop=("zz",)),
+        ask("json", schema=Profile.model_json_schema(), temperature=temperature, seed=3, max_tokens=120),
+    ]
+    alone = [run(provider, r)[0] for r in (long, *short)]
+    assert alone[0].completion_tokens > 100, "the long row must outlive the short ones"
+
+    async def go():
+        calls = provider.generate_calls
+        first = asyncio.ensure_future(provider.complete(long))
+        while provider.generate_calls == calls:  # until the long row is prefilled and decoding
+            await asyncio.sleep(0.001)
+        done_short = await asyncio.gather(*(provider.complete(r) for r in short))
+        still_running = not first.done()
+        return [await first, *done_short], still_running, provider.generate_calls - calls
+
+    together, still_running, calls = asyncio.run(go())
+    assert still_running and calls == 2
+    assert [d.text for d in together] == [d.text for d in alone]
+    assert [d.completion_tokens for d in together] == [d.completion_tokens for d in alone]
+    Profile.model_validate_json(together[-1].text)
+
+
+def test_models_without_a_plain_cache_fall_back_to_generate(tiny_model_dir, provider):
+    """A model whose cache our loop cannot slice (sliding windows...) runs one generate per batch."""
+    assert provider._continuous  # the tiny Qwen2 model takes the continuous path
+    p = HFProvider(str(tiny_model_dir), device="cpu", batch_wait_ms=50)
+    p._continuous = False
+    requests = [ask("a", temperature=0, max_tokens=7), ask("b", temperature=1.0, seed=3, max_tokens=9, stop=("zz",))]
+    try:
+        fallback = run(p, *requests)
+        assert p.generate_calls == 1
+    finally:
+        asyncio.run(p.close())
+    assert [d.text for d in fallback] == [d.text for d in run(provider, *requests)]
+
+
 def test_seed_picks_the_sample_and_no_seed_means_seed_0(provider):
     texts = [d.text for d in run(provider, *(ask("q", temperature=1.0, seed=s, max_tokens=12) for s in (0, 1, 2)))]
     assert len(set(texts)) == 3
@@ -169,3 +213,20 @@ def test_gumbel_noise_depends_only_on_seed_and_step():
     assert not torch.equal(a, gumbel_noise(64, seed=5, step=4, device=torch.device("cpu")))
     assert not torch.equal(a, gumbel_noise(64, seed=6, step=3, device=torch.device("cpu")))
     assert torch.isfinite(a).all()
+
+
+def test_gumbel_rows_give_each_row_its_own_noise_in_any_batch():
+    cpu = torch.device("cpu")
+    rows = gumbel_rows(5000, seeds=[5, 6, 5], steps=[3, 3, 4], device=cpu)
+    for k, (seed, step) in enumerate([(5, 3), (6, 3), (5, 4)]):
+        assert torch.equal(rows[k], gumbel_noise(5000, seed=seed, step=step, device=cpu))
+    # Standard Gumbel: mean = Euler's gamma, variance = pi^2 / 6.
+    assert abs(rows.mean().item() - 0.5772) < 0.05 and abs(rows.var().item() - 1.6449) < 0.1
+
+
+def test_top_p_rows_matches_the_single_row_filter():
+    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    ps = [0.3, 0.9, 0.99]
+    batched = top_p_rows(logits, torch.tensor(ps))
+    for k, p in enumerate(ps):
+        assert torch.equal(batched[k], top_p_filter(logits[k], p))

@@ -33,14 +33,43 @@ def step_seed(seed: int, step: int) -> int:
     return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+_MASK32 = 0xFFFF_FFFF
+
+
+def _mul32(x: torch.Tensor, m: int) -> torch.Tensor:
+    """(x * m) mod 2**32 for int64 tensors of 32-bit values, without int64 overflow."""
+    return ((((x >> 16) * m) & _MASK32) << 16) + (x & 0xFFFF) * m & _MASK32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """The lowbias32 integer hash (a bijection of 32-bit values, good avalanche)."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def gumbel_rows(vocab: int, seeds: Sequence[int], steps: Sequence[int], device: torch.device) -> torch.Tensor:
+    """Standard Gumbel noise (len(seeds), vocab): row i depends only on (seeds[i], steps[i]).
+
+    A counter-based generator: token v of a row gets hash(v, step_seed(seed, step)), so all rows
+    come from a few tensor ops, with no per-row generator, and a row's noise is the same in
+    any batch.
+    """
+    keys = [step_seed(seed, step) for seed, step in zip(seeds, steps, strict=True)]
+    lo = torch.tensor([k & _MASK32 for k in keys], dtype=torch.int64, device=device)[:, None]
+    hi = torch.tensor([k >> 32 for k in keys], dtype=torch.int64, device=device)[:, None]
+    token = torch.arange(vocab, dtype=torch.int64, device=device)[None, :]
+    bits = _mix32(_mix32(token ^ lo) ^ hi)
+    # 24 random bits -> a float32 uniform strictly inside (0, 1): both logs stay finite.
+    uniform = ((bits >> 8).to(torch.float32) + 0.5) * 2.0**-24
+    return -torch.log(-torch.log(uniform))
+
+
 def gumbel_noise(vocab: int, seed: int, step: int, device: torch.device) -> torch.Tensor:
     """Standard Gumbel noise of one row at one step, the same on every call with these args."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(step_seed(seed, step))
-    uniform = torch.rand(vocab, generator=gen, device=device, dtype=torch.float32)
-    # Keep log() finite at both ends: u=0 gives -log(-log(0)) = -inf, u=1 gives +inf.
-    uniform = uniform.clamp_(min=torch.finfo(torch.float32).tiny, max=1.0 - 1e-7)
-    return -torch.log(-torch.log(uniform))
+    return gumbel_rows(vocab, [seed], [step], device)[0]
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -55,6 +84,42 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def top_p_rows(logits: torch.Tensor, top_ps: torch.Tensor) -> torch.Tensor:
+    """`top_p_filter` for a (rows, vocab) tensor, with each row's own top_p (all < 1)."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    drop_sorted = (torch.cumsum(probs, dim=-1) - probs) > top_ps[:, None]
+    drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_rows(
+    scores: torch.Tensor,
+    rows: Sequence[int],
+    temperatures: Sequence[float],
+    top_ps: Sequence[float],
+    seeds: Sequence[int],
+    steps: Sequence[int],
+) -> None:
+    """Turn `scores[rows]` in place into temperature-scaled, top-p filtered, Gumbel-noised logits.
+
+    The lists give each listed row's settings (all temperatures > 0) and the number of tokens
+    it generated so far; the argmax of the result is then a seeded sample.
+    """
+    if not rows:
+        return
+    index = torch.tensor(rows, device=scores.device)
+    temps = torch.tensor(temperatures, dtype=torch.float32, device=scores.device)
+    logits = scores[index].float() / temps[:, None]
+    nucleus = [k for k, p in enumerate(top_ps) if p < 1.0]
+    if nucleus:
+        sub = torch.tensor(nucleus, device=scores.device)
+        ps = torch.tensor([top_ps[k] for k in nucleus], dtype=torch.float32, device=scores.device)
+        logits[sub] = top_p_rows(logits[sub], ps)
+    logits += gumbel_rows(logits.shape[-1], seeds, steps, scores.device)
+    scores[index] = logits.to(scores.dtype)
+
+
 @dataclass
 class RowSampler(LogitsProcessor):
     """Temperature, top-p and seeded Gumbel noise per row; temperature-0 rows stay greedy."""
@@ -66,12 +131,15 @@ class RowSampler(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         step = input_ids.shape[1] - self.prompt_len
-        for row, temperature in enumerate(self.temperatures):
-            if temperature <= 0:
-                continue
-            logits = top_p_filter(scores[row].float() / temperature, self.top_ps[row])
-            noise = gumbel_noise(logits.shape[-1], self.seeds[row], step, logits.device)
-            scores[row] = (logits + noise).to(scores.dtype)
+        rows = [row for row, t in enumerate(self.temperatures) if t > 0]
+        sample_rows(
+            scores,
+            rows,
+            [self.temperatures[r] for r in rows],
+            [self.top_ps[r] for r in rows],
+            [self.seeds[r] for r in rows],
+            [step] * len(rows),
+        )
         return scores
 
 

@@ -1,15 +1,19 @@
-"""`hf:ID_OR_PATH`: a transformers model in this process, on CPU or GPU, with dynamic batching.
+"""`hf:ID_OR_PATH`: a transformers model in this process, on CPU or GPU, with continuous batching.
 
-Concurrent `complete()` calls go into a queue. One background task takes what is queued (up to
-`max_batch_size`, waiting at most `batch_wait_ms` after the first request) and answers all of it
-with ONE `model.generate` call, run in a dedicated thread so the event loop stays free; requests
-arriving meanwhile form the next batch.
+Concurrent `complete()` calls go into a queue. One background task admits what is queued (up to
+`max_batch_size` rows in flight, the first request of an idle engine waiting at most
+`batch_wait_ms` for others) into a running batch, decoded step by step by our own loop over the
+model's KV cache, in a dedicated thread so the event loop stays free. A row leaves the batch
+(and its cache rows are dropped) the step it finishes; requests arriving meanwhile are prefilled
+and joined to the running batch at once, so short calls never wait for a long one and the
+engine stays busy on mixed-length work. Models whose cache is not a plain `DynamicCache`
+(sliding windows, linear attention...) fall back to one `model.generate` call per batch.
 
 Every setting of a request is applied per row (see `decoding.py`): temperature, top_p and seed
-through a seeded Gumbel-max sampler, max_tokens and stop strings through a per-row stopping
-criterion, the JSON schema through one xgrammar matcher per row. So any requests can share a
-batch, and a request gives the same text alone or batched with others (up to the float noise
-of left-padding, see `RowSampler`). A request without a seed samples with seed 0.
+through a seeded Gumbel-max sampler, max_tokens and stop strings through a per-row stop check,
+the JSON schema through one xgrammar matcher per row. So any requests can share a batch, and a
+request gives the same text alone or batched with others (up to the float noise of padding).
+A request without a seed samples with seed 0.
 
 No retries, no cache: the `Model` wrapper does those.
 """
@@ -18,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import inspect
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +34,7 @@ import torch
 
 from selfalign.errors import UserError
 
-from .decoding import GrammarProcessor, RowSampler, RowStopper, control_token_mask
+from .decoding import GrammarProcessor, RowSampler, RowStopper, control_token_mask, sample_rows
 from .errors import ModelError, TransientError
 from .types import ChatRequest, Completion
 
@@ -54,6 +60,34 @@ class _Pending:
     future: asyncio.Future[Completion]
 
 
+@dataclass
+class _Live:
+    """A row in the running batch: its request, settings and what it generated so far."""
+
+    pending: _Pending
+    row: _Row
+    tokens: list[int] = field(default_factory=list)
+    stopped_at: int | None = None  # tokens it had when a stop string appeared
+    grammar_live: bool = False  # its matcher still accepts its tokens
+
+    def __post_init__(self) -> None:
+        self.grammar_live = self.row.matcher is not None
+        # A stop string of n characters spans at most n tokens; a few more cover tokens that
+        # decode to partial UTF-8 bytes.
+        self.tail = max((len(s) for s in self.row.stop), default=0) + 8
+
+
+@dataclass
+class _Running:
+    """The running batch: its rows, their KV cache, attention mask (rows, cache length), and
+    each row's last token (the next step's input)."""
+
+    rows: list[_Live]
+    cache: Any
+    mask: torch.Tensor
+    last: torch.Tensor
+
+
 class HFProvider:
     """A Hugging Face causal LM with a chat template, batched across concurrent requests.
 
@@ -61,8 +95,8 @@ class HFProvider:
         device: "cuda", "cuda:1", "cpu", ...; default "cuda" when available, else "cpu".
         dtype: "auto" (the checkpoint's dtype on GPU, float32 on CPU, where half precision is
             slow and numerically rough), or a torch dtype name such as "bfloat16".
-        max_batch_size: most requests answered by one generate call.
-        batch_wait_ms: how long the first queued request waits for others to join its batch.
+        max_batch_size: most requests decoded together (rows in the running batch).
+        batch_wait_ms: how long the first request to an idle engine waits for others to join.
         trust_remote_code: passed to transformers, for models with their own code.
     """
 
@@ -87,7 +121,8 @@ class HFProvider:
         self.model, self.tokenizer = _load(model_id_or_path, self.device, dtype, trust_remote_code)
         self.eos_token_ids = _eos_ids(self.model, self.tokenizer)
         self.pad_token_id = _pad_id(self.model, self.tokenizer, self.eos_token_ids)
-        #: Counters of the generate calls run so far and the rows they held (tests, benchmarks).
+        #: Counters of the prefill (or generate) calls run so far, each admitting the requests
+        #: queued together, and the rows they held (tests, benchmarks).
         self.generate_calls = 0
         self.generated_rows = 0
         self._grammar_compiler: Any | None = None
@@ -99,6 +134,12 @@ class HFProvider:
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._running: _Running | None = None  # the running batch (touched by the thread only)
+        self._active: list[_Pending] = []  # its requests, as the async side last saw them
+        self._arrived = threading.Event()  # set by complete(): new work waits in the queue
+        self._continuous = _plain_dynamic_cache(self.model, self.device)
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self._bitmask: torch.Tensor | None = None
 
     # -- the async side: queue and batching worker ------------------------------------------
 
@@ -110,6 +151,7 @@ class HFProvider:
         queue = self._ensure_worker(loop)
         future: asyncio.Future[Completion] = loop.create_future()
         queue.put_nowait(_Pending(request, future))
+        self._arrived.set()
         return await future
 
     def _ensure_worker(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[_Pending]:
@@ -125,27 +167,32 @@ class HFProvider:
     async def _serve(self, queue: asyncio.Queue[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect(queue)
-            batch = [p for p in batch if not p.future.done()]  # callers may have given up
-            if not batch:
+            if self._active:  # the engine runs: admit whatever is queued now, without waiting
+                room = self.max_batch_size - len(self._active)
+                admit = [queue.get_nowait() for _ in range(min(room, queue.qsize()))]
+            else:
+                admit = await self._collect(queue)
+            admit = [p for p in admit if not p.future.done()]  # callers may have given up
+            if not admit and not self._active:
                 continue
+            self._arrived.clear()
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self._run_batch, [p.request for p in batch]
-                )
+                finished = await loop.run_in_executor(self._executor, self._advance, admit)
             except asyncio.CancelledError:
-                _fail(batch, ModelError(f"{self.name}: the provider was closed during the call"))
+                _fail([*self._active, *admit], ModelError(f"{self.name}: the provider was closed during the call"))
                 raise
-            except Exception as exc:  # the generate call itself failed: every row fails
-                _fail(batch, _generate_error(self.name, exc))
+            except Exception as exc:  # a forward pass failed: every row in flight fails
+                _fail([*self._active, *admit], _generate_error(self.name, exc))
+                self._running, self._active = None, []
                 continue
-            for pending, result in zip(batch, results, strict=True):
+            for pending, result in finished:
                 if pending.future.done():
                     continue
                 if isinstance(result, BaseException):
                     pending.future.set_exception(result)
                 else:
                     pending.future.set_result(result)
+            self._active = [] if self._running is None else [live.pending for live in self._running.rows]
 
     async def _collect(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
         """The first queued request, plus those arriving within batch_wait_s, up to the max."""
@@ -184,21 +231,147 @@ class HFProvider:
 
     # -- the thread side: prepare rows, one generate call, read the rows back ---------------
 
-    def _run_batch(self, requests: list[ChatRequest]) -> list[Completion | Exception]:
-        """Answer a batch; a request that cannot be prepared fails alone, not the batch."""
-        results: list[Completion | Exception | None] = [None] * len(requests)
-        rows: list[_Row] = []
-        positions: list[int] = []
-        for i, request in enumerate(requests):
+    def _advance(self, admit: list[_Pending]) -> list[tuple[_Pending, Completion | Exception]]:
+        """Admit new requests, then decode until a row finishes or new work can be admitted.
+
+        Returns the requests answered (or failed alone, e.g. a schema that does not compile).
+        """
+        finished: list[tuple[_Pending, Completion | Exception]] = []
+        lives: list[_Live] = []
+        for pending in admit:
             try:
-                rows.append(self._prepare(request))
-                positions.append(i)
+                lives.append(_Live(pending, self._prepare(pending.request)))
             except Exception as exc:
-                results[i] = exc
-        if rows:
-            for i, completion in zip(positions, self._generate(rows), strict=True):
-                results[i] = completion
-        return [r if r is not None else ModelError("internal: row without result") for r in results]
+                finished.append((pending, exc))
+        if not self._continuous:  # one generate call per batch, as transformers runs it
+            if lives:
+                completions = self._generate([live.row for live in lives])
+                finished += [(live.pending, c) for live, c in zip(lives, completions, strict=True)]
+            return finished
+        with torch.inference_mode():
+            if lives:
+                self._admit(lives)
+                finished += self._retire()
+            while self._running is not None and not finished:
+                if self._arrived.is_set() and len(self._running.rows) < self.max_batch_size:
+                    break  # back to the event loop, which admits the newcomers
+                self._step()
+                finished += self._retire()
+        return finished
+
+    def _admit(self, lives: list[_Live]) -> None:
+        """Prefill the new rows, choose their first token, and join them to the running batch."""
+        from transformers import DynamicCache
+
+        input_ids, mask = _left_pad([live.row for live in lives], self.pad_token_id, self.device)
+        positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+        cache = DynamicCache(config=self.model.config)
+        extra = {"logits_to_keep": 1} if self._logits_to_keep else {}
+        out = self.model(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions,
+            past_key_values=cache, use_cache=True, **extra,
+        )
+        self.generate_calls += 1
+        self.generated_rows += len(lives)
+        last = self._choose(out.logits[:, -1, :], lives)
+        new = _Running(lives, out.past_key_values, mask, last)
+        self._running = new if self._running is None else _merge(self._running, new)
+
+    def _step(self) -> None:
+        """One decode step of every row in the running batch."""
+        run = self._running
+        assert run is not None
+        positions = run.mask.sum(-1, keepdim=True)  # real tokens so far = the new token's position
+        run.mask = torch.cat([run.mask, run.mask.new_ones((run.mask.shape[0], 1))], dim=-1)
+        out = self.model(
+            input_ids=run.last[:, None], attention_mask=run.mask, position_ids=positions,
+            past_key_values=run.cache, use_cache=True,
+        )
+        run.cache = out.past_key_values
+        run.last = self._choose(out.logits[:, -1, :], run.rows)
+
+    def _choose(self, logits: torch.Tensor, lives: list[_Live]) -> torch.Tensor:
+        """Each row's next token (grammar mask, then seeded sampling or greedy); record it."""
+        scores = logits.float()
+        self._mask_grammar(scores, lives)
+        sampled = [k for k, live in enumerate(lives) if live.row.temperature > 0]
+        sample_rows(
+            scores,
+            sampled,
+            [lives[k].row.temperature for k in sampled],
+            [lives[k].row.top_p for k in sampled],
+            [lives[k].row.seed for k in sampled],
+            [len(lives[k].tokens) for k in sampled],
+        )
+        chosen = scores.argmax(dim=-1)
+        for live, token in zip(lives, chosen.tolist(), strict=True):
+            live.tokens.append(token)
+            if live.grammar_live and not live.row.matcher.is_terminated():
+                live.grammar_live = bool(live.row.matcher.accept_token(token))
+            if live.row.stop and token not in self.eos_token_ids:
+                text = self.tokenizer.decode(live.tokens[-live.tail :], skip_special_tokens=True)
+                if any(stop in text for stop in live.row.stop):
+                    live.stopped_at = len(live.tokens)
+        return chosen
+
+    def _mask_grammar(self, scores: torch.Tensor, lives: list[_Live]) -> None:
+        """Mask what each constrained row's grammar forbids; a finished grammar allows only EOS."""
+        constrained = [k for k, live in enumerate(lives) if live.grammar_live]
+        if not constrained:
+            return
+        import xgrammar as xgr
+
+        if self._bitmask is None or self._bitmask.shape[0] < len(lives):
+            self._bitmask = xgr.allocate_token_bitmask(max(len(lives), self.max_batch_size), scores.shape[-1])
+        masked: list[int] = []
+        for k in constrained:
+            matcher = lives[k].row.matcher
+            if matcher.is_terminated():
+                scores[k].fill_(float("-inf"))
+                scores[k, self.eos_token_ids[0]] = 0.0
+                continue
+            matcher.fill_next_token_bitmask(self._bitmask, k)
+            masked.append(k)
+        if masked:
+            xgr.apply_token_bitmask_inplace(scores, self._bitmask[: len(lives)].to(scores.device), indices=masked)
+            forbidden = self._forbidden_in_json
+            if forbidden is not None:
+                if forbidden.device != scores.device:
+                    forbidden = self._forbidden_in_json = forbidden.to(scores.device)
+                scores[masked] = scores[masked].masked_fill(forbidden[: scores.shape[-1]], float("-inf"))
+
+    def _retire(self) -> list[tuple[_Pending, Completion | Exception]]:
+        """Answer the rows that finished (EOS, max_tokens, stop string, caller gone) and drop
+        them from the batch, with the cache columns no remaining row uses."""
+        run = self._running
+        assert run is not None
+        eos = set(self.eos_token_ids)
+        keep: list[int] = []
+        done: list[tuple[_Pending, Completion | Exception]] = []
+        for k, live in enumerate(run.rows):
+            if (
+                live.tokens[-1] in eos
+                or len(live.tokens) >= live.row.max_tokens
+                or live.stopped_at is not None
+                or live.pending.future.done()
+            ):
+                done.append((live.pending, self._read_row(live.row, live.tokens, live.stopped_at)))
+            else:
+                keep.append(k)
+        if not done:
+            return done
+        if not keep:
+            self._running = None
+            return done
+        index = torch.tensor(keep, device=run.mask.device)
+        run.rows = [run.rows[k] for k in keep]
+        run.mask, run.last = run.mask[index], run.last[index]
+        start = int(run.mask.any(dim=0).to(torch.int8).argmax())  # leading all-padding columns
+        run.mask = run.mask[:, start:]
+        for layer in run.cache.layers:
+            layer.keys = layer.keys[index, :, start:]
+            layer.values = layer.values[index, :, start:]
+        return done
 
     def _prepare(self, request: ChatRequest) -> _Row:
         messages = [m.model_dump() for m in request.messages]
@@ -389,6 +562,48 @@ def _left_pad(rows: list[_Row], pad_id: int, device: torch.device) -> tuple[torc
         input_ids[i, width - n :] = torch.tensor(row.prompt_ids, dtype=torch.long)
         attention_mask[i, width - n :] = 1
     return input_ids.to(device), attention_mask.to(device)
+
+
+def _merge(old: _Running, new: _Running) -> _Running:
+    """One batch of both: the shorter side's cache and mask padded on the left (masked out)."""
+    width = max(old.mask.shape[1], new.mask.shape[1])
+
+    def pad(t: torch.Tensor, dim: int) -> torch.Tensor:
+        missing = width - t.shape[dim]
+        if missing == 0:
+            return t
+        shape = list(t.shape)
+        shape[dim] = missing
+        return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+    for a, b in zip(old.cache.layers, new.cache.layers, strict=True):
+        a.keys = torch.cat([pad(a.keys, -2), pad(b.keys, -2)], dim=0)
+        a.values = torch.cat([pad(a.values, -2), pad(b.values, -2)], dim=0)
+    return _Running(
+        old.rows + new.rows,
+        old.cache,
+        torch.cat([pad(old.mask, 1), pad(new.mask, 1)], dim=0),
+        torch.cat([old.last, new.last]),
+    )
+
+
+def _plain_dynamic_cache(model: Any, device: torch.device) -> bool:
+    """Whether the model's cache is a DynamicCache of plain DynamicLayers (keys and values of
+    shape (batch, heads, length, dim)), which our own decode loop can slice and merge."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    try:
+        cache = DynamicCache(config=model.config)
+        with torch.inference_mode():
+            out = model(input_ids=torch.zeros((1, 2), dtype=torch.long, device=device), past_key_values=cache, use_cache=True)
+        layers = out.past_key_values.layers
+        return isinstance(out.past_key_values, DynamicCache) and bool(layers) and all(
+            type(layer) is DynamicLayer and layer.keys.shape[-2] == 2 for layer in layers
+        )
+    except Exception as exc:  # an unusual model: generate() knows its ways
+        log.debug("hf: no continuous batching for this model (%s); one generate call per batch", exc)
+        return False
 
 
 def _fail(batch: list[_Pending], exc: Exception) -> None:
