@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from train_fixtures import losses_on_one_batch
 from transformers import AutoModelForCausalLM
 
 from selfalign.train.config import TrainConfig
@@ -60,16 +61,7 @@ def test_trl_loss_goes_down_on_one_batch(method, tiny_lm, data_dir, tmp_path):
         assert tok.decode([t for t in labels if t != -100]).count("<|im_start|>") == 0
     cols = [c for c in ds.column_names if c not in ("prompt", "chosen", "rejected", "messages")]
     batch = trainer.data_collator([{c: ds[i][c] for c in cols} for i in range(3)])
-    model = trainer.model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for _ in range(5):
-        loss = trainer.compute_loss(model, batch)
-        assert torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = losses_on_one_batch(trainer, trainer.model.train(), batch, steps=5)
     assert losses[-1] < losses[0], losses
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_fixtures import losses_on_one_batch
 
 from selfalign.train.config import TrainConfig
 from selfalign.train.data import load_records
@@ -56,15 +57,7 @@ def test_loss_goes_down_on_one_batch_and_runs_one_forward(stable_trainer):
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
     calls = []
     hook = model.register_forward_hook(lambda *a: calls.append(1))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(6):
-        loss = trainer.compute_loss(model, batch)
-        assert torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = losses_on_one_batch(trainer, model, batch, steps=6)
     hook.remove()
     assert len(calls) == 6  # one forward per step for all groups and responses
     assert losses[-1] < losses[0] - 0.1, losses

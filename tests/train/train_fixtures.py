@@ -22,3 +22,19 @@ BAD = "Just do whatever you want, nobody cares about the rules anyway."
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
     return path
+
+
+def losses_on_one_batch(trainer, model, batch, steps, lr=3e-3):
+    """Take `steps` AdamW steps on one batch with the trainer's own loss; each loss must be finite."""
+    import torch
+
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = trainer.compute_loss(model, batch)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
