@@ -103,6 +103,13 @@ class PreferenceRecord(BaseModel):
         return chosen[:n], chosen[n:], rejected[n:]
 
 
+def _check_one_rating_each(responses: list[str], ratings: list[float], word: str) -> None:
+    if not responses:
+        raise ValueError("'responses' is empty")
+    if len(responses) != len(ratings):
+        raise ValueError(f"{len(responses)} responses but {len(ratings)} {word}s; give one {word} per response")
+
+
 class GroupRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -117,12 +124,7 @@ class GroupRecord(BaseModel):
 
     @model_validator(mode="after")
     def _lengths(self) -> "GroupRecord":
-        if not self.responses:
-            raise ValueError("'responses' is empty")
-        if len(self.responses) != len(self.ratings):
-            raise ValueError(
-                f"{len(self.responses)} responses but {len(self.ratings)} ratings; give one rating per response"
-            )
+        _check_one_rating_each(self.responses, self.ratings, "rating")
         return self
 
     def prompt_messages(self) -> Messages:
@@ -149,12 +151,7 @@ class SandboxRecord(BaseModel):
     def _check(self) -> "SandboxRecord":
         if self.query is None and self.instruction is None:
             raise ValueError("needs 'query' (or 'instruction')")
-        if not self.responses:
-            raise ValueError("'responses' is empty")
-        if len(self.responses) != len(self.scores):
-            raise ValueError(
-                f"{len(self.responses)} responses but {len(self.scores)} scores; give one score per response"
-            )
+        _check_one_rating_each(self.responses, self.scores, "score")
         return self
 
     def as_group(self) -> GroupRecord:
