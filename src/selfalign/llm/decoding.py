@@ -143,6 +143,32 @@ class RowSampler(LogitsProcessor):
         return scores
 
 
+def mask_grammar_rows(
+    scores: torch.Tensor,
+    rows: Sequence[tuple[int, Any]],
+    bitmask: torch.Tensor,
+    eos_token_id: int,
+    forbidden: torch.Tensor | None,
+) -> None:
+    """Mask in place what each (row, xgrammar matcher) forbids next; a row whose grammar has
+    terminated may only emit EOS. `forbidden` (on the scores' device): tokens never allowed in
+    compact JSON, see `control_token_mask`. `bitmask` has at least as many rows as `scores`."""
+    import xgrammar as xgr
+
+    masked: list[int] = []
+    for row, matcher in rows:
+        if matcher.is_terminated():
+            scores[row].fill_(float("-inf"))
+            scores[row, eos_token_id] = 0.0
+            continue
+        matcher.fill_next_token_bitmask(bitmask, row)
+        masked.append(row)
+    if masked:
+        xgr.apply_token_bitmask_inplace(scores, bitmask[: scores.shape[0]].to(scores.device), indices=masked)
+        if forbidden is not None:
+            scores[masked] = scores[masked].masked_fill(forbidden[: scores.shape[-1]], float("-inf"))
+
+
 @dataclass
 class GrammarProcessor(LogitsProcessor):
     """Constrains rows that have an xgrammar matcher (None for free rows) to their grammar.
@@ -171,23 +197,10 @@ class GrammarProcessor(LogitsProcessor):
             self._advance(input_ids[:, -1].tolist())
         if self._bitmask is None:
             self._bitmask = xgr.allocate_token_bitmask(len(self.matchers), scores.shape[-1])
-        masked: list[int] = []
-        for row, matcher in enumerate(self.matchers):
-            if matcher is None or not self._live[row]:
-                continue
-            if matcher.is_terminated():
-                scores[row].fill_(float("-inf"))
-                scores[row, self.eos_token_id] = 0.0
-                continue
-            matcher.fill_next_token_bitmask(self._bitmask, row)
-            masked.append(row)
-        if masked:
-            bitmask = self._bitmask.to(scores.device, non_blocking=True)
-            xgr.apply_token_bitmask_inplace(scores, bitmask, indices=masked)
-            if self.forbidden is not None:
-                if self.forbidden.device != scores.device:
-                    self.forbidden = self.forbidden.to(scores.device)
-                scores[masked] = scores[masked].masked_fill(self.forbidden[: scores.shape[-1]], float("-inf"))
+        if self.forbidden is not None and self.forbidden.device != scores.device:
+            self.forbidden = self.forbidden.to(scores.device)
+        live = [(row, m) for row, m in enumerate(self.matchers) if m is not None and self._live[row]]
+        mask_grammar_rows(scores, live, self._bitmask, self.eos_token_id, self.forbidden)
         return scores
 
     def _advance(self, last_tokens: list[int]) -> None:
@@ -219,6 +232,18 @@ def control_token_mask(tokenizer: Any, vocab_size: int, keep: Sequence[int]) -> 
     return forbidden
 
 
+def stop_window(stops: Sequence[str]) -> int:
+    """Tokens to decode to spot a stop string: one of n characters spans at most n tokens, and a
+    few more cover tokens that decode to partial UTF-8 bytes."""
+    return max((len(s) for s in stops), default=0) + 8
+
+
+def stop_reached(tokenizer: Any, tail: list[int], stops: Sequence[str]) -> bool:
+    """Whether the decoded tail of a row's tokens holds one of its stop strings."""
+    text = tokenizer.decode(tail, skip_special_tokens=True)
+    return any(stop in text for stop in stops)
+
+
 @dataclass
 class RowStopper(StoppingCriteria):
     """Marks a row finished at its own max_tokens or once its text contains a stop string.
@@ -235,9 +260,7 @@ class RowStopper(StoppingCriteria):
 
     def __post_init__(self) -> None:
         self.stopped_at = [None] * len(self.max_tokens)
-        # A stop string of n characters spans at most n tokens; a few more cover tokens that
-        # decode to partial UTF-8 bytes.
-        self._tail = [max((len(s) for s in stops), default=0) + 8 for stops in self.stops]
+        self._tail = [stop_window(stops) for stops in self.stops]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         generated = input_ids.shape[1] - self.prompt_len
@@ -247,8 +270,7 @@ class RowStopper(StoppingCriteria):
                 done[row] = True
             elif self.stops[row] and self.stopped_at[row] is None:
                 tail = input_ids[row, -min(generated, self._tail[row]) :].tolist()
-                text = self.tokenizer.decode(tail, skip_special_tokens=True)
-                if any(stop in text for stop in self.stops[row]):
+                if stop_reached(self.tokenizer, tail, self.stops[row]):
                     self.stopped_at[row] = generated
             if self.stopped_at[row] is not None:
                 done[row] = True

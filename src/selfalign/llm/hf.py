@@ -34,7 +34,7 @@ import torch
 
 from selfalign.errors import UserError
 
-from .decoding import GrammarProcessor, RowSampler, RowStopper, control_token_mask, sample_rows
+from .decoding import GrammarProcessor, RowSampler, RowStopper, control_token_mask, mask_grammar_rows, sample_rows, stop_reached, stop_window
 from .errors import ModelError, TransientError
 from .types import ChatRequest, Completion
 
@@ -72,9 +72,7 @@ class _Live:
 
     def __post_init__(self) -> None:
         self.grammar_live = self.row.matcher is not None
-        # A stop string of n characters spans at most n tokens; a few more cover tokens that
-        # decode to partial UTF-8 bytes.
-        self.tail = max((len(s) for s in self.row.stop), default=0) + 8
+        self.tail = stop_window(self.row.stop)
 
 
 @dataclass
@@ -309,8 +307,7 @@ class HFProvider:
             if live.grammar_live and not live.row.matcher.is_terminated():
                 live.grammar_live = bool(live.row.matcher.accept_token(token))
             if live.row.stop and token not in self.eos_token_ids:
-                text = self.tokenizer.decode(live.tokens[-live.tail :], skip_special_tokens=True)
-                if any(stop in text for stop in live.row.stop):
+                if stop_reached(self.tokenizer, live.tokens[-live.tail :], live.row.stop):
                     live.stopped_at = len(live.tokens)
         return chosen
 
@@ -323,22 +320,10 @@ class HFProvider:
 
         if self._bitmask is None or self._bitmask.shape[0] < len(lives):
             self._bitmask = xgr.allocate_token_bitmask(max(len(lives), self.max_batch_size), scores.shape[-1])
-        masked: list[int] = []
-        for k in constrained:
-            matcher = lives[k].row.matcher
-            if matcher.is_terminated():
-                scores[k].fill_(float("-inf"))
-                scores[k, self.eos_token_ids[0]] = 0.0
-                continue
-            matcher.fill_next_token_bitmask(self._bitmask, k)
-            masked.append(k)
-        if masked:
-            xgr.apply_token_bitmask_inplace(scores, self._bitmask[: len(lives)].to(scores.device), indices=masked)
-            forbidden = self._forbidden_in_json
-            if forbidden is not None:
-                if forbidden.device != scores.device:
-                    forbidden = self._forbidden_in_json = forbidden.to(scores.device)
-                scores[masked] = scores[masked].masked_fill(forbidden[: scores.shape[-1]], float("-inf"))
+        if self._forbidden_in_json is not None and self._forbidden_in_json.device != scores.device:
+            self._forbidden_in_json = self._forbidden_in_json.to(scores.device)
+        rows = [(k, lives[k].row.matcher) for k in constrained]
+        mask_grammar_rows(scores, rows, self._bitmask, self.eos_token_ids[0], self._forbidden_in_json)
 
     def _retire(self) -> list[tuple[_Pending, Completion | Exception]]:
         """Answer the rows that finished (EOS, max_tokens, stop string, caller gone) and drop
