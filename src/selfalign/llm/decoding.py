@@ -76,18 +76,14 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Set to -inf every token outside the smallest set whose probability reaches top_p."""
     if top_p >= 1.0:
         return logits
-    sorted_logits, order = torch.sort(logits, descending=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    # A token is dropped when the tokens ranked above it already hold top_p; the first never is.
-    drop_sorted = (torch.cumsum(probs, dim=-1) - probs) > top_p
-    drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
+    return top_p_rows(logits[None], torch.tensor([top_p], device=logits.device))[0]
 
 
 def top_p_rows(logits: torch.Tensor, top_ps: torch.Tensor) -> torch.Tensor:
     """`top_p_filter` for a (rows, vocab) tensor, with each row's own top_p (all < 1)."""
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     probs = torch.softmax(sorted_logits, dim=-1)
+    # A token is dropped when the tokens ranked above it already hold top_p; the first never is.
     drop_sorted = (torch.cumsum(probs, dim=-1) - probs) > top_ps[:, None]
     drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
