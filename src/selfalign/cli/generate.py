@@ -55,8 +55,7 @@ def run_generator(args: argparse.Namespace, method: str, config: BaseModel, make
 
 
 async def _run(args: argparse.Namespace, store: RunStore, items: list[Item], make_run_item: MakeRunItem) -> RunSummary:
-    options = {"device": args.device} if args.device and args.model.startswith("hf:") else {}
-    model = load_model(args.model, cache=store, max_concurrency=args.max_calls, **options)
+    model = open_model(args.model, store, args)
     try:
         return await run_items(
             store,
@@ -68,6 +67,13 @@ async def _run(args: argparse.Namespace, store: RunStore, items: list[Item], mak
         )
     finally:
         await model.close()
+
+
+def open_model(spec: str, store: RunStore, args: argparse.Namespace) -> Model:
+    """The model a run's calls go through: cached in its store, `--max-calls` in flight, and on
+    `--device` when it is an hf: model (other providers have no device)."""
+    options = {"device": args.device} if args.device and spec.startswith("hf:") else {}
+    return load_model(spec, cache=store, max_concurrency=args.max_calls, **options)
 
 
 def _write_summary(store: RunStore, method: str, summary: RunSummary) -> None:

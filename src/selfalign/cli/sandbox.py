@@ -16,13 +16,14 @@ import json
 from pathlib import Path
 
 from selfalign.errors import UserError
-from selfalign.llm import load_model
 from selfalign.methods.prompts import Prompts
 from selfalign.methods.sandbox import STANCES, export_run, load_stances, make_config, parse_mix, simulate
 from selfalign.methods.sandbox.backscatter import PROMPTS_DIR
 from selfalign.methods.sandbox.embed import load_embedder
 from selfalign.store import RunStore, load_items
 from selfalign.store.export import write_rows
+
+from .generate import open_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,13 +122,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _simulate(args, store, config, questions, stances, embedder, prompts):  # type: ignore[no-untyped-def]
-    options = {"device": args.device} if args.device else {}
-    model = load_model(args.model, cache=store, max_concurrency=args.max_calls,
-                       **(options if args.model.startswith("hf:") else {}))
+    model = open_model(args.model, store, args)
     observer = None
     if args.observer_model and args.observer_model != args.model:
-        observer = load_model(args.observer_model, cache=store, max_concurrency=args.max_calls,
-                              **(options if args.observer_model.startswith("hf:") else {}))
+        observer = open_model(args.observer_model, store, args)
     try:
         return await simulate(
             store, model, config, questions, stances, embedder, observer=observer, prompts=prompts,
