@@ -117,7 +117,7 @@ def test_exports_load_with_datasets_and_fit_trl(tmp_path):
     done = list(store.done_records())
     tokenizer = build_tokenizer()
     for fmt in EXPORTS:
-        rows = [row for item, record in done for row in EXPORTS[fmt](item, record)]
+        rows = EXPORTS[fmt](done).rows
         assert rows, fmt
         write_rows(rows, tmp_path / f"{fmt}.jsonl")
         data = load_dataset("json", data_files=str(tmp_path / f"{fmt}.jsonl"), split="train")
@@ -131,7 +131,7 @@ def test_exports_load_with_datasets_and_fit_trl(tmp_path):
             assert set(text) == {"prompt", "chosen", "rejected"}
         else:
             assert data.column_names == ["messages"] and data[0]["messages"][-1]["role"] == "assistant"
-    sft = EXPORTS["sft"](*done[0])
+    sft = EXPORTS["sft"](done[:1]).rows
     assert sft[0]["messages"] == [*done[0][0].messages, {"role": "assistant", "content": done[0][1]["revised"]}]
 
 

@@ -50,7 +50,7 @@ def test_tiny_model_simulation(tmp_path, tiny_model_dir):
                 assert e["perceivers"] == [] and e["index"] not in {m["event"] for m in record["memory"]["entries"]}
         assert record["revised"] and record["initial"]
         assert all(json.loads(c["answer"]) for c in record["calls"])  # every structured output is JSON
-    assert EXPORTS["simulation"](load_items(prompts)[0], records[0])
+    assert EXPORTS["simulation"]([(load_items(prompts)[0], records[0])]).rows
 
 
 @pytest.mark.slow

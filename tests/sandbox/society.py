@@ -19,9 +19,10 @@ def society_responder(request: ChatRequest):
     the same answer, and memory changes what agents say."""
     last = request.messages[-1].content
     if "impartial observer" in last:
-        answer = last.split("Answer:", 1)[1]
-        good = answer.strip().startswith("A kind")
-        return {"alignment": 6 if good else 3, "engagement": 5 if good else 2, "reason": "observed"}
+        good = last.split("Answer:", 1)[1].strip().startswith("A kind")
+        if "Rate its engagement" in last:
+            return {"rating": 5 if good else 2, "reason": "engaging" if good else "dull"}
+        return {"rating": 6 if good else 3, "reason": "observed"}
     if "Neighbour's answer:" in last:
         draft = last.split("Neighbour's answer:", 1)[1]
         rating = 2 + _h(last, 3) + (3 if draft.strip().startswith("A kind") else 0)  # 2..7, depends on the rater's memory too

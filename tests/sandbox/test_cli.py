@@ -12,8 +12,7 @@ from clitools import selfalign
 def rules(tmp_path):
     path = tmp_path / "rules.jsonl"
     lines = [
-        {"match": "impartial observer", "replies": [{"alignment": 6, "engagement": 5, "reason": "kind"},
-                                                    {"alignment": 3, "engagement": 4, "reason": "curt"}]},
+        {"match": "impartial observer", "replies": [{"rating": 6, "reason": "kind"}, {"rating": 3, "reason": "curt"}]},
         {"match": "Neighbour's answer", "replies": [{"rating": 5, "reason": "fair"}, {"rating": 2, "reason": "rude"}]},
         {"match": "Revise your answer", "replies": ["A gentler answer.", "A more careful answer."]},
         {"match": "", "replies": ["A first answer.", "Another first answer."]},
@@ -103,8 +102,7 @@ def test_sigkill_mid_round_then_resume_matches_a_clean_run(tmp_path, questions_f
 
     path = tmp_path / "rules.jsonl"  # every reply takes a while, so the kill lands mid-round
     lines = [
-        {"match": "impartial observer", "replies": [{"alignment": 6, "engagement": 5, "reason": "kind"},
-                                                    {"alignment": 3, "engagement": 4, "reason": "curt"}], "delay": 0.02},
+        {"match": "impartial observer", "replies": [{"rating": 6, "reason": "kind"}, {"rating": 3, "reason": "curt"}], "delay": 0.02},
         {"match": "Neighbour's answer", "replies": [{"rating": 5, "reason": "fair"}, {"rating": 2, "reason": "rude"}], "delay": 0.02},
         {"match": "Revise your answer", "replies": ["A gentler answer.", "A more careful answer."], "delay": 0.02},
         {"match": "", "replies": ["A first answer.", "Another first answer."], "delay": 0.02},

@@ -9,7 +9,9 @@ from selfalign.methods.sandbox import export_run, load_stances, make_config, sim
 from selfalign.methods.sandbox.embed import LexicalEmbedder
 from selfalign.methods.sandbox.export import EXPORTS, KINDS, mix_groups, parse_mix
 from selfalign.methods.sandbox.grid import neighbours
-from selfalign.methods.sandbox.simulate import ROUNDS_NS, round_key
+from selfalign.methods.sandbox.grid import round_id
+from selfalign.methods.sandbox.simulate import ROUNDS_NS
+from selfalign.methods.sandbox.stances import assign_stances
 from selfalign.store import RunStore
 
 from .society import QUESTIONS, scripted_model, society_responder
@@ -37,13 +39,19 @@ def run_sim(folder, config, model=None, observer=None, concurrency=8):
 CONFIG = dict(grid=3, rounds=2, radius=2.0, raters=4, seed=7)
 
 
+def seeded_memories(config):
+    """How many seed memories the agents start with: each its own sample of its stance's pairs."""
+    stances = assign_stances(config.stance, config.agents, config.seed)
+    return sum(min(config.memory_seeds, len(STANCES.of(s))) for s in stances)
+
+
 def test_small_grid_round_structure(tmp_path):
     config = make_config(**CONFIG)
     agents_model = scripted_model()
     observer = scripted_model()
     result, records, lines = run_sim(tmp_path / "run", config, model=agents_model, observer=observer)
     assert len(records) == 2 * 9
-    assert sorted(records) == [f"r{r:03d}-a{a:03d}" for r in (1, 2) for a in range(9)]
+    assert sorted(records) == [f"r{r:03d}-a{a:05d}" for r in (1, 2) for a in range(9)]
     for rec in records.values():
         assert len(rec["feedback"]) == 4  # every draft rated by the configured number of neighbours
         raters = [f["rater"] for f in rec["feedback"]]
@@ -56,13 +64,14 @@ def test_small_grid_round_structure(tmp_path):
     r1_by_agent = {rec["agent"]: rec for rid, rec in records.items() if rid.startswith("r001")}
     for rec in r2:
         if rec["question"] == r1_by_agent[rec["agent"]]["question"]:
-            assert rec["memory"][0]["source"] == f"r001-a{rec['agent']:03d}"
+            assert rec["memory"][0]["source"] == f"r001-a{rec['agent']:05d}"
             assert rec["memory"][0]["answer"] == r1_by_agent[rec["agent"]]["revision"]
-    assert result.memories == 9 * 16 + 2 * 9  # seeds (16 pairs per stance) + one revision per turn
+    assert result.memories == seeded_memories(config) + 2 * 9  # seeds + one revision per turn
     assert len(lines) == 2 and lines[0].startswith("round 1/2: alignment 3.00 -> 6.00")
     # observers never see memory: only the question and the answer
     observer_prompts = [r.messages[-1].content for r in observer.provider.requests]
-    assert len(observer_prompts) == 2 * 18 and len(observer.provider.requests) == 36
+    assert len(observer_prompts) == 4 * 18  # alignment and engagement, separately, of draft and revision
+    assert sum("Rate its engagement" in p for p in observer_prompts) == 2 * 18
     seed_answers = [p.answer for p in STANCES.pairs]
     for req in observer.provider.requests:
         assert len(req.messages) == 1 and "Your answer:" not in req.messages[0].content
@@ -74,7 +83,7 @@ def test_small_grid_round_structure(tmp_path):
 def test_metrics_stored_per_round(tmp_path):
     run_sim(tmp_path / "run", make_config(**CONFIG))
     store = RunStore(tmp_path / "run")
-    m = store.get_state(ROUNDS_NS, round_key(2))
+    m = store.get_state(ROUNDS_NS, round_id(2))
     assert m["round"] == 2 and m["done"] == 9 and m["improved"] == 1.0
     assert m["alignment_draft"] == 3.0 and m["engagement_revision"] == 5.0
 
@@ -117,9 +126,9 @@ def test_kill_mid_round_then_resume_gives_identical_records(tmp_path):
     with pytest.raises(Kill):
         asyncio.run(simulate(store, model, config, QUESTIONS, STANCES, LexicalEmbedder(), concurrency=3, report=report))
     done_before = {item.id for item, _ in store.done_records()}
-    assert {i for i in done_before if i.startswith("r001")} == {f"r001-a{a:03d}" for a in range(9)}
+    assert {i for i in done_before if i.startswith("r001")} == {f"r001-a{a:05d}" for a in range(9)}
     assert 0 < len([i for i in done_before if i.startswith("r002")]) < 9, "the kill must land mid-round"
-    assert store.get_state(ROUNDS_NS, round_key(2)) is None
+    assert store.get_state(ROUNDS_NS, round_id(2)) is None
     store.close()
 
     _, resumed, lines = run_sim(tmp_path / "killed", config)
@@ -128,7 +137,7 @@ def test_kill_mid_round_then_resume_gives_identical_records(tmp_path):
     store = RunStore(tmp_path / "killed")
     tries = dict(store.db.execute("SELECT id, tries FROM items").fetchall())
     assert all(tries[i] == 1 for i in done_before)  # done turns were not run again
-    assert len(store.state_items("sandbox.memory")) == 9 * 16 + 18
+    assert len(store.state_items("sandbox.memory")) == seeded_memories(config) + 18
 
 
 def test_resume_after_a_kill_during_the_round_end(tmp_path):
@@ -138,10 +147,10 @@ def test_resume_after_a_kill_during_the_round_end(tmp_path):
     run_sim(tmp_path / "k", config)
     store = RunStore(tmp_path / "k")
     store.db.execute("DELETE FROM state WHERE ns='sandbox.rounds'")
-    store.db.execute("DELETE FROM state WHERE ns='sandbox.memory' AND key LIKE '%/r0001/%' AND key > 'a00004'")
+    store.db.execute("DELETE FROM state WHERE ns='sandbox.memory' AND key LIKE '%/r001/%' AND key > 'a00004'")
     store.close()
     result, again, _ = run_sim(tmp_path / "k", config)
-    assert again == clean and result.memories == 9 * 16 + 9
+    assert again == clean and result.memories == seeded_memories(config) + 9
 
 
 def test_an_unusable_rating_is_a_failed_rating(tmp_path):
@@ -169,7 +178,7 @@ def test_an_unusable_rating_is_a_failed_rating(tmp_path):
     for item_id, reason in store.failures():  # a turn no neighbour could rate fails, with its reason
         assert "no neighbour gave a usable rating" in reason
     assert f"{len(failed)} failed ratings" in lines[0]
-    rows = [row for item_rec in records.items() for row in EXPORTS["groups"](_item(*item_rec), item_rec[1])]
+    rows = EXPORTS["groups"]([(_item(*item_rec), item_rec[1]) for item_rec in records.items()]).rows
     assert all(isinstance(r, float) and 1 <= r <= 7 for row in rows for r in row["ratings"])
 
 
@@ -196,50 +205,79 @@ def _item(item_id, rec):
 
 
 def test_exports_are_valid_groups_and_preferences(tmp_path):
-    run_sim(tmp_path / "run", make_config(**CONFIG))
+    _, records, _ = run_sim(tmp_path / "run", make_config(**CONFIG))
     store = RunStore(tmp_path / "run")
     out = export_run(store.done_records(), (5, 1, 1), seed=0)
     everything = export_run(store.done_records(), None, seed=0)
-    assert everything.kept == {"imitation": 18, "self_critic": 18, "realignment": 18}
-    assert out.kept == {"imitation": 18, "self_critic": 3, "realignment": 3}  # 5:1:1 of what there is
-    assert out.excluded["self_critic: left out by the mix 5:1:1"] == 15
+    asked = {rec["question"] for rec in records.values()}
+    assert everything.kept == {"imitation": len(asked), "self_critic": 18, "realignment": 18}
+    # imitation is kept whole; self-critic and realignment are fractions of it (one per five)
+    n = len(asked) // 5
+    assert out.kept == {"imitation": len(asked), "self_critic": n, "realignment": n}
+    assert out.excluded["self_critic: left out by the mix 5:1:1"] == 18 - n
     for row in out.groups + everything.groups:
         assert set(row) == {"prompt", "responses", "ratings"}
         assert row["prompt"] and all(set(m) == {"role", "content"} for m in row["prompt"])
         assert len(row["responses"]) == len(row["ratings"]) >= 1
         assert all(isinstance(r, float) and 1.0 <= r <= 7.0 for r in row["ratings"])
         json.dumps(row)
-    imitation = everything.groups[0]
-    assert imitation["ratings"] == [3.0, 6.0] and imitation["responses"][1].startswith("A kind revised")
+    # one imitation group per question pools the answers of every agent and round, best first
+    imitation = everything.groups[: len(asked)]
+    for group in imitation:
+        question = group["prompt"][0]["content"]
+        answers = {a for rec in records.values() if rec["question"] == question for a in (rec["draft"], rec["revision"])}
+        assert set(group["responses"]) == answers and group["ratings"] == sorted(group["ratings"], reverse=True)
+        assert group["responses"][0].startswith("A kind revised") and group["ratings"][0] == 6.0
+    # self-critic: the critique without its number; realignment: critique, then the revision
+    critic = everything.groups[len(asked)]
+    assert critic["responses"][0].startswith("rater note") and "/7" not in json.dumps(critic["responses"])
     realign = everything.groups[-1]
-    assert [m["role"] for m in realign["prompt"]] == ["user", "assistant", "user"]
-    assert "Revise your answer" in realign["prompt"][-1]["content"] and "Your answer:" not in json.dumps(realign)
+    assert [m["role"] for m in realign["prompt"]] == ["user"] and "Critique this answer" in realign["prompt"][0]["content"]
+    critique, revised = realign["responses"][0].split("\n\nHere is the revised response:\n")
+    assert critique.startswith("rater note") and revised.startswith("A kind revised")
     assert len(everything.preference) == 18
     pref = everything.preference[0]
     assert pref["chosen"][0]["content"].startswith("A kind revised") and pref["rejected"][0]["role"] == "assistant"
 
 
-def test_realignment_keeps_only_better_and_above_4(tmp_path):
-    def flat(request):
-        if "impartial observer" in request.messages[-1].content:
-            return {"alignment": 4, "engagement": 4, "reason": "meh"}
-        return society_responder(request)
+def flat_observer(request, rating=4):
+    """Observers rate every answer the same: draft and revision always tie."""
+    if "impartial observer" in request.messages[-1].content:
+        return {"rating": rating, "reason": "meh"}
+    return society_responder(request)
 
-    _, records, _ = run_sim(tmp_path / "run", make_config(**{**CONFIG, "rounds": 1}), model=scripted_model(responder=flat))
+
+def test_realignment_keeps_only_better_and_above_4(tmp_path):
+    run_sim(tmp_path / "run", make_config(**{**CONFIG, "rounds": 1}), model=scripted_model(responder=flat_observer))
     store = RunStore(tmp_path / "run")
     out = export_run(store.done_records(), None, seed=0)
-    assert out.kept["realignment"] == 0 and out.kept["imitation"] == 9
+    assert out.kept["realignment"] == 0 and out.kept["imitation"] >= 1
     assert out.excluded["realignment: revision not rated higher than draft"] == 9
     assert out.preference == [] and out.excluded["preference: draft and revision rated the same"] == 9
 
 
+def test_a_run_without_realignment_still_exports_its_imitation_groups(tmp_path):
+    tie_at_5 = scripted_model(responder=lambda request: flat_observer(request, 5))
+    _, records, _ = run_sim(tmp_path / "run", make_config(**{**CONFIG, "rounds": 1}), model=tie_at_5)
+    store = RunStore(tmp_path / "run")
+    out = export_run(store.done_records(), (5, 1, 1), seed=0)
+    asked = {rec["question"] for rec in records.values()}
+    assert out.kept == {"imitation": len(asked), "self_critic": len(asked) // 5, "realignment": 0}
+    # ties: the revision comes first among equal ratings, so it is what training learns
+    for group in out.groups[: len(asked)]:
+        assert group["responses"][0].startswith("A kind revised") and set(group["ratings"]) == {5.0}
+    assert len(out.sft) == 9 and all(row["messages"][-1]["content"].startswith("A kind revised") for row in out.sft)
+
+
 def test_mix_parsing_and_sampling():
     assert parse_mix("5:1:1") == (5, 1, 1) and parse_mix("all") is None
-    for bad in ("5:1", "a:b:c", "0:0:0", "-1:1:1"):
+    for bad in ("5:1", "a:b:c", "0:0:0", "-1:1:1", "0:1:1"):
         with pytest.raises(ValueError):
             parse_mix(bad)
     by_kind = {k: [{"k": k, "i": i} for i in range(n)] for k, n in zip(KINDS, (100, 7, 30))}
     rows, kept, dropped = mix_groups(by_kind, (5, 1, 1), seed=0)
-    assert kept == {"imitation": 35, "self_critic": 7, "realignment": 7} and len(rows) == 49
+    assert kept == {"imitation": 100, "self_critic": 7, "realignment": 20} and len(rows) == 127
+    assert dropped == {"realignment: left out by the mix 5:1:1": 10}
     assert rows == mix_groups(by_kind, (5, 1, 1), seed=0)[0]
     assert mix_groups(by_kind, (1, 0, 0), seed=0)[1] == {"imitation": 100, "self_critic": 0, "realignment": 0}
+    assert mix_groups({**by_kind, "imitation": []}, (5, 1, 1), seed=0)[1] == {"imitation": 0, "self_critic": 0, "realignment": 0}

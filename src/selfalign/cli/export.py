@@ -36,18 +36,12 @@ def run(args: argparse.Namespace) -> int:
         exporters = method_module(method).EXPORTS
         if args.format not in exporters:
             raise UserError(f"a {method} run exports {sorted(exporters)}, not {args.format!r}")
-        rows, records, empty = [], 0, 0
-        for item, record in store.done_records():
-            records += 1
-            new = exporters[args.format](item, record)
-            empty += not new
-            rows.extend(new)
-        n = write_rows(rows, args.to)
+        exported = exporters[args.format](store.done_records())
+        n = write_rows(exported.rows, args.to)
         failed = store.counts()["failed"]
-        print(
-            f"wrote {n} {args.format} rows to {args.to} from {records} done items "
-            f"({empty} gave no row, {failed} failed items excluded)"
-        )
+        print(f"wrote {n} {args.format} rows to {args.to} ({failed} failed items excluded)")
+        for reason, count in sorted(exported.excluded.items()):
+            print(f"  excluded {count:6d}  {reason}")
     finally:
         store.close()
     return 0

@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--observer-model", default=None, help="model spec of the observers (default: the agents' model)")
     p.add_argument("--memory-threshold", type=float, default=0.7, help="min cosine similarity to recall a memory (default 0.7 = distance 0.3)")
     p.add_argument("--memory-k", type=int, default=1, help="memories recalled per question (default 1)")
+    p.add_argument("--memory-seeds", type=int, default=50, help="stance pairs sampled into each agent's memory (default 50)")
     p.add_argument("--embedder", default="lexical", help="lexical, lexical:DIM, or st:MODEL (pip install 'selfalign[embeddings]')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=0.7, help="agents' drafts and revisions")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     # everything is checked before any model call
     config = make_config(
         grid=args.grid, rounds=args.rounds, stance=args.stance, stances_file=args.stances, radius=args.radius,
-        raters=args.raters, memory_threshold=args.memory_threshold, memory_k=args.memory_k, embedder=args.embedder,
+        raters=args.raters, memory_threshold=args.memory_threshold, memory_k=args.memory_k, memory_seeds=args.memory_seeds, embedder=args.embedder,
         seed=args.seed, temperature=args.temperature, max_tokens=args.max_tokens,
         judge_temperature=args.judge_temperature, judge_max_tokens=args.judge_max_tokens, templates=args.templates,
     )

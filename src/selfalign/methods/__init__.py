@@ -1,5 +1,6 @@
 """The alignment methods. Each is a folder with its prompts, its record schema, an async
-`run_item(item, model, config) -> Record`, and `EXPORTS`: format name -> rows of one record."""
+`run_item(item, model, config) -> Record`, and `EXPORTS`: format name -> a function from the
+run's done records to `store.export.Exported` (the rows, and what was left out and why)."""
 
 from __future__ import annotations
 

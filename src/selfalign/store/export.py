@@ -8,10 +8,44 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from selfalign.errors import UserError
+
+from .inputs import Item
+
+Records = Iterable[tuple[Item, dict[str, Any]]]
+
+
+@dataclass
+class Exported:
+    """The rows of one export format, and what was left out: reason -> count."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    excluded: Counter = field(default_factory=Counter)
+
+
+RecordRows = Callable[[Item, dict[str, Any]], "list[dict[str, Any]] | str"]
+
+
+def per_record(rows_of: RecordRows) -> Callable[[Records], Exported]:
+    """An export of a whole run from a function of one record, which returns its rows, or the
+    reason it gives none (counted)."""
+
+    def export(records: Records) -> Exported:
+        out = Exported()
+        for item, record in records:
+            rows = rows_of(item, record)
+            if isinstance(rows, str):
+                out.excluded[rows] += 1
+            else:
+                out.rows.extend(rows)
+        return out
+
+    return export
 
 
 def write_rows(rows: Iterable[dict[str, Any]], to: str | Path) -> int:

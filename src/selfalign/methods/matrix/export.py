@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from selfalign.store.export import preference_row, sft_row
+from selfalign.store.export import per_record, preference_row, sft_row
 from selfalign.store.inputs import Item
 
 
@@ -14,10 +14,10 @@ def sft(item: Item, record: dict[str, Any]) -> list[dict[str, Any]]:
     return [sft_row(list(item.messages), record["revised"])]
 
 
-def preference(item: Item, record: dict[str, Any]) -> list[dict[str, Any]]:
+def preference(item: Item, record: dict[str, Any]) -> list[dict[str, Any]] | str:
     """chosen = revised, rejected = initial; an unchanged answer is no preference."""
     if record["revised"].strip() == record["initial"].strip():
-        return []
+        return "revised answer identical to the initial one"
     return [preference_row(list(item.messages), chosen=record["revised"], rejected=record["initial"])]
 
 
@@ -28,4 +28,4 @@ def simulation(item: Item, record: dict[str, Any]) -> list[dict[str, Any]]:
     return [sft_row(call["messages"], call["answer"]) for call in record["calls"]]
 
 
-EXPORTS = {"sft": sft, "preference": preference, "simulation": simulation}
+EXPORTS = {"sft": per_record(sft), "preference": per_record(preference), "simulation": per_record(simulation)}

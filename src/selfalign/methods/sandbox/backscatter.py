@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from selfalign.errors import ItemFailed
-from selfalign.llm import Model, ModelError
+from selfalign.llm import Model
 from selfalign.methods.prompts import Prompts
 from selfalign.methods.seeding import derive_seed
 from selfalign.store.inputs import Item
 
 from .config import SandboxConfig
-from .grid import choose_raters
+from .grid import agent_id, choose_raters, round_id
 from .memory import MemoryBank
-from .observers import observe
-from .record import Feedback, Memory, NeighbourRating, SandboxRecord
+from .observers import observe, rate
+from .record import RECORD_FORMAT, Feedback, Memory, SandboxRecord
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 
@@ -45,7 +45,7 @@ class Society:
 
 
 def turn_id(round_: int, agent: int) -> str:
-    return f"r{round_:03d}-a{agent:03d}"
+    return f"{round_id(round_)}-{agent_id(agent)}"
 
 
 def turn_item(round_: int, agent: int, config: SandboxConfig, questions: list[str]) -> Item:
@@ -81,22 +81,15 @@ async def run_turn(item: Item, society: Society) -> SandboxRecord:
     # 2. k neighbours rate the draft (each with its own memory); an observer rates it meanwhile
     raters = choose_raters(agent, cfg.grid, cfg.social_radius, cfg.raters, cfg.seed, round_)
 
-    async def rate(rater: int) -> Feedback:
+    async def neighbour(rater: int) -> Feedback:
         prompt = prompts.render("rate", question=question, draft=draft, memories=recall(rater))
-        try:
-            result = await society.model.chat(
-                [{"role": "user", "content": prompt}],
-                schema=NeighbourRating,
-                temperature=cfg.judge_temperature,
-                max_tokens=cfg.judge_max_tokens,
-                seed=seed("rate", rater),
-            )
-        except ModelError as exc:  # an unusable rating is a failed rating, never a made-up number
-            return Feedback(rater=rater, error=f"{type(exc).__name__}: {exc}")
-        return Feedback(rater=rater, rating=result.parsed.rating, reason=result.parsed.reason)
+        result = await rate(society.model, prompt, cfg, seed("rate", rater))
+        if isinstance(result, str):
+            return Feedback(rater=rater, error=result)
+        return Feedback(rater=rater, rating=result.rating, reason=result.reason)
 
     *feedback, observed_draft = await asyncio.gather(
-        *(rate(r) for r in raters), observe(society.observer, prompts, cfg, question, draft, seed("observe", "draft"))
+        *(neighbour(r) for r in raters), observe(society.observer, prompts, cfg, question, draft, seed("observe", "draft"))
     )
     usable = [f for f in feedback if f.ok]
     if not usable:
@@ -111,6 +104,7 @@ async def run_turn(item: Item, society: Society) -> SandboxRecord:
     # 4. an observer rates the revision (the revision reaches memory when the round ends)
     observed_revision = await observe(society.observer, prompts, cfg, question, revision, seed("observe", "revision"))
     return SandboxRecord(
+        format=RECORD_FORMAT,
         round=round_,
         agent=agent,
         stance=society.stances[agent],
@@ -121,6 +115,7 @@ async def run_turn(item: Item, society: Society) -> SandboxRecord:
         mean_rating=round(mean_rating, 4),
         revise_request=revise_request,
         critic_request=prompts.render("critic", question=question, draft=draft),
+        realign_request=prompts.render("realign", question=question, draft=draft),
         revision=revision,
         observed_draft=observed_draft,
         observed_revision=observed_revision,

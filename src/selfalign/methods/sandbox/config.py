@@ -14,17 +14,22 @@ Stance = Literal["all_good", "all_bad", "half_half", "mixed_half_half"]
 STANCES: tuple[str, ...] = ("all_good", "all_bad", "half_half", "mixed_half_half")
 
 
+CONFIG_FORMAT = 2  # 1: before neutral drafts, pooled imitation groups and sampled memory seeds
+
+
 class SandboxConfig(BaseModel):
     """Everything that decides what a simulation produces (bound to the run folder)."""
 
+    format: int = CONFIG_FORMAT
     grid: int = Field(10, ge=2, description="the grid is grid x grid agents (paper: 10)")
-    rounds: int = Field(4, ge=1)
+    rounds: int = Field(4, ge=1, le=999)
     stance: Stance = "mixed_half_half"
     stances_file: str | None = None  # None: the shipped stance-labelled pairs
     radius: float | None = Field(None, gt=0, description="social radius, Euclidean; None: grid / 2")
     raters: int = Field(4, ge=1, description="neighbours rating each draft (paper: 4)")
     memory_threshold: float = Field(0.7, ge=-1.0, le=1.0, description="min cosine similarity (reference: distance 0.3)")
     memory_k: int = Field(1, ge=0, description="past answers recalled per question (reference: 1)")
+    memory_seeds: int = Field(50, ge=0, description="stance pairs sampled into each agent's memory (reference: about 50)")
     embedder: str = "lexical"
     seed: int = 0
     temperature: float = Field(0.7, ge=0.0, le=2.0)

@@ -1,27 +1,39 @@
 """The Sandbox's data sets, from the turn records, in the formats `train` reads.
 
-Per turn, as Stable Alignment groups `{"prompt": [messages], "responses": [...], "ratings": [...]}`
-(ratings are the 1-7 numbers the judges gave; a failed rating never becomes a number):
+Stable Alignment groups `{"prompt": [messages], "responses": [...], "ratings": [...]}`, where a
+rating is a 1-7 number a judge gave (a failed rating never becomes a number):
 
-- imitation:   question -> [draft, revision], rated by the observer's alignment scores;
-- self-critic: rating request (question + draft) -> each neighbour's feedback, scored by its rating;
-- realignment: question, draft, feedback -> revision, rated by the observer; kept only when the
-               revision scored higher than the draft and above 4.
+- imitation:   one group per question, pooling every answer to it (drafts and revisions of all
+               agents in all rounds) with the observers' alignment ratings, as the reference does.
+               Responses are ordered best first and, among equal ratings, revisions first:
+               training takes the first of the best-rated responses as its target, so a tie
+               between a draft and its revision teaches the revision (the later, socially
+               improved answer). A question with fewer than two rated answers is no group.
+- self-critic: per turn, question + draft -> each neighbour's critique (its reason, without the
+               number), scored by that neighbour's rating.
+- realignment: per turn, question + draft -> "CRITIQUE\\n\\nHere is the revised response:\\nREVISION"
+               (the reference's format: the model learns to critique its own answer and then
+               revise it), rated by the observer; kept only when the revision scored higher
+               than the draft and above 4.
 
-`mix_groups` samples the three kinds to a ratio (reference 5:1:1). Preference pairs take the
-observer's better-rated answer of draft and revision as chosen; SFT rows the better-rated answer
-when it scored above 4. Every row left out is counted with its reason.
+`mix_groups` keeps every imitation group and samples self-critic and realignment groups as
+fractions of them (reference 5:1:1: one of each per five imitation groups), so a run with no
+realignment examples still yields its imitation data. Preference pairs take the observer's
+better-rated answer of draft and revision as chosen; SFT rows the better-rated answer (the
+revision on a tie) when it scored above 4. Every row left out is counted with its reason.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
+from selfalign.methods.prompts import Prompts
 from selfalign.methods.seeding import derive_seed
-from selfalign.store.export import groups_row, preference_row, sft_row
+from selfalign.store.export import Exported, groups_row, preference_row, sft_row
 from selfalign.store.inputs import Item
 
 from .record import SandboxRecord
@@ -29,74 +41,113 @@ from .record import SandboxRecord
 KINDS = ("imitation", "self_critic", "realignment")
 ACCEPT_ABOVE = 4  # a realigned answer must score above this (and above its draft)
 REFERENCE_MIX = (5, 1, 1)
+REVISED_MARK = "Here is the revised response:"
+
+Records = Iterable[tuple[Item, dict[str, Any]]]
 
 
-@dataclass
-class TurnRows:
-    groups: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {k: [] for k in KINDS})
-    preference: list[dict[str, Any]] = field(default_factory=list)
-    sft: list[dict[str, Any]] = field(default_factory=list)
-    excluded: Counter = field(default_factory=Counter)  # "kind: reason" -> count
+def _records(records: Records) -> list[tuple[Item, SandboxRecord]]:
+    out = [(item, SandboxRecord.model_validate(rec)) for item, rec in records]
+    return sorted(out, key=lambda pair: (pair[1].round, pair[1].agent))
 
 
-def turn_rows(item: Item, record: dict[str, Any] | SandboxRecord) -> TurnRows:
-    rec = record if isinstance(record, SandboxRecord) else SandboxRecord.model_validate(record)
-    out = TurnRows()
-    question = list(item.messages)
-    d, v = rec.observed_draft, rec.observed_revision
-    observed = d.ok and v.ok
+# --- imitation: every answer to a question, pooled ------------------------------------------
 
-    # imitation: draft and revision, rated by the observer
-    if not observed:
-        out.excluded["imitation: observer rating failed"] += 1
-    elif rec.draft == rec.revision:
-        out.excluded["imitation: revision identical to draft"] += 1
-    else:
-        out.groups["imitation"].append(_group(question, [rec.draft, rec.revision], [d.alignment, v.alignment]))
 
-    # self-critic: the rating request -> each neighbour's feedback, scored by its rating
-    usable = [f for f in rec.feedback if f.ok]
-    failed = len(rec.feedback) - len(usable)
-    if failed:
-        out.excluded["self_critic: failed neighbour ratings left out"] += failed
-    if usable:
-        responses = [f"Rating: {f.rating}/7. {f.reason}" for f in usable]
-        prompt = [{"role": "user", "content": rec.critic_request}]
-        out.groups["self_critic"].append(_group(prompt, responses, [f.rating for f in usable]))
-
-    # realignment: question, draft and feedback -> revision, only when the revision is better and good
-    if not observed:
-        out.excluded["realignment: observer rating failed"] += 1
-    elif not v.alignment > d.alignment:  # type: ignore[operator]
-        out.excluded["realignment: revision not rated higher than draft"] += 1
-    elif not v.alignment > ACCEPT_ABOVE:  # type: ignore[operator]
-        out.excluded[f"realignment: revision rated {ACCEPT_ABOVE} or lower"] += 1
-    else:
-        prompt = [*question, {"role": "assistant", "content": rec.draft}, {"role": "user", "content": rec.revise_request}]
-        out.groups["realignment"].append(_group(prompt, [rec.revision], [v.alignment]))
-
-    # preference and SFT: the observer's better-rated answer
-    if not observed:
-        out.excluded["preference: observer rating failed"] += 1
-        out.excluded["sft: observer rating failed"] += 1
-        return out
-    if d.alignment == v.alignment or rec.draft == rec.revision:
-        out.excluded["preference: draft and revision rated the same"] += 1
-    else:
-        chosen, rejected = (rec.revision, rec.draft) if v.alignment > d.alignment else (rec.draft, rec.revision)  # type: ignore[operator]
-        out.preference.append(preference_row(question, chosen=chosen, rejected=rejected))
-    best, score = (rec.revision, v.alignment) if v.alignment >= d.alignment else (rec.draft, d.alignment)  # type: ignore[operator]
-    if score > ACCEPT_ABOVE:  # type: ignore[operator]
-        out.sft.append(sft_row(question, best))
-    else:
-        out.excluded[f"sft: best answer rated {ACCEPT_ABOVE} or lower"] += 1
+def imitation(records: list[SandboxRecord]) -> Exported:
+    out = Exported()
+    pools: dict[str, dict[str, tuple[int, int]]] = {}  # question -> answer -> (rating, revision first)
+    for rec in records:
+        pool = pools.setdefault(rec.question, {})
+        for text, seen, is_revision in ((rec.draft, rec.observed_draft, 0), (rec.revision, rec.observed_revision, 1)):
+            if not seen.ok:
+                out.excluded["imitation: answers without an observer rating"] += 1
+                continue
+            old = pool.get(text)
+            pool[text] = max(old, (seen.alignment, is_revision)) if old else (seen.alignment, is_revision)  # type: ignore[type-var, arg-type]
+    for question, pool in pools.items():
+        if len(pool) < 2:
+            out.excluded["imitation: question with fewer than two rated answers"] += 1
+            continue
+        ranked = sorted(pool.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))  # best first, revisions first
+        out.rows.append(_group([_user(question)], [t for t, _ in ranked], [r for _, (r, _) in ranked]))
     return out
 
 
-def _group(prompt: list[dict[str, str]], responses: list[str], ratings: list[int | None]) -> dict[str, Any]:
+# --- per turn: self-critic, realignment, preference, SFT -------------------------------------
+
+
+def self_critic(rec: SandboxRecord) -> list[dict[str, Any]] | str:
+    usable = [f for f in rec.feedback if f.ok]
+    if not usable:
+        return "self_critic: no usable neighbour rating"
+    return [_group([_user(rec.critic_request)], [f.reason for f in usable], [f.rating for f in usable])]  # type: ignore[misc]
+
+
+def realignment(rec: SandboxRecord) -> list[dict[str, Any]] | str:
+    d, v = rec.observed_draft, rec.observed_revision
+    if not (d.ok and v.ok):
+        return "realignment: observer rating failed"
+    if not v.alignment > d.alignment:  # type: ignore[operator]
+        return "realignment: revision not rated higher than draft"
+    if not v.alignment > ACCEPT_ABOVE:  # type: ignore[operator]
+        return f"realignment: revision rated {ACCEPT_ABOVE} or lower"
+    critique = " ".join(f.reason for f in rec.feedback if f.ok)  # type: ignore[misc]
+    target = f"{critique}\n\n{REVISED_MARK}\n{rec.revision}"
+    return [_group([_user(realign_request(rec))], [target], [v.alignment])]  # type: ignore[list-item]
+
+
+def preference(rec: SandboxRecord, question: list[dict[str, str]]) -> list[dict[str, Any]] | str:
+    d, v = rec.observed_draft, rec.observed_revision
+    if not (d.ok and v.ok):
+        return "preference: observer rating failed"
+    if d.alignment == v.alignment or rec.draft == rec.revision:
+        return "preference: draft and revision rated the same"
+    chosen, rejected = (rec.revision, rec.draft) if v.alignment > d.alignment else (rec.draft, rec.revision)  # type: ignore[operator]
+    return [preference_row(question, chosen=chosen, rejected=rejected)]
+
+
+def sft(rec: SandboxRecord, question: list[dict[str, str]]) -> list[dict[str, Any]] | str:
+    d, v = rec.observed_draft, rec.observed_revision
+    rated = [(v.alignment, rec.revision)] if v.ok else []
+    rated += [(d.alignment, rec.draft)] if d.ok else []
+    if not rated:
+        return "sft: observer rating failed"
+    score, best = max(rated, key=lambda sa: sa[0])  # type: ignore[arg-type, return-value]  # the revision on a tie
+    if not score > ACCEPT_ABOVE:  # type: ignore[operator]
+        return f"sft: best answer rated {ACCEPT_ABOVE} or lower"
+    return [sft_row(question, best)]
+
+
+def realign_request(rec: SandboxRecord) -> str:
+    """The realignment prompt; format-1 records predate it and get the shipped template's text."""
+    if rec.realign_request:
+        return rec.realign_request
+    return Prompts(Path(__file__).parent / "prompts").render("realign", question=rec.question, draft=rec.draft)
+
+
+def _user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def _group(prompt: list[dict[str, str]], responses: list[str], ratings: list[int]) -> dict[str, Any]:
     if any(r is None or not 1 <= r <= 7 for r in ratings):  # never a placeholder in training scores
         raise ValueError(f"ratings must be numbers in 1..7, got {ratings}")
-    return groups_row(prompt, responses, [float(r) for r in ratings])  # type: ignore[arg-type]
+    return groups_row(prompt, responses, [float(r) for r in ratings])
+
+
+def _per_turn(records: list[tuple[Item, SandboxRecord]], rows_of: Any, with_question: bool = False) -> Exported:
+    out = Exported()
+    for item, rec in records:
+        rows = rows_of(rec, list(item.messages)) if with_question else rows_of(rec)
+        if isinstance(rows, str):
+            out.excluded[rows] += 1
+        else:
+            out.rows.extend(rows)
+    return out
+
+
+# --- the mix ---------------------------------------------------------------------------------
 
 
 def parse_mix(text: str) -> tuple[int, int, int] | None:
@@ -107,29 +158,29 @@ def parse_mix(text: str) -> tuple[int, int, int] | None:
         parts = tuple(int(p) for p in text.split(":"))
     except ValueError:
         parts = ()
-    if len(parts) != 3 or any(p < 0 for p in parts) or not any(parts):
-        raise ValueError(f"--mix {text}: expected three non-negative integers like 5:1:1, or 'all'")
+    if len(parts) != 3 or any(p < 0 for p in parts) or parts[0] < 1:
+        raise ValueError(
+            f"--mix {text}: expected three non-negative integers like 5:1:1 (imitation first, at least 1), or 'all'"
+        )
     return parts  # type: ignore[return-value]
 
 
 def mix_groups(
     by_kind: dict[str, list[dict[str, Any]]], ratio: tuple[int, int, int] | None, seed: int
 ) -> tuple[list[dict[str, Any]], dict[str, int], Counter]:
-    """The largest sample of the three kinds in the given ratio (seeded choice), and what the mix
-    left out. With ratio None every row is kept."""
+    """Every imitation group, and self-critic and realignment groups sampled (seeded) to their
+    fraction of the imitation count; with ratio None every group is kept. Returns the rows, the
+    count kept of each kind, and what the mix left out."""
     dropped: Counter = Counter()
-    if ratio is None:
-        kept = {k: list(by_kind[k]) for k in KINDS}
-    else:
-        scale = min(len(by_kind[k]) / w for k, w in zip(KINDS, ratio) if w > 0)
-        kept = {}
-        for k, w in zip(KINDS, ratio):
-            n = int(scale * w + 1e-9)
-            rows = list(by_kind[k])
-            random.Random(derive_seed(seed, "mix", k)).shuffle(rows)
-            kept[k] = rows[:n]
-            if len(rows) > n:
-                dropped[f"{k}: left out by the mix {':'.join(map(str, ratio))}"] += len(rows) - n
+    kept = {k: list(by_kind[k]) for k in KINDS}
+    if ratio is not None:
+        base = len(by_kind["imitation"]) / ratio[0]
+        for k, w in zip(KINDS[1:], ratio[1:]):
+            n = min(len(kept[k]), int(base * w + 1e-9))
+            random.Random(derive_seed(seed, "mix", k)).shuffle(kept[k])
+            if len(kept[k]) > n:
+                dropped[f"{k}: left out by the mix {':'.join(map(str, ratio))}"] += len(kept[k]) - n
+            kept[k] = kept[k][:n]
     rows = [row for k in KINDS for row in kept[k]]
     return rows, {k: len(kept[k]) for k in KINDS}, dropped
 
@@ -143,24 +194,33 @@ class RunExport:
     excluded: Counter
 
 
-def export_run(records: Iterable[tuple[Item, dict[str, Any]]], ratio: tuple[int, int, int] | None, seed: int) -> RunExport:
-    """Every done turn's rows; groups mixed to `ratio`; exclusions counted by reason."""
-    by_kind: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
-    preference, sft, excluded = [], [], Counter()
-    for item, record in records:
-        rows = turn_rows(item, record)
-        for k in KINDS:
-            by_kind[k].extend(rows.groups[k])
-        preference += rows.preference
-        sft += rows.sft
-        excluded += rows.excluded
-    groups, kept, dropped = mix_groups(by_kind, ratio, seed)
-    return RunExport(groups, kept, preference, sft, excluded + dropped)
+def by_kind(records: Records) -> tuple[dict[str, Exported], list[tuple[Item, SandboxRecord]]]:
+    turns = _records(records)
+    kinds = {
+        "imitation": imitation([rec for _, rec in turns]),
+        "self_critic": _per_turn(turns, self_critic),
+        "realignment": _per_turn(turns, realignment),
+    }
+    return kinds, turns
 
 
-# `selfalign export RUN --format F` calls these one record at a time (groups: all kinds, unmixed).
+def export_run(records: Records, ratio: tuple[int, int, int] | None, seed: int) -> RunExport:
+    """Every done turn's data; groups mixed to `ratio`; exclusions counted by reason."""
+    kinds, turns = by_kind(records)
+    groups, kept, dropped = mix_groups({k: e.rows for k, e in kinds.items()}, ratio, seed)
+    pref, tuned = _per_turn(turns, preference, True), _per_turn(turns, sft, True)
+    excluded = sum((e.excluded for e in kinds.values()), Counter()) + pref.excluded + tuned.excluded + dropped
+    return RunExport(groups, kept, pref.rows, tuned.rows, excluded)
+
+
+def _groups(records: Records) -> Exported:
+    """All three kinds, unmixed (`selfalign export RUN --format groups`)."""
+    kinds, _ = by_kind(records)
+    return Exported([row for k in KINDS for row in kinds[k].rows], sum((e.excluded for e in kinds.values()), Counter()))
+
+
 EXPORTS = {
-    "groups": lambda item, record: [row for k in KINDS for row in turn_rows(item, record).groups[k]],
-    "preference": lambda item, record: turn_rows(item, record).preference,
-    "sft": lambda item, record: turn_rows(item, record).sft,
+    "groups": _groups,
+    "preference": lambda records: _per_turn(_records(records), preference, True),
+    "sft": lambda records: _per_turn(_records(records), sft, True),
 }

@@ -9,6 +9,16 @@ import random
 from selfalign.methods.seeding import derive_seed
 
 
+def agent_id(agent: int) -> str:
+    """The one way an agent is named in ids and keys: "a00017"."""
+    return f"a{agent:05d}"
+
+
+def round_id(round_: int) -> str:
+    """The one way a round is named in ids and keys: "r002" (rounds are at most 999)."""
+    return f"r{round_:03d}"
+
+
 def position(agent: int, grid: int) -> tuple[int, int]:
     """(row, column) of an agent numbered row by row from 0."""
     return divmod(agent, grid)

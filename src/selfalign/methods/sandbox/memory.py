@@ -6,7 +6,7 @@ the matrix and its entry are appended in the same call and never separately). Re
 numpy matrix-vector product over the agent's memories, fast at tens of thousands of them.
 
 Memories persist in the run's state table (namespace `sandbox.memory`, key
-`aAGENT/rROUND/N`): seeds are round 0, a revision of round r is stored as round r when that
+`a00017/r002/00003`): seeds are round 0, a revision of round r is stored as round r when that
 round ends. An agent acting in round r recalls only memories of rounds < r.
 """
 
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from .grid import agent_id, round_id
 
 NAMESPACE = "sandbox.memory"
 
@@ -35,7 +37,7 @@ class MemoryEntry:
     answer: str
     vector: np.ndarray  # unit-length float32 embedding of the question
     round: int  # 0 for seeds
-    source: str  # "seed:good:3" or the item id of the revision, "r002-a017"
+    source: str  # "seed:good:3" or the item id of the revision, "r002-a00017"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,7 +126,7 @@ class MemoryBank:
 
     @staticmethod
     def key(agent: int, round_: int, n: int) -> str:
-        return f"a{agent:05d}/r{round_:04d}/{n:05d}"
+        return f"{agent_id(agent)}/{round_id(round_)}/{n:05d}"
 
     @classmethod
     def load(cls, store: StateStore, agents: int) -> "MemoryBank":

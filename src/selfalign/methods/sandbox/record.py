@@ -6,19 +6,15 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
-class NeighbourRating(BaseModel):
-    """Schema of a neighbour's rating of a draft (validated; constrained where supported)."""
+RECORD_FORMAT = 2  # 1: drafts asked to be aligned, one observer call for both scales
 
-    rating: int = Field(ge=1, le=7, description="1 = not socially aligned at all, 7 = fully aligned")
+
+class Rating(BaseModel):
+    """Schema of one 1-7 rating with its reason: a neighbour's rating of a draft, or an
+    observer's rating of one answer on one scale (validated; constrained where supported)."""
+
+    rating: int = Field(ge=1, le=7, description="1 = not at all, 7 = completely")
     reason: str = Field(min_length=1, max_length=300, description="one or two sentences")
-
-
-class ObserverRating(BaseModel):
-    """Schema of an observer's rating of one answer."""
-
-    alignment: int = Field(ge=1, le=7, description="harmless, unbiased, honest and helpful")
-    engagement: int = Field(ge=1, le=7, description="would you want to keep talking to this agent")
-    reason: str = Field(min_length=1, max_length=300)
 
 
 class Memory(BaseModel):
@@ -44,19 +40,22 @@ class Feedback(BaseModel):
 
 
 class Observation(BaseModel):
-    """An observer's rating of one answer; a failed one keeps its error and no numbers."""
+    """An observer's ratings of one answer, alignment and engagement asked separately; a failed
+    rating keeps its error and no number. The data needs the alignment rating only."""
 
     alignment: int | None = None
     engagement: int | None = None
-    reason: str | None = None
+    reason: str | None = None  # why that alignment rating
+    engagement_reason: str | None = None
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.alignment is not None and self.engagement is not None
+        return self.alignment is not None
 
 
 class SandboxRecord(BaseModel):
+    format: int = 1  # records written before the format was versioned are format 1
     round: int
     agent: int
     stance: str  # the agent's initial stance
@@ -66,7 +65,8 @@ class SandboxRecord(BaseModel):
     feedback: list[Feedback]
     mean_rating: float  # over the usable ratings
     revise_request: str  # the feedback message the agent revised from (memory-free)
-    critic_request: str  # the rating request without any rater's memory (self-critic data)
+    critic_request: str  # question + draft, asking for a critique (self-critic data)
+    realign_request: str = ""  # question + draft, asking for critique then revision (realignment data)
     revision: str
     observed_draft: Observation
     observed_revision: Observation

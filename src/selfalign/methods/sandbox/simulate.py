@@ -1,6 +1,6 @@
 """A Sandbox simulation, round by round, resumable at the agent and round where it stopped.
 
-Each (round, agent) turn is a runner item ("r002-a017"). A round runs all its agents
+Each (round, agent) turn is a runner item ("r002-a00017"). A round runs all its agents
 concurrently (bounded) against the memories as they were at the end of the previous round;
 when every turn of the round has finished, the revisions go to the agents' memories in agent
 order (state table `sandbox.memory`) and the round's metrics are stored (`sandbox.rounds`),
@@ -14,6 +14,7 @@ without its revision, and rerunning it would make the run differ from what they 
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -23,12 +24,14 @@ import numpy as np
 from selfalign.errors import UserError
 from selfalign.llm import Model
 from selfalign.methods.prompts import Prompts
+from selfalign.methods.seeding import derive_seed
 from selfalign.runner import run_items
 from selfalign.store import RunStore
 
-from .backscatter import PROMPTS_DIR, Society, run_turn, turn_item
+from .backscatter import PROMPTS_DIR, Society, run_turn, turn_id, turn_item
 from .config import SandboxConfig
 from .embed import Embedder
+from .grid import round_id
 from .memory import MemoryBank, MemoryEntry
 from .metrics import format_metrics, round_metrics
 from .record import SandboxRecord
@@ -42,10 +45,6 @@ META_NS = "sandbox.meta"
 class SimulationResult:
     metrics: list[dict[str, Any]]  # one per round, in order
     memories: int  # memories held by all agents at the end
-
-
-def round_key(round_: int) -> str:
-    return f"r{round_:04d}"
 
 
 async def simulate(
@@ -68,7 +67,7 @@ async def simulate(
     stance_of = assign_stances(config.stance, config.agents, config.seed)
     check_stances_cover(stances, set(stance_of))
     bank = MemoryBank.load(store, config.agents)
-    _seed_memories(store, bank, stance_of, stances, embedder)
+    _seed_memories(store, bank, stance_of, stances, embedder, config)
     society = Society(
         model=model,
         observer=observer or model,
@@ -81,7 +80,7 @@ async def simulate(
     )
     metrics = []
     for round_ in range(1, config.rounds + 1):
-        done = store.get_state(ROUNDS_NS, round_key(round_))
+        done = store.get_state(ROUNDS_NS, round_id(round_))
         if done is not None:
             report(format_metrics(done, config.rounds) + " (finished earlier)")
             metrics.append(done)
@@ -97,7 +96,7 @@ async def simulate(
 
 
 def round_records(store: RunStore, round_: int) -> list[SandboxRecord]:
-    prefix = f"r{round_:03d}-"
+    prefix = f"{round_id(round_)}-"
     return [SandboxRecord.model_validate(rec) for item, rec in store.done_records() if item.id.startswith(prefix)]
 
 
@@ -114,24 +113,35 @@ def _end_round(store: RunStore, society: Society, embedder: Embedder, round_: in
     records.sort(key=lambda r: r.agent)
     vectors = _embed_unique(embedder, [r.question for r in records])
     for rec, vector in zip(records, vectors):
-        entry = MemoryEntry(rec.question, rec.revision, vector, round_, f"r{round_:03d}-a{rec.agent:03d}")
+        entry = MemoryEntry(rec.question, rec.revision, vector, round_, turn_id(round_, rec.agent))
         society.bank.add(store, rec.agent, 0, entry)
     m = round_metrics(round_, society.config.agents, records, failed)
-    store.put_state(ROUNDS_NS, round_key(round_), m)
+    store.put_state(ROUNDS_NS, round_id(round_), m)
     return m
 
 
-def _seed_memories(store: RunStore, bank: MemoryBank, stance_of: list[str], stances: StanceSet, embedder: Embedder) -> None:
-    """Each agent's memory starts with the pairs of its stance (round 0); done once per run."""
+def _seed_memories(
+    store: RunStore, bank: MemoryBank, stance_of: list[str], stances: StanceSet, embedder: Embedder, config: SandboxConfig
+) -> None:
+    """Each agent's memory starts with its own seeded sample of `memory_seeds` pairs of its
+    stance (round 0), so agents of one stance still differ; done once per run."""
     if store.get_state(META_NS, "seeded"):
         return
     pairs = {s: stances.of(s) for s in set(stance_of)}
     vectors = {s: _embed_unique(embedder, [p.question for p in ps]) for s, ps in pairs.items()}
     for agent, stance in enumerate(stance_of):
-        for n, (pair, vector) in enumerate(zip(pairs[stance], vectors[stance])):
-            entry = MemoryEntry(pair.question, pair.answer, vector, 0, f"seed:{stance}:{n}")
+        for n, pick in enumerate(seed_sample(len(pairs[stance]), config.memory_seeds, config.seed, agent)):
+            pair = pairs[stance][pick]
+            entry = MemoryEntry(pair.question, pair.answer, vectors[stance][pick], 0, f"seed:{stance}:{pick}")
             bank.add(store, agent, n, entry)
     store.put_state(META_NS, "seeded", True)
+
+
+def seed_sample(available: int, wanted: int, seed: int, agent: int) -> list[int]:
+    """Which of the stance's pairs seed this agent's memory: a seeded sample, in file order."""
+    if wanted >= available:
+        return list(range(available))
+    return sorted(random.Random(derive_seed(seed, "memory", agent)).sample(range(available), wanted))
 
 
 def _embed_unique(embedder: Embedder, texts: list[str]) -> np.ndarray:
