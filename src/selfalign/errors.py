@@ -1,5 +1,8 @@
 """Errors a user can fix. The CLI prints their message, without a traceback, and exits 2."""
 
+import shutil
+from pathlib import Path
+
 
 class UserError(Exception):
     """Bad input, a bad flag or a missing file: the message names it and says how to fix it."""
@@ -12,3 +15,24 @@ class InputError(UserError):
 class ItemFailed(Exception):
     """One item cannot be completed (e.g. the model's answer is empty); the runner records the
     reason and goes on with the other items."""
+
+
+class DiskFull(UserError):
+    """The disk under a folder is full: the message names the folder and the space left."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        super().__init__(
+            f"{self.folder}: the disk is full ({_free_space(self.folder)}); nothing written so far is lost. "
+            "Free some space (or choose an --out on another disk) and rerun the same command to resume"
+        )
+
+
+def _free_space(folder: Path) -> str:
+    for place in (folder, *folder.parents):
+        try:
+            usage = shutil.disk_usage(place)
+        except OSError:
+            continue
+        return f"{usage.free / 2**20:.1f} MiB free of {usage.total / 2**20:.1f} MiB"
+    return "free space unknown"

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from selfalign.llm import Model, load_model
 from selfalign.runner import RunSummary, run_items
 from selfalign.store import RunStore, load_items
+from selfalign.store.files import write_text_atomic
 from selfalign.store.inputs import Item
 
 MakeRunItem = Callable[[Model], Callable[[Item], Any]]
@@ -34,6 +35,7 @@ def add_generator_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=512, help="per model call")
     p.add_argument("--templates", default=None, help="folder of .j2 prompt files replacing the shipped ones")
     p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of stopping")
     p.add_argument("--no-retry-failed", action="store_true", help="on resume, leave failed items failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -41,7 +43,7 @@ def add_generator_options(p: argparse.ArgumentParser) -> None:
 def run_generator(args: argparse.Namespace, method: str, config: BaseModel, make_run_item: MakeRunItem) -> RunSummary:
     """Load and check the inputs, open the run, run every item, write and print the summary."""
     items = load_items(args.prompts, field_name=args.field, limit=args.limit)  # fails before any model call
-    store = RunStore(args.out)
+    store = RunStore(args.out, wait=args.wait)  # one writer per run folder
     try:
         store.bind_config(method, {"model": args.model, **config.model_dump(mode="json")})
         summary = asyncio.run(_run(args, store, items, make_run_item))
@@ -84,4 +86,4 @@ def _write_summary(store: RunStore, method: str, summary: RunSummary) -> None:
         "usage": summary.usage,
         "failures": [{"id": i, "reason": r} for i, r in store.failures()],
     }
-    (Path(store.folder) / "summary.json").write_text(json.dumps(data, indent=2))
+    write_text_atomic(Path(store.folder) / "summary.json", json.dumps(data, indent=2))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
+from pathlib import Path
 
-from selfalign.errors import UserError
+from selfalign.errors import DiskFull, UserError
 
 # One module per command; each defines register(subparsers) and sets `func` on its parser.
 COMMAND_MODULES = [
@@ -49,6 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `selfalign export RUN --failures | head`: the reader has had enough
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as other command-line tools end
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"error: {DiskFull(Path(exc.filename or '.').parent)}", file=sys.stderr)
+        return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit does not raise BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from selfalign.methods.sandbox.backscatter import PROMPTS_DIR
 from selfalign.methods.sandbox.embed import load_embedder
 from selfalign.store import RunStore, load_items
 from selfalign.store.export import write_rows
+from selfalign.store.files import write_text_atomic
 
 from .generate import open_model
 
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=32, help="agents acting at once (default 32)")
     p.add_argument("--max-calls", type=int, default=64, help="model calls in flight at once (default 64)")
     p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of stopping")
     p.add_argument("--no-retry-failed", action="store_true", help="on resume, leave failed turns of the unfinished round failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = Prompts(PROMPTS_DIR, config.templates)
     embedder = load_embedder(config.embedder)
 
-    store = RunStore(args.out)
+    store = RunStore(args.out, wait=args.wait)  # one writer per run folder
     try:
         store.bind_config("sandbox", {
             "model": args.model,
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             "excluded": dict(sorted(exported.excluded.items())),
             "failures": [{"id": i, "reason": r} for i, r in store.failures()],
         }
-        (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_text_atomic(Path(args.out) / "summary.json", json.dumps(summary, indent=2))
     finally:
         store.close()
     kept = exported.kept

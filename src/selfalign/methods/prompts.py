@@ -1,5 +1,9 @@
 """Prompt templates: Jinja2 files shipped in each method's `prompts/` folder. A user's folder
-(`--templates DIR`) overrides any of them by file name."""
+(`--templates DIR`) overrides any of them by file name.
+
+A user's templates are checked when the folder is opened, before any model call: each must
+replace a shipped template, compile, and use only the variables the shipped one is given.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import meta, nodes
 
 from selfalign.errors import UserError
 
@@ -22,6 +27,9 @@ class Prompts:
             keep_trailing_newline=False,
             autoescape=False,  # plain text for a model, not HTML
         )
+        if override_dir:
+            for path in sorted(Path(override_dir).glob("*.j2")):
+                self._check(path, Path(package_dir))
 
     def render(self, name: str, **values: Any) -> str:
         try:
@@ -31,3 +39,30 @@ class Prompts:
 
     def names(self) -> list[str]:
         return sorted(n[:-3] for n in self.env.list_templates(extensions=["j2"]))
+
+    def _check(self, path: Path, package_dir: Path) -> None:
+        """A user's template replaces a shipped one, compiles, and uses only its variables."""
+        shipped = package_dir / path.name
+        if not shipped.is_file():
+            names = ", ".join(sorted(p.name for p in package_dir.glob("*.j2")))
+            raise UserError(f"{path}: replaces no template of this method (a typo?); its templates are {names}")
+        try:
+            source = path.read_text("utf-8")
+            tree = self.env.parse(source, path.name, str(path))
+            self.env.compile(source, path.name, str(path))  # unknown filters and tests show here
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise UserError(f"{path}:{exc.lineno}: {exc.message}; fix the Jinja2 syntax on that line") from exc
+        given = meta.find_undeclared_variables(self.env.parse(shipped.read_text("utf-8")))
+        unknown = meta.find_undeclared_variables(tree) - given
+        if unknown:
+            name = min(unknown, key=lambda n: _first_line(tree, n))
+            raise UserError(
+                f"{path}:{_first_line(tree, name)}: uses the variable {name!r}, which {path.name} is not given; "
+                f"it is given {', '.join(sorted(given)) or 'no variables'}"
+            )
+
+
+def _first_line(tree: nodes.Template, name: str) -> int:
+    return min((n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"), default=1)

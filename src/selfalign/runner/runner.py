@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 from pydantic import BaseModel
 from tqdm.auto import tqdm
 
+from selfalign.errors import DiskFull
 from selfalign.llm.usage import Usage, current_usage
 from selfalign.store.inputs import Item
 from selfalign.store.run_store import RunStore
@@ -81,7 +82,7 @@ async def _run_one(store: RunStore, item: Item, run_item: RunItem) -> tuple[bool
         record = await run_item(item)
         store.mark_done(item.id, _jsonable(record), usage.to_json())
         return True, usage
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, DiskFull):  # the run stops; the item stays to be rerun
         raise
     except Exception as exc:  # one item's failure, whatever it is, must not stop the others
         reason = f"{type(exc).__name__}: {exc}"

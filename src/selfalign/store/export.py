@@ -7,7 +7,6 @@ conversational message lists; Stable Alignment groups `{"prompt", "responses", "
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 from selfalign.errors import UserError
 
+from .files import atomic_target
 from .inputs import Item
 
 Records = Iterable[tuple[Item, dict[str, Any]]]
@@ -49,28 +49,27 @@ def per_record(rows_of: RecordRows) -> Callable[[Records], Exported]:
 
 
 def write_rows(rows: Iterable[dict[str, Any]], to: str | Path) -> int:
-    """Write rows by the target's ending: .jsonl, .parquet, or a folder (datasets.save_to_disk)."""
+    """Write rows by the target's ending: .jsonl, .parquet, or a folder (datasets.save_to_disk).
+    Written atomically: a reader sees the old file or the whole new one, never half of one."""
     rows = list(rows)
     target = Path(to)
-    target.parent.mkdir(parents=True, exist_ok=True)
     suffix = target.suffix.lower()
-    if suffix == ".jsonl":
-        tmp = target.with_suffix(".jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, target)  # a reader never sees half a file
-    elif suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pylist(rows), target)
-    elif suffix == "":
-        from datasets import Dataset
-
-        Dataset.from_list(rows).save_to_disk(str(target))
-    else:
+    if suffix not in (".jsonl", ".parquet", ""):
         raise UserError(f"--to {to}: unknown ending {suffix!r}; use .jsonl, .parquet, or a folder name")
+    with atomic_target(target) as tmp:
+        if suffix == ".jsonl":
+            with tmp.open("w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(rows), tmp)
+        else:
+            from datasets import Dataset
+
+            Dataset.from_list(rows).save_to_disk(str(tmp))
     return len(rows)
 
 

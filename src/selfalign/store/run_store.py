@@ -4,6 +4,10 @@ the cached model calls, and method state that must survive a restart.
 Every write is its own transaction, so a process killed at any instant leaves the file
 consistent: an item is either done with its record, or not done. Only the event-loop thread
 touches the connection.
+
+One process at a time writes a run folder (an OS lock, see `lock.py`); `open_existing` opens
+it for reading, which WAL allows while the writer writes. A full disk raises DiskFull, naming
+the folder and the space left, and loses nothing: the write that failed is rolled back.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from selfalign.errors import UserError
+from selfalign.errors import DiskFull, UserError
 
+from . import lock
 from .inputs import Item
 
 SCHEMA = """
@@ -41,35 +46,81 @@ CREATE TABLE IF NOT EXISTS state (ns TEXT NOT NULL, key TEXT NOT NULL, value TEX
 STORE_FILE = "run.sqlite"
 
 
+SQLITE_FULL = 13
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose writes raise DiskFull (naming the run folder) when the disk is full."""
+
+    folder: Path
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        with self._full_disk():
+            return super().execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        with self._full_disk():
+            return super().executemany(*args)
+
+    def executescript(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        with self._full_disk():
+            return super().executescript(*args)
+
+    @contextlib.contextmanager
+    def _full_disk(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL:
+                raise DiskFull(self.folder) from exc
+            raise
+
+
 class RunStore:
-    def __init__(self, folder: str | Path) -> None:
+    """A run folder's store. `RunStore(folder)` opens it for writing (creating it if needed)
+    and holds the folder's lock until `close`: another process is refused at once, or waits
+    for it with `wait=True`."""
+
+    def __init__(self, folder: str | Path, *, wait: bool = False, _read_only: bool = False) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / STORE_FILE
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock: str | None = None
+        if not _read_only:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._lock = lock.acquire(self.folder, wait=wait)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
+        self.db.folder = self.folder
+        self.db.execute("PRAGMA busy_timeout=5000")
+        if _read_only:
+            self.db.execute("PRAGMA query_only=ON")
+            return
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
-        self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
 
     @classmethod
     def open_existing(cls, folder: str | Path) -> "RunStore":
+        """An existing run, for reading only: no lock, so it can be read while a run writes it."""
         if not (Path(folder) / STORE_FILE).is_file():
             raise UserError(f"{folder}: not a run folder (no {STORE_FILE}); pass the --out folder of a run")
-        return cls(folder)
+        return cls(folder, _read_only=True)
 
     def close(self) -> None:
         self.db.close()
+        if self._lock is not None:
+            lock.release(self._lock)
+            self._lock = None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         self.db.execute("BEGIN")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # --- config ---------------------------------------------------------------------------
 
