@@ -73,3 +73,19 @@ def test_missing_file(tmp_path):
 def test_limit(tmp_path):
     path = write(tmp_path, "in.jsonl", "".join(json.dumps({"prompt": f"p{i}"}) + "\n" for i in range(5)))
     assert len(load_items(path, limit=2)) == 2
+
+
+def test_stance_and_principle_files_use_the_one_reader(tmp_path):
+    from selfalign.methods.sandbox import load_stances
+
+    pairs = [{"stance": s, "question": "q?", "answer": "a."} for s in ("good", "bad")]
+    (tmp_path / "s.jsonl").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(json.dumps(p) for p in pairs).encode())
+    assert [p.stance for p in load_stances(tmp_path / "s.jsonl").pairs] == ["good", "bad"]
+    (tmp_path / "s.json").write_text(json.dumps(pairs, indent=1))
+    assert len(load_stances(tmp_path / "s.json").pairs) == 2
+    (tmp_path / "bad.jsonl").write_bytes(b'{"stance": "good", "question": "q", "answer": "caf\xe9"}\n')
+    with pytest.raises(InputError, match="bad.jsonl:1: not UTF-8"):
+        load_stances(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.json").write_text(json.dumps([pairs[0], {"stance": "odd", "question": "q", "answer": "a"}]))
+    with pytest.raises(InputError, match=r"bad.json element 2: bad stance pair \(stance"):
+        load_stances(tmp_path / "bad.json")

@@ -68,3 +68,15 @@ def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "selfalign.cli.main", "train", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--method" in proc.stdout and "--lora-target-modules" in proc.stdout
+
+
+def test_the_original_sandbox_release_file_trains_with_stable(tiny_lm, tmp_path):
+    """sandbox_v1.json is one JSON array of {"query", "responses", "scores"}, as released."""
+    release = [{"query": f"Question {i}?", "responses": ["A careful answer.", "A rude answer.", "Meh."],
+                "scores": [7, 1, 4]} for i in range(4)]
+    data = tmp_path / "sandbox_v1.json"
+    data.write_text(json.dumps(release, indent=1))
+    out = tmp_path / "out"
+    rc = main(["train", "--method", "stable", "--model", str(tiny_lm), "--data", str(data), "--out", str(out),
+               "--max-steps", "1", "--batch-size", "2", "--no-bf16"])
+    assert rc == 0 and json.loads((out / "train_summary.json").read_text())["method"] == "stable"

@@ -171,3 +171,40 @@ def test_tokenize_groups_masks_prompt_and_drops_cut_responses(tiny_lm, data_dir)
     assert labels[0] == -100
     with pytest.raises(InputError, match="raise --max-length"):
         tokenize_groups(tok, groups, max_length=8)
+
+
+def test_one_reader_json_array_bom_crlf(tmp_path):
+    """Training reads files as generation does: a JSON array (the original Sandbox release is
+    one), a byte-order mark, CRLF line ends."""
+    release = [{"query": "How do I calm down?", "responses": ["Breathe slowly.", "Shout."], "scores": [6, 2]}] * 3
+    (tmp_path / "sandbox_v1.json").write_text(json.dumps(release, indent=2))
+    items = load_records(str(tmp_path / "sandbox_v1.json"))
+    assert len(items) == 3 and items[1].where.endswith("sandbox_v1.json element 2")
+    assert to_groups(items)[0].ratings == [6.0, 2.0]
+    lines = "\r\n".join(json.dumps({"prompt": "q", "responses": ["a"], "ratings": [4]}) for _ in range(2))
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + lines.encode() + b"\r\n")
+    assert len(load_records(str(tmp_path / "bom.jsonl"))) == 2
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("latin1.jsonl", b'{"prompt": "q"}\n{"prompt": "caf\xe9"}\n', "latin1.jsonl:2: not UTF-8"),
+        ("broken.json", b'[\n {"prompt": "q",}\n]', "broken.json:2: broken JSON"),
+        ("object.json", b'{\n "prompt": "q"\n}\n', "holds one JSON object"),
+    ],
+)
+def test_unreadable_files_name_file_line_and_fix(tmp_path, name, content, expected):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InputError, match=expected):
+        load_records(str(tmp_path / name))
+
+
+def test_corrupt_datasets_folder_is_a_clear_error(tmp_path):
+    from datasets import Dataset
+
+    Dataset.from_list([{"prompt": "q", "responses": ["a"], "ratings": [4]}]).save_to_disk(str(tmp_path / "ds"))
+    for arrow in (tmp_path / "ds").glob("*.arrow"):
+        arrow.write_bytes(b"not arrow")
+    with pytest.raises(InputError, match="not a readable datasets folder"):
+        load_records(str(tmp_path / "ds"))

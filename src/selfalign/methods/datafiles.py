@@ -1,9 +1,9 @@
-"""Data files a user can replace with a flag (principles, stance pairs, ...): JSONL of pydantic
-rows, read and checked before any model call, bad lines stopped with their number."""
+"""Data files a user can replace with a flag (principles, stance pairs, ...): JSONL (or a JSON
+array) of pydantic rows, read by the one reader of data files and checked before any model
+call, bad lines stopped with their number."""
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
@@ -11,34 +11,35 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from selfalign.errors import InputError
+from selfalign.formats.rows import BrokenRow, read_text, rows_of_text
 
 Row = TypeVar("Row", bound=BaseModel)
 
 
 def read_data_file(package: str, default_name: str, path: str | Path | None, flag: str) -> tuple[str, str]:
-    """The text of the user's file, or of the shipped default; and where it came from."""
+    """The text of the user's file, or of the shipped default; and where it came from. Read as
+    every data file is (UTF-8 with or without a byte-order mark; LF or CRLF)."""
     if path is None:
         text = resources.files(package).joinpath(default_name).read_text("utf-8")
         return text, f"{package.replace('.', '/')}/{default_name}"
     if not Path(path).is_file():
         raise InputError(f"{flag} {path}: no such file")
-    return Path(path).read_text("utf-8"), str(path)
+    return read_text(Path(path)), str(path)
 
 
 def parse_jsonl_rows(text: str, where: str, row_type: type[Row], what: str, fix: str) -> list[Row]:
-    """One `row_type` a non-blank line; the first bad line raises InputError with its number."""
+    """One `row_type` a row (JSON lines, or a JSON array when `where` ends in .json); the first
+    bad row raises InputError with its line."""
     rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for row in rows_of_text(text, where, Path(where).suffix.lower() if where.endswith(".json") else ".jsonl", fix):
+        if isinstance(row.value, BrokenRow):
+            raise InputError(row.value.problem)
         try:
-            rows.append(row_type.model_validate(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}:{lineno}: broken JSON ({exc.msg}); {fix}") from exc
+            rows.append(row_type.model_validate(row.value))
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(map(str, err["loc"])) or "line"
-            raise InputError(f"{where}:{lineno}: bad {what} ({field}: {err['msg']}); {fix}") from exc
+            raise InputError(f"{row.where}: bad {what} ({field}: {err['msg']}); {fix}") from exc
     if not rows:
         raise InputError(f"{where}: no {what}s; {fix}")
     return rows

@@ -36,6 +36,8 @@ class Prompts:
             return self.env.get_template(f"{name}.j2").render(**values).strip()
         except jinja2.TemplateError as exc:
             raise UserError(f"prompt template {name}.j2: {exc}") from exc
+        except UnicodeDecodeError as exc:  # read as every data file is: UTF-8
+            raise UserError(f"prompt template {name}.j2: not UTF-8 (byte {exc.object[exc.start]:#x}); re-save it as UTF-8") from exc
 
     def names(self) -> list[str]:
         return sorted(n[:-3] for n in self.env.list_templates(extensions=["j2"]))

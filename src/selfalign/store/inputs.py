@@ -7,13 +7,14 @@ the line and the fix.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selfalign.errors import InputError
+
+from selfalign.formats.rows import BrokenRow, Row, csv_header, read_rows, read_text
 
 ROLES = {"system", "user", "assistant"}
 FIX_JSONL = 'each line must be a JSON object like {"prompt": "..."} or {"messages": [{"role": "user", "content": "..."}]}'
@@ -44,105 +45,52 @@ class Item:
 def load_items(source: str | Path, *, field_name: str | None = None, limit: int | None = None) -> list[Item]:
     """Read every input item from `source`, or raise InputError naming the file and line."""
     path = Path(source)
-    if path.is_dir():
-        rows = _read_dataset_folder(path)
-    elif path.is_file():
-        rows = _read_file(path, field_name)
+    if path.exists():
+        rows = _read(path, field_name)
     elif _looks_like_hub_name(str(source)):
         rows = _read_hub_dataset(str(source))
     else:
         raise InputError(f"{source}: no such file or folder (inputs: .jsonl, .json, .csv, .txt, .parquet, a datasets folder or a hub dataset name)")
-    items = [_to_item(path, where, row, field_name, n) for n, (where, row) in enumerate(rows)]
+    items = [_to_item(row.where, row.value, field_name, n) for n, row in enumerate(rows)]
     if not items:
         raise InputError(f"{source}: no items; the file is empty (add one prompt per line or one JSON object per line)")
     return items[:limit] if limit else items
 
 
-def _read_file(path: Path, field_name: str | None) -> list[tuple[str, Any]]:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return [(f"row {i + 1}", row) for i, row in enumerate(pq.read_table(path).to_pylist())]
-    text = _read_utf8(path)
-    if suffix == ".jsonl":
-        return [(f"line {n}", _parse_json_line(path, n, line)) for n, line in _nonblank_lines(text)]
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{exc.lineno}: broken JSON ({exc.msg}); the file must hold a JSON list of objects") from exc
-        if not isinstance(data, list):
-            raise InputError(f"{path}: expected a JSON list of objects; for one object a line, name the file .jsonl")
-        return [(f"element {i + 1}", row) for i, row in enumerate(data)]
-    if suffix == ".csv":
-        return _read_csv(path, text, field_name or "prompt")
-    return [(f"line {n}", line.strip()) for n, line in _nonblank_lines(text)]
-
-
-def _read_utf8(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not UTF-8 (byte {data[exc.start]:#x}); re-save the file as UTF-8") from exc
-
-
-def _nonblank_lines(text: str) -> list[tuple[int, str]]:
-    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def _parse_json_line(path: Path, lineno: int, line: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{lineno}: broken JSON ({exc.msg} at column {exc.colno}); {FIX_JSONL}") from exc
-
-
-def _read_csv(path: Path, text: str, column: str) -> list[tuple[str, Any]]:
-    reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None or column not in reader.fieldnames:
-        raise InputError(
-            f"{path}:1: no column {column!r} in the header {reader.fieldnames}; name the prompt column with --field"
-        )
-    return [(f"line {reader.line_num}", row) for row in reader]
-
-
-def _read_dataset_folder(path: Path) -> list[tuple[str, Any]]:
-    from datasets import load_from_disk
-
-    try:
-        data = load_from_disk(str(path))
-    except Exception as exc:  # datasets raises several kinds here
-        raise InputError(f"{path}: not a datasets folder saved with save_to_disk ({exc})") from exc
-    if hasattr(data, "keys"):  # a DatasetDict: take the train split, or the first one
-        data = data["train"] if "train" in data else data[next(iter(data.keys()))]
-    return [(f"row {i + 1}", row) for i, row in enumerate(data)]
+def _read(path: Path, field_name: str | None) -> list[Row]:
+    if path.suffix.lower() == ".csv":
+        column = field_name or "prompt"
+        header = csv_header(read_text(path))
+        if header is None or column not in header:
+            raise InputError(f"{path}:1: no column {column!r} in the header {header}; name the prompt column with --field")
+    rows = read_rows(path, FIX_JSONL)
+    for row in rows:
+        if isinstance(row.value, BrokenRow):
+            raise InputError(row.value.problem)
+    return rows
 
 
 def _looks_like_hub_name(name: str) -> bool:
     return name.count("/") == 1 and not name.startswith((".", "/")) and Path(name).suffix == ""
 
 
-def _read_hub_dataset(name: str) -> list[tuple[str, Any]]:
+def _read_hub_dataset(name: str) -> list[Row]:
     from datasets import load_dataset
 
     try:
         data = load_dataset(name, split="train")
     except Exception as exc:
         raise InputError(f"{name}: could not load this hub dataset ({exc}); check the name and network access") from exc
-    return [(f"row {i + 1}", row) for i, row in enumerate(data)]
+    return [Row(f"{name} row {i}", row) for i, row in enumerate(data, 1)]
 
 
-def _to_item(path: Path, where: str, row: Any, field_name: str | None, n: int) -> Item:
-    messages = _messages_of(path, where, row, field_name)
+def _to_item(where: str, row: Any, field_name: str | None, n: int) -> Item:
+    messages = _messages_of(where, row, field_name)
     extra = {k: v for k, v in row.items() if k not in ("messages", field_name or "prompt")} if isinstance(row, dict) else {}
     return Item(id=f"{n:06d}", idx=n, messages=messages, extra=_jsonable(extra))
 
 
-def _messages_of(path: Path, where: str, row: Any, field_name: str | None) -> tuple[dict[str, str], ...]:
-    loc = f"{path}:{where.split()[-1]}" if where.startswith("line") else f"{path} ({where})"
+def _messages_of(loc: str, row: Any, field_name: str | None) -> tuple[dict[str, str], ...]:
     if isinstance(row, str):
         return ({"role": "user", "content": row},)
     if not isinstance(row, dict):

@@ -13,7 +13,6 @@ Any bad record stops the run with its file, line (row for Parquet / dataset fold
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from selfalign.errors import InputError
+from selfalign.formats.rows import BrokenRow, read_rows
 
 from .records import (
     GroupRecord,
@@ -37,6 +37,7 @@ from .records import (
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 10
+DATA_SUFFIXES = {".jsonl", ".json", ".parquet"}
 FORMATS_HINT = (
     'expected one of: {"messages": [...]} (SFT); {"prompt", "chosen", "rejected"} (preference); '
     '{"prompt", "responses", "ratings"} (groups); {"query", "responses", "scores"} (Sandbox release)'
@@ -64,67 +65,29 @@ class Group:
 # Reading
 
 
-def _rows_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                yield where, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield where, InputError(f"{where}: broken JSON ({exc.msg} at column {exc.colno}); "
-                                        "each line must be one complete JSON object")
-
-
-def _rows_table(name: str, rows: Iterator[dict[str, Any]]) -> Iterator[tuple[str, Any]]:
-    for i, row in enumerate(rows, start=1):
-        yield f"{name} row {i}", row
-
-
-def _rows_parquet(path: Path) -> Iterator[tuple[str, Any]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for unreadable files
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
-    yield from _rows_table(str(path), iter(table.to_pylist()))
-
-
-def _rows_disk(path: Path) -> Iterator[tuple[str, Any]]:
-    from datasets import DatasetDict, load_from_disk
-
-    ds = load_from_disk(str(path))
-    if isinstance(ds, DatasetDict):
-        if "train" not in ds:
-            raise InputError(f"{path}: dataset folder has splits {list(ds)} but no 'train' split")
-        ds = ds["train"]
-    yield from _rows_table(str(path), iter(ds))
-
-
 def iter_rows(path: str | Path) -> Iterator[tuple[str, Any]]:
-    """(location, raw row) for every row of a file or folder; a broken JSON line yields an
-    InputError in place of the row so that the caller can report all problems at once."""
+    """(location, raw row) for every row of a file or folder, read by the one reader of data
+    files (`selfalign.formats.rows`); a broken JSON line yields an InputError in place of the row
+    so that the caller can report all problems at once."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"training data not found: {p}")
-    if p.is_dir():
-        if (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists() or (p / "state.json").exists():
-            yield from _rows_disk(p)
-            return
-        files = sorted(f for f in p.iterdir() if f.suffix in {".jsonl", ".json", ".parquet"})
+    if p.is_dir() and not _is_dataset_folder(p):
+        files = sorted(f for f in p.iterdir() if f.suffix in DATA_SUFFIXES)
         if not files:
-            raise InputError(f"{p}: no .jsonl/.parquet files and not a datasets.save_to_disk folder")
+            raise InputError(f"{p}: no .jsonl/.json/.parquet files and not a datasets.save_to_disk folder")
         for f in files:
             yield from iter_rows(f)
         return
-    if p.suffix == ".parquet":
-        yield from _rows_parquet(p)
-    elif p.suffix in {".jsonl", ".json"}:
-        yield from _rows_jsonl(p)
-    else:
-        raise InputError(f"{p}: unknown data file type; use .jsonl, .parquet or a datasets folder")
+    if p.is_file() and p.suffix.lower() not in DATA_SUFFIXES:
+        raise InputError(f"{p}: unknown data file type; use .jsonl, .json (an array), .parquet or a datasets folder")
+    for row in read_rows(p):
+        value = InputError(row.value.problem) if isinstance(row.value, BrokenRow) else row.value
+        yield row.where, value
+
+
+def _is_dataset_folder(p: Path) -> bool:
+    return any((p / name).exists() for name in ("dataset_info.json", "dataset_dict.json", "state.json"))
 
 
 def _explain(exc: ValidationError) -> str:

@@ -1,0 +1,139 @@
+"""The one reader of data files: every row of a file or folder, with where it came from.
+
+Inputs to generation, training data, and the data files a user replaces with a flag
+(`--principles`, `--stances`) are all read here, so they accept the same formats and fail the
+same way: with the file, the line (or element, or row) and the fix, never a traceback.
+
+    .jsonl            one JSON value a line ("file.jsonl:12")
+    .json             a JSON array ("file.json element 3"), or JSON lines under a .json name
+    .csv              rows as dicts, header first ("file.csv:4")
+    .txt and others   one string a non-blank line ("file.txt:2")
+    .parquet          rows as dicts ("file.parquet row 3")
+    a folder          a datasets.save_to_disk folder (its train split, or its first)
+
+Text files are UTF-8, with or without a byte-order mark, with LF or CRLF line ends. A broken JSON
+line does not stop the reading: its row is a `BrokenRow`, so a caller can report every bad line
+at once or stop at the first.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfalign.errors import InputError
+
+
+@dataclass(frozen=True)
+class Row:
+    where: str  # "file.jsonl:12", "file.json element 3", "file.parquet row 3"
+    value: Any
+
+
+@dataclass(frozen=True)
+class BrokenRow:
+    """A line that is not valid JSON; `problem` names the line and what is wrong."""
+
+    problem: str
+
+
+def read_rows(path: str | Path, fix: str = "each line must be one complete JSON object") -> list[Row]:
+    """Every row of `path` (a file, or a datasets folder). `fix` ends the message of a broken line."""
+    p = Path(path)
+    if p.is_dir():
+        return _dataset_folder(p)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file or folder")
+    suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        return _parquet(p)
+    return rows_of_text(read_text(p), str(p), suffix, fix)
+
+
+def rows_of_text(text: str, where: str, suffix: str, fix: str = "each line must be one complete JSON object") -> list[Row]:
+    """The rows of a text file's content, by the file's ending (see the module docstring)."""
+    if suffix == ".json" and text.lstrip().startswith("["):
+        return _json_array(text, where)
+    if suffix == ".json" and len(_nonblank_lines(text)) > 1 and _is_one_object(text):
+        raise InputError(f"{where}: holds one JSON object; a .json file holds a JSON array of objects (or one object a line)")
+    if suffix in (".jsonl", ".json"):
+        return [_json_line(where, n, line, fix) for n, line in _nonblank_lines(text)]
+    if suffix == ".csv":
+        return _csv(text, where)
+    return [Row(f"{where}:{n}", line.strip()) for n, line in _nonblank_lines(text)]
+
+
+def read_text(path: Path) -> str:
+    """A text file as UTF-8 (a byte-order mark is dropped); other encodings stop with the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 (byte {data[exc.start]:#x}); re-save the file as UTF-8") from exc
+
+
+def _nonblank_lines(text: str) -> list[tuple[int, str]]:
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _json_line(where: str, lineno: int, line: str, fix: str) -> Row:
+    try:
+        return Row(f"{where}:{lineno}", json.loads(line))
+    except json.JSONDecodeError as exc:
+        return Row(f"{where}:{lineno}", BrokenRow(f"{where}:{lineno}: broken JSON ({exc.msg} at column {exc.colno}); {fix}"))
+
+
+def _json_array(text: str, where: str) -> list[Row]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{where}:{exc.lineno}: broken JSON ({exc.msg} at column {exc.colno}); a .json file holds one JSON "
+            "array of objects (or name it .jsonl with one object a line)"
+        ) from exc
+    return [Row(f"{where} element {i}", row) for i, row in enumerate(data, 1)]
+
+
+def _is_one_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _csv(text: str, where: str) -> list[Row]:
+    reader = csv.DictReader(text.splitlines())
+    return [Row(f"{where}:{reader.line_num}", row) for row in reader]
+
+
+def csv_header(text: str) -> list[str] | None:
+    return csv.DictReader(text.splitlines()).fieldnames  # type: ignore[return-value]
+
+
+def _parquet(path: Path) -> list[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise InputError(f"{path}: not a readable Parquet file ({exc}); re-write it, or use JSONL") from exc
+    return [Row(f"{path} row {i}", row) for i, row in enumerate(table.to_pylist(), 1)]
+
+
+def _dataset_folder(path: Path) -> list[Row]:
+    from datasets import load_from_disk
+
+    try:
+        data = load_from_disk(str(path))
+    except Exception as exc:  # datasets raises several kinds for a folder it cannot read
+        raise InputError(
+            f"{path}: not a readable datasets folder ({type(exc).__name__}: {exc}); save it again with "
+            "Dataset.save_to_disk, or give a .jsonl or .parquet file"
+        ) from exc
+    if hasattr(data, "keys"):  # a DatasetDict: the train split, or the first one
+        data = data["train"] if "train" in data else data[next(iter(data.keys()))]
+    return [Row(f"{path} row {i}", row) for i, row in enumerate(data, 1)]
