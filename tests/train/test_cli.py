@@ -78,5 +78,6 @@ def test_the_original_sandbox_release_file_trains_with_stable(tiny_lm, tmp_path)
     data.write_text(json.dumps(release, indent=1))
     out = tmp_path / "out"
     rc = main(["train", "--method", "stable", "--model", str(tiny_lm), "--data", str(data), "--out", str(out),
-               "--max-steps", "1", "--batch-size", "2", "--no-bf16"])
-    assert rc == 0 and json.loads((out / "train_summary.json").read_text())["method"] == "stable"
+               "--max-steps", "1", "--batch-size", "2", "--no-bf16", "--data", f"{data}:0.5"])  # weighted, repeatable
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert rc == 0 and summary["method"] == "stable"

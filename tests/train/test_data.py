@@ -208,3 +208,18 @@ def test_corrupt_datasets_folder_is_a_clear_error(tmp_path):
         arrow.write_bytes(b"not arrow")
     with pytest.raises(InputError, match="not a readable datasets folder"):
         load_records(str(tmp_path / "ds"))
+
+
+def test_data_files_mix_with_weights(tmp_path):
+    """MATRIX data mixed with ordinary helpful data, as the paper's recipe does."""
+    matrix = write_jsonl(tmp_path / "matrix.jsonl", [{"messages": [{"role": "user", "content": f"m{i}"},
+                                                                    {"role": "assistant", "content": "r"}]} for i in range(4)])
+    helpful = write_jsonl(tmp_path / "helpful.jsonl", [{"messages": [{"role": "user", "content": f"h{i}"},
+                                                                      {"role": "assistant", "content": "r"}]} for i in range(10)])
+    mixed = load_records([str(matrix), f"{helpful}:0.5"], seed=1)
+    prompts = [item.record.messages[0].content for item in mixed]
+    assert len(prompts) == 9 and sum(p.startswith("h") for p in prompts) == 5 and len(set(prompts)) == 9
+    assert prompts == [item.record.messages[0].content for item in load_records([str(matrix), f"{helpful}:0.5"], seed=1)]
+    assert len(load_records([f"{matrix}:2.5"])) == 10
+    with pytest.raises(InputError, match="must be a positive number"):
+        load_records([f"{matrix}:0"])

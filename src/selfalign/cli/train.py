@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--method", choices=["sft", "stable", "dpo"])
     p.add_argument("--model", help="Hugging Face model id or local folder")
-    p.add_argument("--data", nargs="+", help="JSONL / Parquet files or datasets.save_to_disk folders")
+    p.add_argument("--data", nargs="+", action="extend",
+                   help="JSONL / JSON / Parquet files or datasets folders, each PATH or PATH:WEIGHT "
+                        "(--data matrix.jsonl --data helpful.jsonl:0.5 mixes in half of helpful.jsonl)")
     p.add_argument("--out", help="output folder (checkpoints, final model, train_summary.json)")
     p.add_argument("--config", default=None, help="YAML file with these options (keys as the flags, '-' or '_')")
     p.add_argument("--accelerate-config", metavar="NAME", default=None,

@@ -14,6 +14,7 @@ Any bad record stops the run with its file, line (row for Parquet / dataset fold
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,16 +100,41 @@ def _explain(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_records(paths: list[str] | str, *, rating_scale: float = 7.0) -> list[Located]:
-    """Read and validate every record of every path. Raises InputError listing the first bad
-    records (file, line, what is wrong and how to fix it) before anything is trained."""
+def split_weight(spec: str) -> tuple[str, float]:
+    """'helpful.jsonl:0.5' -> ('helpful.jsonl', 0.5); a path without a weight weighs 1."""
+    path, sep, weight = spec.rpartition(":")
+    if not sep or not path or Path(spec).exists():
+        return spec, 1.0
+    try:
+        value = float(weight)
+    except ValueError:
+        return spec, 1.0  # a colon that is part of the path
+    if not (0 < value < float("inf")):
+        raise InputError(f"--data {spec}: the weight after ':' must be a positive number, like helpful.jsonl:0.5")
+    return path, value
+
+
+def weigh(records: list[Located], weight: float, seed: int) -> list[Located]:
+    """`weight` times the records: whole copies, then a seeded sample for the fraction (0.5 keeps
+    half of them, 2 repeats them twice)."""
+    whole, fraction = int(weight), weight - int(weight)
+    sample = random.Random(seed).sample(records, round(fraction * len(records)))
+    return records * whole + sample
+
+
+def load_records(paths: list[str] | str, *, rating_scale: float = 7.0, seed: int = 0) -> list[Located]:
+    """Read and validate every record of every path (`PATH` or `PATH:WEIGHT`, see `weigh`).
+    Raises InputError listing the first bad records (file, line, what is wrong and how to fix
+    it) before anything is trained."""
     if isinstance(paths, str):
         paths = [paths]
     records: list[Located] = []
     errors: list[str] = []
     n_errors = 0
     context = {"rating_scale": rating_scale}
-    for path in paths:
+    for n, spec in enumerate(paths):
+        path, weight = split_weight(spec)
+        of_path: list[Located] = []
         for where, row in iter_rows(path):
             problem: str | None = None
             if isinstance(row, InputError):
@@ -127,11 +153,12 @@ def load_records(paths: list[str] | str, *, rating_scale: float = 7.0) -> list[L
                     else:
                         if isinstance(rec, SandboxRecord):
                             rec = rec.as_group()
-                        records.append(Located(where, rec))  # type: ignore[arg-type]
+                        of_path.append(Located(where, rec))  # type: ignore[arg-type]
             if problem is not None:
                 n_errors += 1
                 if len(errors) < MAX_REPORTED_ERRORS:
                     errors.append(problem)
+        records += of_path if weight == 1.0 else weigh(of_path, weight, seed + n)
     if n_errors:
         more = f"\n... and {n_errors - len(errors)} more" if n_errors > len(errors) else ""
         raise InputError(f"{n_errors} bad training record(s); nothing was trained:\n" + "\n".join(errors) + more)

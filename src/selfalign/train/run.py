@@ -65,7 +65,7 @@ def _final_loss(log_history: list[dict[str, Any]]) -> float | None:
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run one training job; returns the summary also written to OUT/train_summary.json."""
     # Data first: a bad record must stop the run before minutes of model loading.
-    records = load_records(cfg.data, rating_scale=cfg.rating_scale)
+    records = load_records(cfg.data, rating_scale=cfg.rating_scale, seed=cfg.seed)
     log.info("%d training records from %s", len(records), ", ".join(cfg.data))
     if cfg.qlora:
         from .modeling import _quantization_config
