@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "train",
     "matrix",
     "sandbox",
+    "eval",
 ]
 
 

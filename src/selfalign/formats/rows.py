@@ -11,7 +11,8 @@ same way: with the file, the line (or element, or row) and the fix, never a trac
     .parquet          rows as dicts ("file.parquet row 3")
     a folder          a datasets.save_to_disk folder (its train split, or its first)
 
-Text files are UTF-8, with or without a byte-order mark, with LF or CRLF line ends. A broken JSON
+Text files are UTF-8, with or without a byte-order mark, with LF or CRLF line ends; a `.gz`
+file is read as the file inside it (`train.jsonl.gz` as JSON lines). A broken JSON
 line does not stop the reading: its row is a `BrokenRow`, so a caller can report every bad line
 at once or stop at the first.
 """
@@ -19,6 +20,7 @@ at once or stop at the first.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,7 @@ def read_rows(path: str | Path, fix: str = "each line must be one complete JSON 
         return _dataset_folder(p)
     if not p.is_file():
         raise InputError(f"{p}: no such file or folder")
-    suffix = p.suffix.lower()
+    suffix = _suffix(p)
     if suffix == ".parquet":
         return _parquet(p)
     return rows_of_text(read_text(p), str(p), suffix, fix)
@@ -66,9 +68,20 @@ def rows_of_text(text: str, where: str, suffix: str, fix: str = "each line must 
     return [Row(f"{where}:{n}", line.strip()) for n, line in _nonblank_lines(text)]
 
 
+def _suffix(path: Path) -> str:
+    """The ending that says the format: `.jsonl` for `train.jsonl.gz`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    return suffixes[-2] if len(suffixes) >= 2 and suffixes[-1] == ".gz" else path.suffix.lower()
+
+
 def read_text(path: Path) -> str:
     """A text file as UTF-8 (a byte-order mark is dropped); other encodings stop with the line."""
     data = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{path}: not a readable gzip file ({exc}); decompress it, or download it again") from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

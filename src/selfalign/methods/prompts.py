@@ -39,6 +39,13 @@ class Prompts:
         except UnicodeDecodeError as exc:  # read as every data file is: UTF-8
             raise UserError(f"prompt template {name}.j2: not UTF-8 (byte {exc.object[exc.start]:#x}); re-save it as UTF-8") from exc
 
+    def source(self, name: str) -> str:
+        """The text of template `name` as found (the user's file, or the shipped one)."""
+        try:
+            return self.env.loader.get_source(self.env, f"{name}.j2")[0]  # type: ignore[union-attr]
+        except jinja2.TemplateNotFound as exc:
+            raise UserError(f"prompt template {name}.j2 not found") from exc
+
     def names(self) -> list[str]:
         return sorted(n[:-3] for n in self.env.list_templates(extensions=["j2"]))
 

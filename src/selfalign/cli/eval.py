@@ -1,0 +1,78 @@
+"""`selfalign eval`: compare models on benchmarks with judges and refusal detection.
+
+    selfalign eval --model hf:base --model hf:ckpt --bench advbench,jbb-benign \\
+        --data advbench=harmful_behaviors.csv --data jbb-benign=benign-behaviors.csv \\
+        --judge openai:judge@http://localhost:8000/v1 --out runs/e1
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from selfalign.evaluate import BENCHMARKS, EvalConfig, Generation, build_results, render_table, run_eval, write_results
+from selfalign.evaluate.benchmarks import parse_data_options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="judge and benchmark models: refusal, harm, rubric grades, pairwise win rates, with 95%% intervals",
+        description=(
+            "Example: selfalign eval --model hf:base --model hf:tuned --bench prompts --data prompts=heldout.jsonl "
+            "--judge hf:judge --out runs/e1. The first --model is the baseline."
+        ),
+    )
+    p.add_argument("--model", action="append", required=True, help="a model spec; repeat to compare (the first is the baseline)")
+    p.add_argument("--bench", required=True, help=f"comma-separated benchmarks: {', '.join(BENCHMARKS)}")
+    p.add_argument("--data", action="append", default=[], metavar="NAME=FILE", help="a benchmark's file (or hub dataset name)")
+    p.add_argument("--judge", default=None, help="the judge model spec (needed by harm, strongreject, rubric:*, pairwise)")
+    p.add_argument(
+        "--scorers", default=None,
+        help="comma-separated: refusal, harm, strongreject, pairwise, rubric:NAME "
+        "(default: refusal; with --judge also harm, rubric:harmlessness, rubric:helpfulness, and pairwise for 2+ models)",
+    )
+    p.add_argument("--pairs", choices=["baseline", "all"], default="baseline", help="pairwise: each model vs the first, or every pair")
+    p.add_argument("--out", required=True, help="evaluation folder; rerunning resumes and reuses answers")
+    p.add_argument("--temperature", type=float, default=0.0, help="answers' temperature (default 0: greedy)")
+    p.add_argument("--max-tokens", type=int, default=512, help="answers' token budget (default 512)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--judge-max-tokens", type=int, default=512)
+    p.add_argument("--rubric", default=None, help="JSONL of {name, description, scale}: rubrics added to the shipped ones")
+    p.add_argument("--refusal-phrases", default=None, help="a text file of refusal phrases, one a line (replaces the shipped list)")
+    p.add_argument("--templates", default=None, help="folder of .j2 judge prompts replacing the shipped ones")
+    p.add_argument("--limit", type=int, default=None, help="only the first N prompts of each benchmark")
+    p.add_argument("--concurrency", type=int, default=32, help="items in flight per run (default 32)")
+    p.add_argument("--max-calls", type=int, default=64, help="model calls in flight per model (default 64)")
+    p.add_argument("--device", default=None, help="hf: models and judges: cpu, cuda, cuda:1 ...")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = EvalConfig(
+        models=args.model,
+        benches=[b.strip() for b in args.bench.split(",") if b.strip()],
+        data=parse_data_options(args.data),
+        out=args.out,
+        judge=args.judge,
+        scorers=[s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None,
+        pairs=args.pairs,
+        generation=Generation(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed),
+        judge_max_tokens=args.judge_max_tokens,
+        rubric_file=args.rubric,
+        refusal_phrases_file=args.refusal_phrases,
+        templates=args.templates,
+        limit=args.limit,
+        concurrency=args.concurrency,
+        max_calls=args.max_calls,
+        device=args.device,
+        resamples=args.resamples,
+        bootstrap_seed=args.seed,
+        progress=not args.quiet,
+    )
+    results = build_results(run_eval(config))
+    write_results(results, args.out)
+    print(render_table(results))
+    print(f"wrote {args.out}/results.json and {args.out}/results.md")
+    return 0

@@ -1,0 +1,47 @@
+"""The answers a model gives to benchmark prompts: one call per item, greedy by default.
+
+A model without a chat template (a base model) is asked in a plain format instead,
+"Question: ...\\nAnswer:", and stops before a next "Question:"; the format is recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from selfalign.llm import Model
+from selfalign.methods.seeding import derive_seed
+from selfalign.store.inputs import Item
+
+PLAIN_STOP = ("\nQuestion:",)
+
+
+class Generation(BaseModel):
+    """How answers are generated; any change makes a new answers run."""
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0)  # 0: greedy
+    max_tokens: int = Field(512, ge=1)
+    seed: int = 0
+
+
+def chat_format(model: Model) -> Literal["chat", "plain"]:
+    """"plain" when the provider talks to a model without a chat template."""
+    return "plain" if getattr(model.provider, "chat_format", "chat") == "plain" else "chat"
+
+
+async def answer(item: Item, model: Model, generation: Generation) -> dict[str, Any]:
+    fmt = chat_format(model)
+    result = await model.chat(
+        list(item.messages),
+        temperature=generation.temperature,
+        max_tokens=generation.max_tokens,
+        seed=derive_seed(generation.seed, item.id, "answer"),
+        stop=PLAIN_STOP if fmt == "plain" else (),
+    )
+    return {
+        "answer": result.text.strip(),
+        "finish_reason": result.finish_reason,
+        "completion_tokens": result.completion_tokens,
+        "format": fmt,
+    }

@@ -1,0 +1,245 @@
+"""Figures from an evaluation: every metric per model and benchmark (and per category) as a
+mean with its 95% bootstrap interval and n; pairwise win rates with the judge's position
+consistency and the answers' lengths; differences from the baseline with paired intervals.
+Written as DIR/results.json (schema below) and DIR/results.md, and printed as a table.
+
+results.json:
+
+    {"schema": "selfalign.eval/1",
+     "models": [{"spec", "answers": "answers/KEY", "baseline": bool, "formats": ["chat"|"plain"],
+                 "answered": int, "failed": int}],
+     "generation": {"temperature", "max_tokens", "seed"},
+     "judge": SPEC | null, "judge_max_tokens": int,
+     "benchmarks": [{"name", "source", "n", "harmful": bool | null}],
+     "bootstrap": {"resamples", "level", "seed"},
+     "figures": [{"model", "bench", "category": str | null, "metric", "kind": "mean"|"win_rate"|"difference",
+                  "value": float | null, "ci": [low, high] | null, "n", "failed", "scorer", "vs": SPEC | null,
+                  "run": "scores/...", "details": {...}}]}
+
+`value` is null (and `ci` too) when no item of that figure could be scored; `failed` counts the
+items whose score failed (a judge that never gave a usable verdict), never folded into a value.
+Pairwise figures' details: wins, ties, losses, position_consistency (share of prompts where both
+orders named the same answer), mean_length (characters) of the candidate's and the baseline's
+answers. Differences are the candidate's mean minus the baseline's on the prompts both have.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from .benchmarks import BENCHMARKS
+from .run import Evaluation, ScoreRun, bench_of
+from .stats import LEVEL, Estimate, bootstrap_mean, paired_bootstrap_difference
+
+SCHEMA = "selfalign.eval/1"
+
+
+def build_results(ev: Evaluation) -> dict[str, Any]:
+    config = ev.config
+    boot = {"resamples": config.resamples, "level": LEVEL, "seed": config.bootstrap_seed}
+    figures = []
+    for run in ev.scores:
+        figures.extend(_run_figures(run, ev, boot))
+    figures.extend(_differences(ev, boot))
+    counts: dict[str, int] = defaultdict(int)
+    for item in ev.items:
+        counts[bench_of(item.id)] += 1
+    return {
+        "schema": SCHEMA,
+        "models": [
+            {"spec": a.spec, "answers": f"answers/{a.key}", "baseline": i == 0, "formats": a.formats,
+             "answered": len(a.records), "failed": len(a.failures)}
+            for i, a in enumerate(ev.answers)
+        ],
+        "generation": config.generation.model_dump(),
+        "judge": config.judge,
+        "judge_max_tokens": config.judge_max_tokens,
+        "benchmarks": [
+            {"name": b, "source": config.data.get(b), "n": counts[b], "harmful": BENCHMARKS[b].harmful} for b in config.benches
+        ],
+        "bootstrap": boot,
+        "figures": figures,
+    }
+
+
+def _estimate(values: list[float], boot: dict[str, Any]) -> Estimate | None:
+    return bootstrap_mean(values, resamples=boot["resamples"], seed=boot["seed"]) if values else None
+
+
+def _figure(run: ScoreRun, ev: Evaluation, bench: str, metric: str, category: str | None,
+            values: list[float], failed: int, boot: dict[str, Any], details: dict[str, Any] | None = None) -> dict[str, Any]:
+    est = _estimate(values, boot)
+    return {
+        "model": run.candidate.spec,
+        "bench": bench,
+        "category": category,
+        "metric": metric,
+        "kind": "win_rate" if run.baseline else "mean",
+        "value": est.value if est else None,
+        "ci": [est.low, est.high] if est else None,
+        "n": len(values),
+        "failed": failed,
+        "scorer": run.scorer,
+        "vs": run.baseline.spec if run.baseline else None,
+        "run": str(run.folder.relative_to(ev.config.out)),
+        "details": details or {},
+    }
+
+
+def _run_figures(run: ScoreRun, ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    categories = {item.id: item.extra.get("categories", []) for item in ev.items}
+    by_bench: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
+    for item_id, record in run.records.items():
+        by_bench[bench_of(item_id)][record["metric"]].append((item_id, record))
+    failed: dict[str, int] = defaultdict(int)
+    for item_id in run.failures:
+        failed[bench_of(item_id)] += 1
+    for bench in ev.config.benches:
+        metrics = by_bench.get(bench, {})
+        if not metrics and failed[bench]:
+            yield _figure(run, ev, bench, _metric_name(run), None, [], failed[bench], boot)
+        for metric, rows in metrics.items():
+            details = _pair_details(rows) if run.baseline else None
+            yield _figure(run, ev, bench, metric, None, [r["value"] for _, r in rows], failed[bench], boot, details)
+            for category in sorted({c for item_id, _ in rows for c in categories[item_id]}):
+                values = [r["value"] for item_id, r in rows if category in categories[item_id]]
+                yield _figure(run, ev, bench, metric, category, values, 0, boot)
+
+
+def _metric_name(run: ScoreRun) -> str:
+    """The metric of a run none of whose items could be scored."""
+    kind, _, arg = run.scorer.partition(":")
+    return {"harm": "attack_success_rate", "pairwise": "win_rate", "rubric": arg}.get(kind, kind)
+
+
+def _pair_details(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    outcomes = [r["outcome"] for _, r in rows]
+    n = len(rows)
+    return {
+        "wins": outcomes.count("win"),
+        "ties": outcomes.count("tie"),
+        "losses": outcomes.count("lose"),
+        "position_consistency": sum(r["consistent"] for _, r in rows) / n,
+        "mean_length": {
+            "candidate": sum(r["lengths"][0] for _, r in rows) / n,
+            "baseline": sum(r["lengths"][1] for _, r in rows) / n,
+        },
+    }
+
+
+def _differences(ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Each single-answer metric of every other model minus the baseline's, on shared prompts."""
+    baseline = ev.answers[0]
+    runs = [r for r in ev.scores if r.baseline is None]
+    base_runs = {r.scorer: r for r in runs if r.candidate is baseline}
+    for run in runs:
+        base = base_runs.get(run.scorer)
+        if run.candidate is baseline or base is None:
+            continue
+        pairs: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+        for item_id, record in run.records.items():
+            other = base.records.get(item_id)
+            if other is not None and other["metric"] == record["metric"]:
+                a, b = pairs[(bench_of(item_id), record["metric"])]
+                a.append(record["value"])
+                b.append(other["value"])
+        for (bench, metric), (a, b) in sorted(pairs.items()):
+            est = paired_bootstrap_difference(a, b, resamples=boot["resamples"], seed=boot["seed"])
+            yield {
+                "model": run.candidate.spec, "bench": bench, "category": None, "metric": metric, "kind": "difference",
+                "value": est.value, "ci": [est.low, est.high], "n": est.n, "failed": 0, "scorer": run.scorer,
+                "vs": baseline.spec, "run": str(run.folder.relative_to(ev.config.out)), "details": {},
+            }
+
+
+# -- writing and printing -------------------------------------------------------------------
+
+
+def write_results(results: dict[str, Any], out: str | Path) -> None:
+    out = Path(out)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text(render_markdown(results))
+
+
+def _cell(f: dict[str, Any]) -> str:
+    failed = f" ({f['failed']} failed)" if f["failed"] else ""
+    if f["value"] is None:
+        return f"- n=0{failed}"
+    sign = "+" if f["kind"] == "difference" and f["value"] >= 0 else ""
+    low, high = f["ci"]
+    return f"{sign}{f['value']:.3g} [{low:.3g}, {high:.3g}] n={f['n']}{failed}"
+
+
+def _column(f: dict[str, Any]) -> str:
+    return f"{f['metric']} vs {f['vs']}" if f["kind"] == "win_rate" else f["metric"]
+
+
+def table_rows(results: dict[str, Any], kind: str = "main") -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per model and benchmark, one column per figure."""
+    wanted = [f for f in results["figures"] if f["category"] is None and (f["kind"] == "difference") == (kind == "difference")]
+    columns = list(dict.fromkeys(_column(f) for f in wanted))
+    cells: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for f in wanted:
+        cells[(f["model"], f["bench"])][_column(f)] = _cell(f)
+    rows = [[model, bench, *(c.get(col, "") for col in columns)] for (model, bench), c in cells.items()]
+    return ["model", "bench", *columns], rows
+
+
+def render_table(results: dict[str, Any]) -> str:
+    """Plain text for the terminal."""
+    parts = [_text_table(*table_rows(results))]
+    header, rows = table_rows(results, "difference")
+    if rows:
+        parts.append(f"difference from the baseline {results['models'][0]['spec']} (paired bootstrap):")
+        parts.append(_text_table(header, rows))
+    parts.extend(_notes(results))
+    return "\n".join(parts)
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = lambda v: str(v).replace("|", "\\|")  # noqa: E731
+    return "\n".join(["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(esc, r)) + " |" for r in rows)])
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    boot = results["bootstrap"]
+    gen = results["generation"]
+    notes = [
+        f"value [95% percentile bootstrap interval, {boot['resamples']} resamples, seed {boot['seed']}] n=items scored; "
+        f"answers: temperature {gen['temperature']}, max_tokens {gen['max_tokens']}; judge: {results['judge'] or 'none'}"
+    ]
+    for m in results["models"]:
+        fmt = "/".join(m["formats"]) or "-"
+        failed = f", {m['failed']} failed" if m["failed"] else ""
+        notes.append(f"{m['spec']}{' (baseline)' if m['baseline'] else ''}: {m['answered']} answered{failed}, format {fmt}")
+    for f in results["figures"]:
+        if f["kind"] == "win_rate" and f["category"] is None and f["details"]:
+            d = f["details"]
+            notes.append(
+                f"{f['model']} vs {f['vs']} on {f['bench']}: {d['wins']} wins, {d['ties']} ties, {d['losses']} losses; "
+                f"position consistency {d['position_consistency']:.2f}; mean length {d['mean_length']['candidate']:.0f} "
+                f"vs {d['mean_length']['baseline']:.0f} characters"
+            )
+    return notes
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    parts = ["# Evaluation results", "", _md_table(*table_rows(results)), ""]
+    header, rows = table_rows(results, "difference")
+    if rows:
+        parts += [f"Difference from the baseline `{results['models'][0]['spec']}` (paired bootstrap):", "", _md_table(header, rows), ""]
+    by_category = [f for f in results["figures"] if f["category"] is not None]
+    if by_category:
+        rows = [[f["model"], f["bench"], f["category"], _column(f), _cell(f)] for f in by_category]
+        parts += ["## By category", "", _md_table(["model", "bench", "category", "metric", "value"], rows), ""]
+    parts += ["## Notes", "", *(f"- {n}" for n in _notes(results)), ""]
+    return "\n".join(parts)

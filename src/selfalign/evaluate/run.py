@@ -1,0 +1,257 @@
+"""`run_eval`: answers, then scores, then figures.
+
+    DIR/answers/<model>-<hash>/run.sqlite          one run per model and generation setting
+    DIR/scores/<scorer>-<hash>/<model>[-vs-<baseline>]/run.sqlite
+                                                   one run per scorer (and judge) and model or pair
+    DIR/results.json, DIR/results.md
+
+A scoring run reads the answers runs and never makes an answer, so a second judge or scorer
+reuses the answers; a changed generation setting hashes to a new answers run, a changed judge,
+template or rubric to a new scoring run. Every run resumes, and its model calls are cached in
+it. A model or judge is loaded only when its run has work left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from selfalign.errors import UserError
+from selfalign.llm import Model, load_model, load_provider
+from selfalign.llm.provider import Provider
+from selfalign.runner import run_items
+from selfalign.store import RunStore
+from selfalign.store.inputs import Item
+
+from .answers import Generation, answer
+from .benchmarks import BENCHMARKS, load_benchmarks
+from .scorers import JudgeSettings, Scorer, build_scorers
+
+
+class EvalConfig(BaseModel):
+    models: list[str] = Field(min_length=1)  # the first is the baseline
+    benches: list[str] = Field(min_length=1)
+    data: dict[str, str] = {}  # benchmark name -> file (or hub dataset name)
+    out: str
+    judge: str | None = None
+    scorers: list[str] | None = None  # None: default_scorers()
+    pairs: Literal["baseline", "all"] = "baseline"
+    generation: Generation = Generation()
+    judge_max_tokens: int = 512
+    rubric_file: str | None = None
+    refusal_phrases_file: str | None = None
+    templates: str | None = None
+    limit: int | None = None
+    concurrency: int = 32  # items in flight per run
+    max_calls: int = 64  # model calls in flight per model
+    device: str | None = None  # for hf: models and judges
+    resamples: int = 10_000
+    bootstrap_seed: int = 0
+    progress: bool = True
+
+
+def default_scorers(n_models: int, judge: str | None) -> list[str]:
+    """Refusal always; with a judge also the harm classifier, two rubrics, and pairwise
+    judging when there is a model to compare."""
+    if judge is None:
+        return ["refusal"]
+    return ["refusal", "harm", "rubric:harmlessness", "rubric:helpfulness"] + (["pairwise"] if n_models > 1 else [])
+
+
+@dataclass
+class AnswerRun:
+    spec: str
+    key: str  # folder name under answers/
+    records: dict[str, dict[str, Any]]  # item id -> {"answer", "finish_reason", ...}
+    failures: dict[str, str]  # item id -> reason
+
+    @property
+    def formats(self) -> list[str]:
+        return sorted({r["format"] for r in self.records.values()})
+
+
+@dataclass
+class ScoreRun:
+    scorer: str
+    candidate: AnswerRun
+    baseline: AnswerRun | None
+    folder: Path
+    records: dict[str, dict[str, Any]]
+    failures: dict[str, str]
+
+
+@dataclass
+class Evaluation:
+    config: EvalConfig
+    items: list[Item]
+    answers: list[AnswerRun]
+    scores: list[ScoreRun]
+
+
+def prepare(config: EvalConfig) -> tuple[list[Item], list[Scorer]]:
+    """Read and check every input (benchmarks, rubrics, phrase lists, templates) before any call."""
+    benches = load_benchmarks(config.benches, config.data, config.limit)
+    items = [replace(item, idx=n) for n, item in enumerate(i for bench in benches.values() for i in bench)]
+    names = config.scorers or default_scorers(len(config.models), config.judge)
+    settings = JudgeSettings(0.0, config.judge_max_tokens, config.generation.seed)
+    scorers = build_scorers(
+        names,
+        rubric_file=config.rubric_file,
+        refusal_phrases_file=config.refusal_phrases_file,
+        templates=config.templates,
+        settings=settings,
+    )
+    judged = [s.name for s in scorers if s.needs_judge]
+    if judged and config.judge is None:
+        raise UserError(f"--scorers {','.join(judged)} need a judge: add --judge SPEC (any model spec)")
+    if any(s.pairwise for s in scorers) and len(config.models) < 2:
+        raise UserError("--scorers pairwise compares models: give two --model options or more")
+    return items, scorers
+
+
+def run_eval(config: EvalConfig) -> Evaluation:
+    items, scorers = prepare(config)
+    return asyncio.run(_evaluate(config, items, scorers))
+
+
+async def _evaluate(config: EvalConfig, items: list[Item], scorers: list[Scorer]) -> Evaluation:
+    answers = [await _answer_run(spec, items, config) for spec in config.models]
+    judge = _Judge(config)
+    scores = []
+    try:
+        for scorer in scorers:
+            for candidate, baseline in _jobs(scorer, answers, config.pairs):
+                scores.append(await _score_run(scorer, candidate, baseline, items, judge, config))
+    finally:
+        await judge.close()
+    return Evaluation(config, items, answers, scores)
+
+
+def _jobs(scorer: Scorer, answers: list[AnswerRun], pairs: str) -> list[tuple[AnswerRun, AnswerRun | None]]:
+    if not scorer.pairwise:
+        return [(run, None) for run in answers]
+    if pairs == "all":
+        return [(answers[j], answers[i]) for i in range(len(answers)) for j in range(i + 1, len(answers))]
+    return [(run, answers[0]) for run in answers[1:]]
+
+
+async def _answer_run(spec: str, items: list[Item], config: EvalConfig) -> AnswerRun:
+    key = f"{_slug(spec)}-{_hash(spec, config.generation.model_dump())}"
+    store = RunStore(Path(config.out) / "answers" / key)
+    try:
+        store.bind_config("eval-answers", {"model": spec, **config.generation.model_dump()})
+        if _has_work(store, items):
+            model = load_model(spec, cache=store, max_concurrency=config.max_calls, **_provider_options(spec, config))
+            try:
+                work = partial(answer, model=model, generation=config.generation)
+                await run_items(store, items, work, concurrency=config.concurrency, progress=config.progress)
+            finally:
+                await model.close()
+        records, failures = _results(store, items)
+    finally:
+        store.close()
+    return AnswerRun(spec, key, records, failures)
+
+
+async def _score_run(
+    scorer: Scorer, candidate: AnswerRun, baseline: AnswerRun | None, items: list[Item], judge: "_Judge", config: EvalConfig
+) -> ScoreRun:
+    judge_part = f"-{_slug(config.judge or '')}" if scorer.needs_judge else ""
+    scorer_dir = f"{scorer.name.replace(':', '-')}{judge_part}-{scorer.fingerprint}"
+    pair_dir = candidate.key if baseline is None else f"{candidate.key}-vs-{baseline.key}"
+    folder = Path(config.out) / "scores" / scorer_dir / pair_dir
+    work_items = _scoring_items(scorer, candidate, baseline, items)
+    store = RunStore(folder)
+    try:
+        store.bind_config(
+            "eval-score",
+            {"scorer": scorer.name, "fingerprint": scorer.fingerprint, "judge": config.judge if scorer.needs_judge else None,
+             "candidate": candidate.key, "baseline": baseline.key if baseline else None},
+        )
+        if work_items and _has_work(store, work_items):
+            model = Model(judge.provider(), cache=store, max_concurrency=config.max_calls) if scorer.needs_judge else None
+            work = partial(scorer.score, judge=model)
+            await run_items(store, work_items, work, concurrency=config.concurrency, progress=config.progress)
+        records, failures = _results(store, work_items)
+    finally:
+        store.close()
+    return ScoreRun(scorer.name, candidate, baseline, folder, records, failures)
+
+
+def _scoring_items(scorer: Scorer, candidate: AnswerRun, baseline: AnswerRun | None, items: list[Item]) -> list[Item]:
+    """The prompts the scorer applies to that every model involved has answered, each with the
+    answers it scores."""
+    work = []
+    for item in items:
+        if not scorer.applies(item) or item.id not in candidate.records:
+            continue
+        if baseline is None:
+            extra = {**item.extra, "answer": candidate.records[item.id]["answer"]}
+        elif item.id in baseline.records:
+            extra = {**item.extra, "candidate": candidate.records[item.id]["answer"], "baseline": baseline.records[item.id]["answer"]}
+        else:
+            continue
+        work.append(replace(item, extra=extra))
+    return work
+
+
+class _Judge:
+    """The judge's provider, loaded on first use and shared by every scoring run (each wraps it
+    in its own Model, whose call cache is that run's store)."""
+
+    def __init__(self, config: EvalConfig) -> None:
+        self.config = config
+        self._provider: Provider | None = None
+
+    def provider(self) -> Provider:
+        if self._provider is None:
+            assert self.config.judge is not None
+            self._provider = load_provider(self.config.judge, **_provider_options(self.config.judge, self.config))
+        return self._provider
+
+    async def close(self) -> None:
+        if self._provider is not None:
+            await self._provider.close()
+
+
+def _provider_options(spec: str, config: EvalConfig) -> dict[str, Any]:
+    return {"device": config.device} if config.device and spec.startswith("hf:") else {}
+
+
+def _has_work(store: RunStore, items: list[Item]) -> bool:
+    """Add the items and reopen unfinished ones; True when some are left to run."""
+    store.add_items(items)
+    ids = [item.id for item in items]
+    store.reopen_unfinished(retry_failed=True, ids=ids)
+    return bool(store.pending(ids))
+
+
+def _results(store: RunStore, items: list[Item]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Records and failure reasons of this evaluation's items (a run may hold more from earlier)."""
+    ids = {item.id for item in items}
+    records = {item.id: record for item, record in store.done_records() if item.id in ids}
+    failures = {item_id: reason for item_id, reason in store.failures() if item_id in ids}
+    return records, failures
+
+
+def _slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_.")[-48:] or "model"
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def bench_of(item_id: str) -> str:
+    """Item ids are `BENCH/000012`."""
+    name = item_id.split("/", 1)[0]
+    assert name in BENCHMARKS, item_id
+    return name
