@@ -89,7 +89,7 @@ def test_cli_serve_matrix(tmp_path):
                 assert proc.poll() is None, proc.stdout.read()
                 assert time.monotonic() < deadline, "selfalign serve --matrix did not start"
                 time.sleep(0.2)
-        reply = api.chat.completions.create(model="x", messages=USER)
+        reply = api.chat.completions.create(model=str(rules), messages=USER)  # the path it was loaded from
         assert reply.choices[0].message.content == "Please do not; here is legal help."
         trace = reply.model_extra["selfalign"]["matrix"]
         assert [r["name"] for r in trace["scene"]["roles"]] == ["teller", "vault"]

@@ -56,7 +56,7 @@ def test_chat_completion_and_sampling_reach_the_model(echo):
 def test_defaults_list_stop_text_parts_and_max_completion_tokens(echo):
     provider, _, client = echo
     client.chat.completions.create(
-        model="x",
+        model="echo-model",
         messages=[{"role": "user", "content": [{"type": "text", "text": "a "}, {"type": "text", "text": "b"}]}],
         stop=["X", "Y"],
         max_tokens=10,
@@ -85,7 +85,7 @@ def test_models(echo):
     _, server, client = echo
     models = client.models.list()
     assert [m.id for m in models.data] == ["echo-model"]
-    assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/health").json() == {"status": "ok", "running": 0, "waiting": 0, "slots": 64}
 
 
 class ConstrainedEcho(ScriptedProvider):
@@ -187,7 +187,7 @@ def test_model_that_gave_up_retrying_is_a_503(serve, client_for):
             raise TransientError("upstream down")
 
     model = Model(Down(lambda r: ""), retry=RetryPolicy(max_retries=1, backoff_base=0.001))
-    client = client_for(serve(app_for_model(model)))
+    client = client_for(serve(app_for_model(model, "m")))
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model="m", messages=USER)
     assert info.value.status_code == 503 and "gave up after 2 tries" in info.value.message

@@ -21,9 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--served-name", default=None, help="model id reported by /v1/models (default: the spec)")
-    p.add_argument("--max-concurrency", type=int, default=64, help="model calls in flight at once (default 64)")
+    p.add_argument("--max-concurrency", type=int, default=64, help="requests answered at once (default 64)")
+    p.add_argument("--queue-timeout", type=float, default=30.0,
+                   help="seconds a request waits for a free slot before a 503 with Retry-After (default 30)")
+    p.add_argument("--read-timeout", type=float, default=30.0,
+                   help="seconds a client has to send a whole request before its connection is closed (default 30)")
     p.add_argument("--temperature", type=float, default=0.7, help="default when a request sends none")
     p.add_argument("--max-tokens", type=int, default=512, help="default when a request sends none")
+    p.add_argument("--max-tokens-limit", type=int, default=4096,
+                   help="most tokens one answer may have, whatever a request asks (default 4096; the model's "
+                   "context minus the prompt caps it too)")
     # Answer modes other than the plain model (e.g. --matrix) add their flag here and their
     # case in `build_answerer`.
     p.add_argument("--matrix", action="store_true", help="answer through a MATRIX simulation and revision (slower)")
@@ -51,16 +58,29 @@ def run(args: argparse.Namespace) -> int:
     from selfalign.llm import Sampling, load_model
     from selfalign.llm.extras import require
     from selfalign.serve import create_app
+    from selfalign.serve.app import spec_aliases
+    from selfalign.serve.server import run_server
 
-    uvicorn = require("uvicorn", "serve")
+    require("uvicorn", "serve")
     require("fastapi", "serve")
     try:
         sampling = Sampling(temperature=args.temperature, max_tokens=args.max_tokens)
     except ValueError as exc:
         raise UserError(f"bad --temperature or --max-tokens: {exc}") from exc
+    if min(args.max_concurrency, args.max_tokens_limit) < 1 or min(args.queue_timeout, args.read_timeout) <= 0:
+        raise UserError("--max-concurrency and --max-tokens-limit must be at least 1, the timeouts above 0")
     model = load_model(args.model, max_concurrency=args.max_concurrency, sampling=sampling)
     served_name = args.served_name or args.model
-    app = create_app(build_answerer(args, model), served_name, default_sampling=sampling, on_shutdown=model.close)
-    print(f"serving {args.model} as {served_name!r} on http://{args.host}:{args.port}/v1")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    app = create_app(
+        build_answerer(args, model),
+        served_name,
+        aliases=spec_aliases(args.model),
+        default_sampling=sampling,
+        on_shutdown=model.close,
+        max_tokens_limit=args.max_tokens_limit,
+        slots=args.max_concurrency,
+        slot_wait_s=args.queue_timeout,
+    )
+    print(f"serving {args.model} as {served_name!r} on http://{args.host}:{args.port}/v1", flush=True)
+    run_server(app, host=args.host, port=args.port, read_timeout=args.read_timeout)
     return 0

@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(--data matrix.jsonl --data helpful.jsonl:0.5 mixes in half of helpful.jsonl)")
     p.add_argument("--out", help="output folder (checkpoints, final model, train_summary.json)")
     p.add_argument("--config", default=None, help="YAML file with these options (keys as the flags, '-' or '_')")
+    p.add_argument("--wait", action="store_true", help="if another process trains into --out, wait for it instead of stopping")
     p.add_argument("--accelerate-config", metavar="NAME", default=None,
                    help="print the path of a shipped accelerate config (zero2, zero3, fsdp) and exit")
 
@@ -95,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     from selfalign.train.run import train
 
-    summary = train(cfg)
-    print(json.dumps(summary, indent=2))
+    summary = train(cfg, wait=getattr(args, "wait", False))
+    if summary.get("already_done"):
+        print(f"{cfg.out} already holds the model this command trains ({summary['steps']} steps); nothing to do. "
+              "Choose another --out to train again.")
+        return 0
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     print(f"model written to {cfg.out}")
     return 0

@@ -3,7 +3,12 @@
     POST /v1/chat/completions    messages, temperature, top_p, max_tokens / max_completion_tokens,
                                  stop, seed, stream, response_format (json_schema, json_object)
     GET  /v1/models              the one model served
-    GET  /health                 200 when up
+    GET  /health                 200 when up, with the requests running and waiting
+
+A request names the served model (or the spec or path it was loaded from; another name is a
+404, as OpenAI answers). At most `slots` requests are answered at once; one that finds no
+free slot within `slot_wait_s` gets a 503 with Retry-After. A client that disconnects cancels
+its request, so its generation stops. `max_tokens` is capped at `max_tokens_limit`.
 
 The app does not know how an answer is made: it calls an *answerer*,
 `answer(messages, sampling, json_schema) -> (Completion, extra)`. The default one asks a
@@ -14,12 +19,15 @@ response body under a `selfalign` field.
 
 # No `from __future__ import annotations` here: FastAPI reads the route signatures at runtime.
 
+import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Optional
 
 from pydantic import ValidationError
 
@@ -52,22 +60,67 @@ def model_answerer(model: Model) -> Answerer:
     return answer
 
 
-def app_for_model(model: Model, served_name: str | None = None) -> Any:
-    """The app serving `model` under `served_name`; the model is closed when the server stops."""
+def app_for_model(model: Model, served_name: str | None = None, **options: Any) -> Any:
+    """The app serving `model` under `served_name` (also answering to the model's spec and the
+    path it was loaded from); the model is closed when the server stops. `options` go to
+    `create_app`."""
+    name = served_name or model.name
     return create_app(
         model_answerer(model),
-        served_name or model.name,
+        name,
+        aliases=options.pop("aliases", spec_aliases(model.name)),
         default_sampling=model.default_sampling,
         on_shutdown=model.close,
+        **options,
     )
+
+
+def spec_aliases(spec: str) -> list[str]:
+    """The names a model loaded from `spec` also answers to: the spec and its path."""
+    return [spec, spec.split(":", 1)[1]] if ":" in spec else [spec]
+
+
+@dataclass
+class Slots:
+    """At most `size` requests answered at once; a request waits at most `wait_s` for a slot."""
+
+    size: int
+    wait_s: float
+    running: int = 0
+    waiting: int = 0
+
+    def __post_init__(self) -> None:
+        self._free = asyncio.Semaphore(self.size)
+
+    @contextlib.asynccontextmanager
+    async def take(self) -> AsyncIterator[bool]:
+        """Yields whether a slot was had (False: the wait ran out)."""
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._free.acquire(), self.wait_s)
+        except TimeoutError:
+            self.waiting -= 1
+            yield False
+            return
+        self.waiting -= 1
+        self.running += 1
+        try:
+            yield True
+        finally:
+            self.running -= 1
+            self._free.release()
 
 
 def create_app(
     answer: Answerer,
     model_name: str,
     *,
+    aliases: Iterable[str] = (),
     default_sampling: Sampling | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    max_tokens_limit: int | None = None,
+    slots: int = 64,
+    slot_wait_s: float = 30.0,
 ) -> Any:
     """A FastAPI app that answers OpenAI chat requests with `answer`.
 
@@ -75,12 +128,15 @@ def create_app(
     its temperature (0.7) and max_tokens (512) differ from OpenAI's defaults.
     """
     fastapi = require("fastapi", "serve")
+    from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
 
     defaults = default_sampling or Sampling()
     created = int(time.time())
+    names = {model_name, *aliases}
+    queue = Slots(slots, slot_wait_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -90,8 +146,8 @@ def create_app(
 
     app = fastapi.FastAPI(title="selfalign serve", lifespan=lifespan)
 
-    def error(status: int, message: str, param: str | None = None) -> Any:
-        return JSONResponse(status_code=status, content=error_body(status, message, param))
+    def error(status: int, message: str, param: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        return JSONResponse(status_code=status, content=error_body(status, message, param), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Any, exc: RequestValidationError) -> Any:
@@ -103,8 +159,8 @@ def create_app(
         return error(exc.status_code, str(exc.detail))
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "running": queue.running, "waiting": queue.waiting, "slots": queue.size}
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -114,27 +170,37 @@ def create_app(
         }
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+        if body.model and body.model not in names:
+            return error(404, f"The model {body.model!r} does not exist; this server serves {model_name!r}", "model")
         try:
-            sampling = body.to_sampling(defaults)
+            sampling = body.to_sampling(defaults, max_tokens_limit)
         except ValidationError as exc:
             message, param = validation_message(exc.errors())
             return error(400, message, param)
-        try:
-            completion, extra = await answer(body.to_messages(), sampling, body.to_json_schema())
-        except UserError as exc:  # e.g. an option this answerer does not support
-            return error(400, str(exc))
-        except TransientError as exc:
-            log.warning("answer failed (transient): %s", exc)
-            return error(503, str(exc))
-        except ModelError as exc:
-            # A Model that gave up retrying a transient failure: the client may try again later.
-            status = 503 if isinstance(exc.__cause__, TransientError) else 500
-            log.warning("answer failed: %s", exc)
-            return error(status, str(exc))
-        except Exception as exc:  # an answerer's bug must not kill the server
-            log.exception("answer failed")
-            return error(500, f"{type(exc).__name__}: {exc}")
+        async with queue.take() as admitted:
+            if not admitted:
+                retry = str(max(1, round(slot_wait_s)))
+                busy = f"the server is busy ({queue.running} requests running, {queue.waiting} waiting); retry later"
+                return error(503, busy, headers={"Retry-After": retry})
+            try:
+                outcome = await until_disconnected(request, answer(body.to_messages(), sampling, body.to_json_schema()))
+            except UserError as exc:  # e.g. an option this answerer does not support, a prompt too long
+                return error(400, str(exc))
+            except TransientError as exc:
+                log.warning("answer failed (transient): %s", exc)
+                return error(503, str(exc))
+            except ModelError as exc:
+                # A Model that gave up retrying a transient failure: the client may try again later.
+                status = 503 if isinstance(exc.__cause__, TransientError) else 500
+                log.warning("answer failed: %s", exc)
+                return error(status, str(exc))
+            except Exception as exc:  # an answerer's bug must not kill the server
+                log.exception("answer failed")
+                return error(500, f"{type(exc).__name__}: {exc}")
+        if outcome is None:  # the client is gone; nobody reads an answer
+            return error(499, "client closed the request")
+        completion, extra = outcome
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         now = int(time.time())
         if body.stream:
@@ -144,6 +210,28 @@ def create_app(
         return completion_body(completion_id, now, model_name, completion, extra)
 
     return app
+
+
+async def until_disconnected(request: Any, work: Awaitable[Any]) -> Any:
+    """The result of `work`, or None when the client disconnects first (`work` is then
+    cancelled: a generation nobody will read stops, and its rows leave the batch)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # let the cancellation reach the engine
+    if task.cancelled():
+        return None
+    return task.result()
+
+
+async def _disconnect(request: Any) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def completion_body(
@@ -217,7 +305,17 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: 
 def error_body(status: int, message: str, param: str | None = None) -> dict[str, Any]:
     """OpenAI's error shape, which its clients turn into BadRequestError etc. with this message."""
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    return {"error": {"message": _public(message), "type": kind, "param": param, "code": None}}
+
+
+# Source files of the server and its libraries: where a message was made is no client's business.
+_SOURCE_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.+-]+)+\.(?:py|pyx|cc|cpp|cxx|c|h|hpp|so)(?::\d+)?")
+
+
+def _public(message: str) -> str:
+    """A message fit for a client: no source paths, valid UTF-8 (no lone surrogates)."""
+    message = _SOURCE_PATH.sub("<source>", message)
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def validation_message(errors: Any) -> tuple[str, str | None]:
@@ -228,5 +326,6 @@ def validation_message(errors: Any) -> tuple[str, str | None]:
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
         where = ".".join(loc)
         param = param or where or None
-        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts) or "invalid request", param

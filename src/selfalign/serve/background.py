@@ -13,20 +13,24 @@ from typing import Any
 
 from selfalign.llm.extras import require
 
+from .server import server_config
+
 
 class BackgroundServer:
     """uvicorn on a thread, on `host:port` (port 0: a free port, bound before the thread starts,
     so `url` is known and nothing else can take the port)."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning", read_timeout: float = 30.0
+    ) -> None:
         uvicorn = require("uvicorn", "serve")
         self.host = host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=2, lifespan="on")
-        self.server = uvicorn.Server(config)
+        config = server_config(app, host=host, port=self.port, read_timeout=read_timeout, log_level=log_level)
+        self.server = uvicorn.Server(config)  # the same HTTP layer as `selfalign serve`
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._socket]}, name=f"uvicorn-{self.port}", daemon=True
         )

@@ -1,9 +1,18 @@
-"""Checkpoints: find the last one to resume from; write the final model (merging LoRA)."""
+"""Checkpoints: find the last complete one to resume from; write the final model (merging LoRA).
+
+The Trainer writes `checkpoint-N/` file by file, `trainer_state.json` last. A process killed
+while it writes leaves a folder without that file, or with half of it; such a folder is never
+resumed from (transformers' own `get_last_checkpoint` takes the highest N, complete or not),
+and is removed before training goes on.
+"""
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +21,40 @@ from .config import TrainConfig
 log = logging.getLogger(__name__)
 
 ADAPTER_DIR = "adapter"
+STATE_FILE = "trainer_state.json"  # the Trainer writes it last into a checkpoint
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoints(out: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every `checkpoint-N` folder in `out`, newest first."""
+    p = Path(out)
+    if not p.is_dir():
+        return []
+    found = [(int(m.group(1)), d) for d in p.iterdir() if d.is_dir() and (m := _CHECKPOINT.match(d.name))]
+    return sorted(found, reverse=True)
+
+
+def is_complete(step: int, folder: Path) -> bool:
+    """Whether the Trainer finished writing this checkpoint: its last file is whole and names its step."""
+    try:
+        state = json.loads((folder / STATE_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and state.get("global_step") == step
 
 
 def last_checkpoint(out: str | Path) -> Path | None:
-    """The newest `checkpoint-N` folder in `out` that holds a trainer state, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete `checkpoint-N` folder in `out`, or None."""
+    return next((folder for step, folder in checkpoints(out) if is_complete(step, folder)), None)
 
-    p = Path(out)
-    if not p.is_dir():
-        return None
-    found = get_last_checkpoint(str(p))
-    return Path(found) if found else None
+
+def remove_incomplete(out: str | Path) -> list[Path]:
+    """Delete the checkpoint folders a killed run left half-written (their steps are redone)."""
+    removed = [folder for step, folder in checkpoints(out) if not is_complete(step, folder)]
+    for folder in removed:
+        log.warning("removing %s: its writing was interrupted", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def save_final(trainer: Any, cfg: TrainConfig, tokenizer: Any) -> None:

@@ -12,7 +12,10 @@ from typing import Any
 
 import yaml
 
-from .checkpoint import last_checkpoint, save_final
+from selfalign.store import lock
+from selfalign.store.files import write_text_atomic
+
+from .checkpoint import last_checkpoint, remove_incomplete, save_final
 from .config import TrainConfig
 from .data import load_records
 from .modeling import load_model, load_tokenizer, wrap_peft
@@ -62,10 +65,39 @@ def _final_loss(log_history: list[dict[str, Any]]) -> float | None:
     return None
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run one training job; returns the summary also written to OUT/train_summary.json."""
+def check_fits_method(cfg: TrainConfig, records: list[Any]) -> None:
+    """Turn the records into what the method trains on, so that a record of the wrong kind
+    (an SFT record for DPO...) stops the run before the model loads; cheap, no tokenizer."""
+    from .data import to_groups, to_pairs, to_sft
+
+    if cfg.method == "dpo":
+        to_pairs(records)
+    elif cfg.method == "stable":
+        to_groups(records, rating_scale=cfg.rating_scale, max_responses=cfg.max_responses)
+    else:
+        to_sft(records)
+
+
+def finished(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The summary of a run of this very config that finished in `cfg.out`, or None."""
+    try:
+        summary = json.loads((Path(cfg.out) / SUMMARY_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("config") == cfg.model_dump(mode="json") else None
+
+
+def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
+    """Run one training job; returns the summary also written to OUT/train_summary.json.
+
+    Rerunning the same job resumes from the last complete checkpoint; rerunning a finished one
+    does nothing (the summary says `already_done`)."""
+    if (done := finished(cfg)) is not None:
+        log.info("%s already holds the model this command trains; nothing to do", cfg.out)
+        return {**done, "already_done": True}
     # Data first: a bad record must stop the run before minutes of model loading.
     records = load_records(cfg.data, rating_scale=cfg.rating_scale, seed=cfg.seed)
+    check_fits_method(cfg, records)
     log.info("%d training records from %s", len(records), ", ".join(cfg.data))
     if cfg.qlora:
         from .modeling import _quantization_config
@@ -74,6 +106,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    # One writer per output folder (under accelerate launch, rank 0 writes for all).
+    held = lock.acquire(out, wait=wait) if main_process else None
+    try:
+        return _train(cfg, records, out, main_process)
+    finally:
+        if held is not None:
+            lock.release(held)
+
+
+def _train(cfg: TrainConfig, records: list[Any], out: Path, main_process: bool) -> dict[str, Any]:
+    if main_process:
+        remove_incomplete(out)
     resume = last_checkpoint(out)
     saved_cfg = out / CONFIG_FILE
     if resume and saved_cfg.exists():
@@ -81,8 +126,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         changed = sorted(k for k, v in cfg.model_dump().items() if previous.get(k) != v)
         if changed:
             log.warning("resuming %s with changed options: %s", resume, ", ".join(changed))
-    if int(os.environ.get("RANK", "0")) == 0:  # one writer under accelerate launch
-        saved_cfg.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), "utf-8")
+    if main_process:
+        write_text_atomic(saved_cfg, yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
     args = make_args(cfg)
     tokenizer = load_tokenizer(cfg)
@@ -108,7 +153,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "resumed_from": str(resume) if resume else None,
         "lora": cfg.uses_peft,
         "merged": cfg.uses_peft and cfg.merge,
+        "config": cfg.model_dump(mode="json"),  # a rerun of this config finds it done
     }
-    if trainer.is_world_process_zero():
-        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+    if trainer.is_world_process_zero():  # written last: its presence means the model is whole
+        write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
