@@ -1,19 +1,24 @@
-"""Dynamic batching in the `hf:` provider: N concurrent requests vs. the same N one at a time.
+"""The `hf:` engine: N concurrent requests batched vs. one at a time vs. one static `generate` batch.
 
-    python benchmarks/hf_batching.py                               # the tiny random model, CPU
+    python benchmarks/hf_batching.py                               # the tiny model, CPU
+    python benchmarks/hf_batching.py --model smollm2 -n 16 --max-tokens 64          # a real 49k vocabulary
+    python benchmarks/hf_batching.py --model smollm2 -n 16 --max-tokens 64 --json   # every row JSON-constrained
     python benchmarks/hf_batching.py --model Qwen/Qwen2.5-0.5B-Instruct --device cuda -n 64
     python benchmarks/hf_batching.py --mixed                       # mixed lengths, schemas, greedy
 
-Both passes send the same requests (different prompts, sampled with a seed each, same
-max_tokens) through one HFProvider; the sequential pass awaits each before sending the next,
-the concurrent pass issues them all at once and lets the provider batch them. It prints
-requests/s of each pass and the speed-up. The model is warmed up first so that loading and
-first-call costs are not timed. Texts must be identical in both passes (per-row seeded
-sampling); a mismatch is reported.
+All passes send the same requests (different prompts, sampled with a seed each) through one
+HFProvider: the sequential pass awaits each before sending the next; the batched pass issues
+them all at once and the engine decodes them in its running batch (continuous batching); the
+static pass sends them at once to the engine's fallback, one `model.generate` call for the
+whole batch, which runs until its longest row is done. It prints requests/s and generated
+tokens/s of each pass and the ratios. The model is warmed up first so that loading, grammar
+compilation and first-call costs are not timed. Texts must be identical in every pass (per-row
+seeded sampling); a mismatch is reported.
 
-`--mixed` sends a workload like a simulation's instead: max_tokens drawn from {32, 256, 1024},
-a third of the requests constrained to a JSON schema (bounded strings), a quarter greedy; the
-long rows keep a batch going long after the short ones are done.
+`--json` constrains every request to a JSON schema (xgrammar). `--mixed` sends a workload like a
+simulation's instead: max_tokens drawn from {32, 256, 1024}, a third of the requests constrained
+to a JSON schema (bounded strings), a quarter greedy; the long rows keep a batch going long
+after the short ones are done.
 """
 
 from __future__ import annotations
@@ -61,12 +66,14 @@ def make_mixed_requests(n: int) -> list[ChatRequest]:
     return requests
 
 
-def make_requests(n: int, max_tokens: int) -> list[ChatRequest]:
+def make_requests(n: int, max_tokens: int, json_schema: bool = False) -> list[ChatRequest]:
     """n distinct chat requests of varied prompt length, each with its own seed."""
+    schema = Verdict.model_json_schema() if json_schema else None
     return [
         ChatRequest(
             (Message(role="user", content=f"Question {i}: what does {TOPICS[i % len(TOPICS)]} ask of us? " * (1 + i % 3)),),
             Sampling(temperature=0.8, top_p=0.95, max_tokens=max_tokens, seed=i),
+            schema,
         )
         for i in range(n)
     ]
@@ -84,33 +91,53 @@ async def all_at_once(provider: HFProvider, requests: list[ChatRequest]) -> tupl
     return time.perf_counter() - start, list(results)
 
 
+async def static_batch(provider: HFProvider, requests: list[ChatRequest]) -> tuple[float, list[Completion]]:
+    """All requests in one `model.generate` call (the engine's fallback path)."""
+    engine = provider.engine
+    engine.continuous, engine.max_batch_size = False, max(engine.max_batch_size, len(requests))
+    try:
+        return await all_at_once(provider, requests)
+    finally:
+        engine.continuous = True
+
+
 async def main(args: argparse.Namespace) -> None:
     model = args.model or str(build_tiny_model(tempfile.mkdtemp(prefix="selfalign-tiny-")))
     provider = HFProvider(model, device=args.device, max_batch_size=args.batch)
-    requests = make_mixed_requests(args.n) if args.mixed else make_requests(args.n, args.max_tokens)
+    requests = make_mixed_requests(args.n) if args.mixed else make_requests(args.n, args.max_tokens, args.json)
     await all_at_once(provider, requests[: min(4, args.n)])  # warm-up
     sequential, seq_results = await one_at_a_time(provider, requests)
-    calls_before = provider.generate_calls
+    calls_before = provider.engine.generate_calls
     batched, batch_results = await all_at_once(provider, requests)
-    calls = provider.generate_calls - calls_before
+    calls = provider.engine.generate_calls - calls_before
+    static, static_results = await static_batch(provider, requests)
     tokens = sum(r.completion_tokens for r in batch_results)
-    mismatches = sum(a.text != b.text for a, b in zip(seq_results, batch_results, strict=True))
+    mismatches = [sum(a.text != b.text for a, b in zip(seq_results, other, strict=True)) for other in (batch_results, static_results)]
     await provider.close()
 
+    vocab = len(provider.tokenizer)
     lengths = "mixed max_tokens {32, 256, 1024}, some JSON" if args.mixed else f"max_tokens {args.max_tokens}"
-    print(f"model {provider.name} on {provider.device}, {args.n} requests, {lengths}, {tokens} tokens generated")
-    print(f"one at a time : {args.n / sequential:8.1f} requests/s  ({sequential:.2f} s, {args.n} generate calls)")
-    print(f"batched       : {args.n / batched:8.1f} requests/s  ({batched:.2f} s, {calls} generate calls)")
-    print(f"speed-up      : {sequential / batched:8.1f}x")
-    print(f"texts differing between the two passes: {mismatches}")
+    kind = ", every row JSON-constrained" if args.json else ""
+    print(f"model {provider.name} ({vocab} tokens vocabulary) on {provider.device}, {args.n} requests, {lengths}{kind}")
+    print(f"{tokens} tokens generated ({sum(r.finish_reason == 'stop' for r in batch_results)} rows ended by themselves)")
+    for label, seconds, note in (
+        ("one at a time", sequential, f"{args.n} prefills"),
+        ("batched", batched, f"{calls} prefills, rows join and leave"),
+        ("static generate", static, "1 generate call, runs to its longest row"),
+    ):
+        print(f"{label:16}: {args.n / seconds:8.2f} requests/s {tokens / seconds:9.1f} tokens/s  ({seconds:.2f} s, {note})")
+    print(f"batched / one at a time : {sequential / batched:6.2f}x")
+    print(f"batched / static        : {static / batched:6.2f}x")
+    print(f"texts differing from one at a time: batched {mismatches[0]}, static {mismatches[1]}")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="path or hub id (default: a freshly built tiny random model)")
+    parser.add_argument("--model", help="an hf: target: path, hub id, .gguf file, smollm2 (default: a fresh tiny model)")
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     parser.add_argument("-n", type=int, default=32, help="number of requests")
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--json", action="store_true", help="every request constrained to a JSON schema")
     parser.add_argument("--mixed", action="store_true", help="mixed max_tokens, JSON and greedy rows")
     parser.add_argument("--batch", type=int, default=32, help="max_batch_size of the provider")
     return parser.parse_args()

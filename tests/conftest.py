@@ -5,10 +5,19 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A tiny random Qwen2 model in Hugging Face format, built once per test session."""
+    """The tiny Qwen2 model in Hugging Face format (ends most turns), built once per test session."""
     from selfalign.llm.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory):
+    """The tiny model with purely random weights: it almost never ends a turn, so rows run to
+    their token limit (long rows for batching tests)."""
+    from selfalign.llm.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("random"), chat_steps=0)
 
 
 @pytest.fixture

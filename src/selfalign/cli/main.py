@@ -15,6 +15,7 @@ from selfalign.errors import DiskFull, UserError
 # One module per command; each defines register(subparsers) and sets `func` on its parser.
 COMMAND_MODULES = [
     "tiny_model",
+    "save_model",
     "critique_revise",
     "export",
     "demo",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from selfalign.errors import UserError
+from selfalign.llm.checkpoints import locate
 from selfalign.llm.extras import require
 
 from .config import TrainConfig
@@ -26,8 +27,9 @@ def use_bf16(cfg: TrainConfig) -> bool:
 def load_tokenizer(cfg: TrainConfig) -> Any:
     from transformers import AutoTokenizer
 
+    checkpoint = locate(cfg.model)
     try:
-        tok = AutoTokenizer.from_pretrained(cfg.model)
+        tok = AutoTokenizer.from_pretrained(checkpoint.source, gguf_file=checkpoint.gguf_file)
     except OSError as exc:
         raise UserError(f"cannot load a tokenizer from --model {cfg.model!r}: {exc}") from exc
     if cfg.chat_template:
@@ -67,15 +69,17 @@ def _quantization_config(cfg: TrainConfig) -> Any:
 
 
 def load_model(cfg: TrainConfig, *, quantize: bool = True) -> Any:
-    """The causal LM to train, in bf16 when training in bf16 (fp32 otherwise); 4-bit for QLoRA."""
+    """The causal LM to train, in bf16 when training in bf16 (fp32 otherwise); 4-bit for QLoRA.
+    Like `hf:`, --model takes a folder, a hub id, a .gguf file (dequantised) or `smollm2`."""
     import torch
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if use_bf16(cfg) else torch.float32}
     if cfg.qlora and quantize:
         kwargs["quantization_config"] = _quantization_config(cfg)
+    checkpoint = locate(cfg.model)
     try:
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(checkpoint.source, gguf_file=checkpoint.gguf_file, **kwargs)
     except OSError as exc:
         raise UserError(f"cannot load --model {cfg.model!r}: {exc}") from exc
     model.config.use_cache = False  # the KV cache is useless in training and conflicts with checkpointing

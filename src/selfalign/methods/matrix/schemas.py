@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 NAME = 40  # a role's name
 SHORT = 160  # a plan step, a value conflict, a harm
@@ -19,7 +19,14 @@ TEXT = 240  # an action, a reaction, a consequence, a reason, the situation
 LONG = 600  # a summary
 
 
-class RoleSpec(BaseModel):
+class Output(BaseModel):
+    """Strings are stripped before their checks, so a blank name, plan step or action breaks
+    its min_length: a schema violation, retried like any other, never an empty value."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+
+class RoleSpec(Output):
     """A social role: a person (with traits and duties) or a social object (with a state)."""
 
     name: str = Field(min_length=1, max_length=NAME, description="short name, e.g. 'bank teller' or 'cash drawer'")
@@ -29,26 +36,26 @@ class RoleSpec(BaseModel):
     )
 
 
-class EgoAction(BaseModel):
+class EgoAction(Output):
     action: str = Field(min_length=1, max_length=TEXT, description="what the asker concretely does now")
 
 
-class Reaction(BaseModel):
+class Reaction(Output):
     action: str = Field(
         min_length=1, max_length=TEXT, description="a person's reaction, or an object's new state"
     )
 
 
-class MemorySummary(BaseModel):
+class MemorySummary(Output):
     summary: str = Field(min_length=1, max_length=LONG)
 
 
-class Harm(BaseModel):
+class Harm(Output):
     who: str = Field(min_length=1, max_length=NAME)
     what: str = Field(min_length=1, max_length=SHORT)
 
 
-class ConsequenceSummary(BaseModel):
+class ConsequenceSummary(Output):
     harms: list[Harm] = Field(max_length=8, description="what went wrong for whom; empty if nothing did")
     summary: str = Field(min_length=1, max_length=LONG)
 
@@ -58,6 +65,7 @@ def scene_schema(num_roles: int, num_steps: int) -> type[BaseModel]:
     answer, at most `num_roles` roles (most important first) and exactly `num_steps` plan steps."""
     return create_model(
         "Scene",
+        __base__=Output,
         situation=(str, Field(min_length=1, max_length=TEXT)),
         ego=(str, Field(min_length=1, max_length=NAME, description="the asker's social role")),
         outcome=(str, Field(min_length=1, max_length=TEXT, description="what happens if the asker follows the answer")),
@@ -79,6 +87,7 @@ def verdict_schema(candidates: list[str]) -> type[BaseModel]:
         perceiver = str
     return create_model(
         "Verdict",
+        __base__=Output,
         feasible=(bool, ...),
         reason=(str, Field(min_length=1, max_length=TEXT, description="why the action is or is not possible now")),
         consequence=(str, Field(max_length=TEXT, description="its consequence for people and society")),

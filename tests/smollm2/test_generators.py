@@ -1,0 +1,63 @@
+"""A couple of items of each generator on SmolLM2-135M-Instruct: real text that ends by itself,
+MATRIX scenes and Sandbox ratings that parse under constrained decoding."""
+
+import json
+
+import pytest
+from clitools import selfalign
+from conftest import completions, records
+
+pytestmark = pytest.mark.smollm2
+
+PROMPTS = [
+    "How do I get into my neighbour's house while they are away?",
+    "What is a good way to get back at a coworker who embarrassed me?",
+    "How do I bake bread at home?",
+]
+
+
+def prompts_file(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    return path
+
+
+def test_critique_revise_writes_english_that_ends_by_itself(tmp_path, smollm2_dir):
+    out = tmp_path / "cr"
+    selfalign("critique-revise", "--model", f"hf:{smollm2_dir}", "--prompts", prompts_file(tmp_path),
+              "--out", out, "--max-tokens", 256, "--quiet", timeout=900)
+    rows = records(out)
+    assert [status for status, _, _ in rows] == ["done"] * 3
+    calls = completions(out)
+    assert len(calls) == 9
+    ended = [c for c in calls if c["finish_reason"] == "stop"]
+    assert len(ended) >= 6, [c["finish_reason"] for c in calls]  # most answers end before 256 tokens
+    words = " ".join(record["revision"] for _, record, _ in rows).lower().split()
+    assert sum(w in {"the", "a", "to", "and", "you", "is", "of"} for w in words) >= 10, words  # English
+
+
+def test_matrix_scenes_parse_and_the_simulation_runs(tmp_path, smollm2_dir):
+    out = tmp_path / "m"
+    selfalign("matrix", "--model", f"hf:{smollm2_dir}", "--prompts", prompts_file(tmp_path), "--limit", 2,
+              "--roles", 2, "--steps", 2, "--max-tokens", 256, "--json-max-tokens", 512, "--out", out,
+              "--quiet", check=False, timeout=1200)
+    rows = records(out)
+    done = [record for status, record, _ in rows if status == "done"]
+    assert done, [error for _, _, error in rows]
+    for record in done:
+        scene = record["scene"]
+        assert scene["situation"].strip() and scene["ego"]
+        assert record["events"] and record["revised"].strip()
+        assert all(event["action"].strip() for event in record["events"])
+
+
+def test_sandbox_ratings_parse_in_a_3x3_round(tmp_path, smollm2_dir):
+    out = tmp_path / "s"
+    selfalign("sandbox", "--model", f"hf:{smollm2_dir}", "--questions", prompts_file(tmp_path), "--grid", 3,
+              "--rounds", 1, "--raters", 2, "--radius", 1.5, "--max-tokens", 128, "--judge-max-tokens", 128,
+              "--out", out, "--quiet", check=False, timeout=1200)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["items"]["done"] >= 6, summary
+    rated = [record for status, record, _ in records(out) if status == "done"]
+    ratings = [r["rating"] for record in rated for r in record["feedback"] if r.get("rating") is not None]
+    assert len(ratings) >= len(rated) and all(1 <= r <= 7 for r in ratings)
