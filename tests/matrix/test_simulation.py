@@ -185,17 +185,24 @@ def test_empty_answer_fails_the_item():
         simulate(provider=provider)
 
 
-def test_blank_plan_step_fails_the_item():
-    from selfalign.errors import ItemFailed
+def test_a_blank_plan_step_is_a_schema_violation_retried_like_any_other():
+    from selfalign.llm.errors import SchemaError
 
-    def blank_plan(request):
+    scenes = []
+
+    def blank_plan(request, blank_times):
         out = respond(request)
         if (request.json_schema or {}).get("title") == "Scene":
-            out["plan"][-1] = "   "
+            scenes.append(request)
+            if len(scenes) <= blank_times:
+                out["plan"][-1] = "   "
         return out
 
-    with pytest.raises(ItemFailed, match=r"plan step\(s\) \[5\] are blank"):
-        simulate(provider=ScriptedProvider(blank_plan))
+    record, _ = simulate(provider=ScriptedProvider(lambda r: blank_plan(r, 1)))
+    assert len(scenes) == 2 and all(step.strip() for step in record.scene.plan)
+    scenes.clear()
+    with pytest.raises(SchemaError, match=r"no valid Scene after 3 attempts; last: String should have at least 1 character"):
+        simulate(provider=ScriptedProvider(lambda r: blank_plan(r, 99)))
 
 
 def test_duplicate_role_names_are_made_distinct():

@@ -80,7 +80,25 @@ def load_pretrained(
         model = AutoModelForCausalLM.from_pretrained(checkpoint.source, dtype=dtype, **options)
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(_load_hint(target, checkpoint, exc)) from exc
+    if checkpoint.gguf_file:
+        as_plain_model(model, target)
     return model, tokenizer
+
+
+def as_plain_model(model: Any, target: str) -> Any:
+    """Drop what a GGUF load leaves behind once its weights are dequantised (transformers still
+    marks the model quantized, so it would refuse to save or fully fine-tune it)."""
+    if not all(p.is_floating_point() for p in model.parameters()):
+        raise UserError(
+            f"{target}: transformers kept this GGUF file's weights quantized; selfalign needs them dequantised "
+            "(uninstall the `kernels` package, or convert the file to a Hugging Face checkpoint)"
+        )
+    model.hf_quantizer = None
+    model.is_quantized = False
+    for owner, name in ((model.config, "quantization_config"), (model, "quantization_method")):
+        if hasattr(owner, name):
+            delattr(owner, name)
+    return model
 
 
 def save_checkpoint(target: str, out_dir: str | Path, *, dtype: str = "auto") -> Path:

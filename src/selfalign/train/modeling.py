@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from selfalign.errors import UserError
-from selfalign.llm.checkpoints import locate
+from selfalign.llm.checkpoints import as_plain_model, locate
 from selfalign.llm.extras import require
 
 from .config import TrainConfig
@@ -82,6 +82,8 @@ def load_model(cfg: TrainConfig, *, quantize: bool = True) -> Any:
         model = AutoModelForCausalLM.from_pretrained(checkpoint.source, gguf_file=checkpoint.gguf_file, **kwargs)
     except OSError as exc:
         raise UserError(f"cannot load --model {cfg.model!r}: {exc}") from exc
+    if checkpoint.gguf_file:
+        as_plain_model(model, cfg.model)
     model.config.use_cache = False  # the KV cache is useless in training and conflicts with checkpointing
     return model
 
