@@ -1,4 +1,5 @@
-"""The server against hostile clients, on the tiny transformers model: every invalid request is
+"""The server against hostile clients, on the tiny model with random weights (its answers run to
+their token limit, as a hostile client wants): every invalid request is
 a 4xx that says why (never a 500, never a library path); dropped clients cancel their
 generation; slow clients are cut off; a full server answers 503 with Retry-After; SIGTERM stops
 it within 5 s."""
@@ -26,9 +27,9 @@ LIMIT = 4000  # the tiny model's context is 4096
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
+def tiny(random_model_dir):
     """(server, model): the tiny model served as "tiny", answers capped at LIMIT tokens."""
-    model = load_model(f"hf:{tiny_model_dir}")
+    model = load_model(f"hf:{random_model_dir}")
     with BackgroundServer(app_for_model(model, "tiny", max_tokens_limit=LIMIT)) as server:
         yield server, model
 
@@ -101,18 +102,18 @@ def test_broken_bodies_are_400s(tiny, raw):
     assert reply.json()["error"]["message"]
 
 
-def test_unknown_model_is_a_404_naming_the_served_one_and_both_names_are_accepted(tiny, tiny_model_dir):
+def test_unknown_model_is_a_404_naming_the_served_one_and_both_names_are_accepted(tiny, random_model_dir):
     server, _ = tiny
     reply = post(server, {"model": "gpt-4o", "messages": USER})
     assert reply.status_code == 404
     assert reply.json()["error"]["message"] == "The model 'gpt-4o' does not exist; this server serves 'tiny'"
-    for name in ("tiny", f"hf:{tiny_model_dir}", str(tiny_model_dir)):
+    for name in ("tiny", f"hf:{random_model_dir}", str(random_model_dir)):
         ok = post(server, {"model": name, "messages": USER, "max_tokens": 2})
         assert ok.status_code == 200, (name, ok.text)
 
 
-def test_max_tokens_is_capped_by_the_server_limit(tiny_model_dir):
-    model = load_model(f"hf:{tiny_model_dir}")
+def test_max_tokens_is_capped_by_the_server_limit(random_model_dir):
+    model = load_model(f"hf:{random_model_dir}")
     with BackgroundServer(app_for_model(model, "tiny", max_tokens_limit=8)) as server:
         reply = post(server, {"model": "tiny", "messages": USER, "max_tokens": 10**30, "temperature": 0.7,
                               "stop": ["never"]})
@@ -141,10 +142,10 @@ def test_clients_that_hang_up_cancel_their_generation(tiny):
     gave_up = asyncio.run(hang_up())
     assert sum(gave_up) >= 16  # (a random model sometimes ends its turn early)
     deadline = time.monotonic() + 3  # far less than the thousands of steps their answers would take
-    while (httpx.get(server.url + "/health").json()["running"] or provider._active) and time.monotonic() < deadline:
+    while (httpx.get(server.url + "/health").json()["running"] or provider.engine._active) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert httpx.get(server.url + "/health").json() == {"status": "ok", "running": 0, "waiting": 0, "slots": 64}
-    assert not provider._active  # the engine's running batch emptied
+    assert not provider.engine._active  # the engine's running batch emptied
     started = time.monotonic()
     assert post(server, {"model": "tiny", "messages": USER, "max_tokens": 4}).status_code == 200
     assert time.monotonic() - started < 10
@@ -176,7 +177,7 @@ def test_a_full_server_answers_503_with_retry_after_and_health_shows_the_queue(s
     del gate
 
 
-def test_slow_and_silent_connections_are_closed(tiny_model_dir):
+def test_slow_and_silent_connections_are_closed(random_model_dir):
     async def answer(messages, sampling, json_schema):
         return Completion("ok", 1, 1, "stop"), None
 
@@ -201,10 +202,10 @@ def test_slow_and_silent_connections_are_closed(tiny_model_dir):
         assert httpx.post(server.url + "/v1/chat/completions", json={"model": "m", "messages": USER}).status_code == 200
 
 
-def test_sigterm_stops_the_server_within_5s_while_it_decodes(tiny_model_dir):
+def test_sigterm_stops_the_server_within_5s_while_it_decodes(random_model_dir):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "selfalign.cli.main", "serve", "--model", f"hf:{tiny_model_dir}",
+        [sys.executable, "-m", "selfalign.cli.main", "serve", "--model", f"hf:{random_model_dir}",
          "--port", str(port), "--max-tokens-limit", "100000"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -218,7 +219,7 @@ def test_sigterm_stops_the_server_within_5s_while_it_decodes(tiny_model_dir):
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
                 time.sleep(0.2)
-        long = {"model": str(tiny_model_dir), "messages": USER, "max_tokens": 4000, "stop": ["never"]}
+        long = {"model": str(random_model_dir), "messages": USER, "max_tokens": 4000, "stop": ["never"]}
         clients = [subprocess.Popen([sys.executable, "-c", f"import httpx; httpx.post({url!r} + '/v1/chat/completions', "
                                      f"json={long!r} | {{'seed': {i}}}, timeout=60)"]) for i in range(8)]
         time.sleep(3)
