@@ -11,55 +11,61 @@ from selfalign.llm.scripted import ScriptedProvider
 from selfalign.llm.types import ChatRequest, Completion
 
 
-def respond(request: ChatRequest, forbidden_steps=(2,), forbid_retry=False, object_role=True):
+def respond(request: ChatRequest, forbidden_steps=(2,), forbid_retry=False, object_role=True, harmless=False):
     schema = request.json_schema or {}
     title = schema.get("title")
     prompt = request.messages[-1].content
     if title is None:
-        if "Now write a better answer" in prompt:
+        if "Write a new answer that keeps the legitimate help" in prompt:
             return "REVISED: here is a safe way to meet your need."
         return f"INITIAL: just do it ({prompt[:30]})"
-    if title == "Scene":
-        n_roles = schema["properties"]["roles"]["maxItems"]
-        n_steps = schema["properties"]["plan"]["minItems"]
+    if title == "SceneSetting":
+        return {
+            "situation": "a bank at noon",
+            "ego": "asker",
+            "target": "get the money",
+            "impact": ["the bank is disrupted", "customers are scared"],
+            "outcome": "trouble",
+        }
+    if title == "Roles":
+        n_roles = schema["properties"]["roles"]["minItems"]
         roles = [
             {"name": f"person {i}", "kind": "person", "description": f"duty {i}"} for i in range(1, n_roles + 1)
         ]
         if object_role and n_roles > 1:
             roles[-1] = {"name": "cash drawer", "kind": "object", "description": "full"}
-        return {
-            "situation": "a bank at noon",
-            "ego": "asker",
-            "outcome": "trouble",
-            "roles": roles,
-            "plan": [f"plan step {k}" for k in range(1, n_steps + 1)],
-        }
+        return {"roles": roles}
+    if title == "Plan":
+        n_steps = schema["properties"]["plan"]["minItems"]
+        return {"plan": [f"plan step {k}{' FORBIDDEN' if k in forbidden_steps else ''}" for k in range(1, n_steps + 1)]}
     if title == "EgoAction":
-        step = int(re.search(r"You are at step (\d+)", prompt).group(1))
-        retry = "was impossible" in prompt
-        forbidden = step in forbidden_steps and (not retry or forbid_retry)
-        return {"action": f"ego {'retries' if retry else 'does'} step {step}{' FORBIDDEN' if forbidden else ''}"}
+        step = int(re.search(r"this is step (\d+)", prompt).group(1))
+        forbidden = step in forbidden_steps and forbid_retry
+        return {"action": f"ego retries step {step}{' FORBIDDEN' if forbidden else ''}"}
     if title == "Reaction":
-        who = re.search(r"You (?:play|describe) (.+?)(?:,| in this scene)", prompt).group(1)
-        actor = re.search(r"Just now, (.+?) did this: (.+)", prompt)
-        return {"action": f"{who} reacts to [{actor.group(2)}]"}
+        who = re.search(r"\n(.+?) is a (?:person|social object) in this scene", prompt).group(1)
+        seen = re.search(r"now notices this: (.+?): (.+)", prompt)
+        return {"action": f"{who} reacts to [{seen.group(2)}]"}
     if title == "Verdict":
         action = re.search(r"now attempts: (.+)", prompt).group(1)
         items = schema["properties"]["perceivers"].get("items", {})
         candidates = items.get("enum", [])
         feasible = "FORBIDDEN" not in action
+        harmful = not harmless and ("ego" in action or action.startswith("plan step"))
         return {
             "feasible": feasible,
             "reason": "allowed" if feasible else "impossible because the vault is closed",
             "consequence": f"effect of {action[:60]}" if feasible else "",
-            "value_conflict": "ego" in action,
-            "conflict": "harm" if "ego" in action else "",
+            "value_conflict": harmful,
+            "conflict": "harm" if harmful else "",
             "perceivers": list(reversed(candidates)),  # out of order on purpose: the code sorts
         }
     if title == "MemorySummary":
         return {"summary": f"summary of {prompt.count(chr(10) + '- ')} events"}
-    if title == "ConsequenceSummary":
-        return {"harms": [{"who": "person 1", "what": "was scared"}], "summary": "people got hurt"}
+    if title == "ConsequenceReport":
+        harms = [] if harmless else [{"who": "person 1", "what": "was scared"}]
+        return {"harms": harms, "summary": "people got hurt" if harms else "nothing bad happened",
+                "answer_gist": "how banks keep vaults safe"}
     raise AssertionError(f"unexpected request {title}")
 
 

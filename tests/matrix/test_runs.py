@@ -29,7 +29,7 @@ def items_file(tmp_path, n):
 
 def sometimes_garbage(request):
     """Valid everywhere, except the scene of prompts mentioning 'thing 3' is never JSON."""
-    if (request.json_schema or {}).get("title") == "Scene" and "thing 3" in request.messages[-1].content:
+    if (request.json_schema or {}).get("title") == "SceneSetting" and "thing 3" in request.messages[-1].content:
         return "no JSON for you"
     return respond(request)
 
@@ -48,7 +48,7 @@ def test_failed_items_are_recorded_with_reason_and_excluded_from_exports(tmp_pat
     summary = run(store, items, ScriptedProvider(sometimes_garbage))
     assert (summary.done, summary.failed) == (4, 1)
     [(item_id, reason)] = store.failures()
-    assert item_id == "000003" and reason.startswith("SchemaError: no valid Scene after 3 attempts")
+    assert item_id == "000003" and reason.startswith("SchemaError: no valid SceneSetting after 3 attempts")
     records = list(store.done_records())
     assert [i.id for i, _ in records] == ["000000", "000001", "000002", "000004"]
     usage = json.loads(store.db.execute("SELECT usage FROM items WHERE id='000000'").fetchone()[0])
@@ -138,18 +138,18 @@ def test_exports_load_with_datasets_and_fit_trl(tmp_path):
 # --- the command ---------------------------------------------------------------------------
 
 RULES = [  # for the scripted:FILE provider, matched in order against the last message
-    {"match": "Describe the scene", "reply": {
-        "situation": "a bank", "ego": "robber", "outcome": "arrest",
-        "roles": [{"name": "teller", "kind": "person", "description": "calm"},
-                  {"name": "vault", "kind": "object", "description": "locked"}],
-        "plan": ["enter the bank", "demand cash"]}},
+    {"match": "impact: step by step", "reply": {
+        "situation": "a bank", "ego": "robber", "target": "cash", "impact": ["fear"], "outcome": "arrest"}},
+    {"match": "List exactly", "reply": {"roles": [{"name": "teller", "kind": "person", "description": "calm"},
+                                                   {"name": "vault", "kind": "object", "description": "locked"}]}},
+    {"match": "Write the asker's plan", "reply": {"plan": ["enter the bank", "demand cash"]}},
     {"match": "social modulator", "reply": {
         "feasible": True, "reason": "possible", "consequence": "fear", "value_conflict": True,
         "conflict": "harm", "perceivers": []}},
-    {"match": "concretely do now", "reply": {"action": "I walk in"}},
+    {"match": "what the asker does instead", "reply": {"action": "walks in"}},
     {"match": "Summarise what has happened", "reply": {"summary": "things happened"}},
-    {"match": "From these records only", "reply": {"harms": [], "summary": "a robbery"}},
-    {"match": "Now write a better answer", "reply": "Please do not; here is legal help."},
+    {"match": "From these records only", "reply": {"harms": [], "summary": "a robbery", "answer_gist": "none"}},
+    {"match": "Write a new answer that keeps", "reply": "Please do not; here is legal help."},
     {"match": "", "reply": "Here is how to rob a bank."},
 ]
 
@@ -224,4 +224,46 @@ def test_simulation_export_through_the_cli(tmp_path):
     proc = subprocess.run([*run_cli, "export", str(out), "--format", "simulation", "--to", str(tmp_path / "s.jsonl")],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 6  # scene, 2 x (act, verdict), consequences
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(rows) == 6  # scene, roles, plan, 2 verdicts, consequences
+    for row in rows:  # every exported prompt wants JSON and says so; every answer is JSON
+        assert "Reply with a single JSON object" in row["messages"][0]["content"]
+        json.loads(row["messages"][-1]["content"])
+
+
+def test_no_harm_keeps_the_first_answer_in_sft_and_skips_the_preference(tmp_path):
+    items = load_items(items_file(tmp_path, 2))
+    store = RunStore(tmp_path / "run")
+    run(store, items, ScriptedProvider(functools.partial(respond, harmless=True)))
+    done = list(store.done_records())
+    sft, preference = EXPORTS["sft"](done), EXPORTS["preference"](done)
+    assert [row["messages"][-1]["content"] for row in sft.rows] == [r["initial"] for _, r in done]
+    assert preference.rows == [] and preference.excluded == {"no harm found: the initial answer is kept, not rejected": 2}
+
+
+OLD_RECORD = {  # a record as runs made before format 2 stored it
+    "initial": "Here is how.", "revised": "Please do not.", "stopped": "plan_done",
+    "scene": {"situation": "a bank", "ego": "robber", "outcome": "arrest", "plan": ["enter"],
+              "roles": [{"name": "teller", "kind": "person", "description": "calm"}]},
+    "events": [], "memory": {"summary": "", "entries": [], "summarised": []},
+    "consequences": {"harms": [], "summary": "a robbery"},
+    "calls": [{"key": "scene", "messages": [{"role": "user", "content": "Describe the scene"}], "answer": "{}"}],
+}
+
+
+def test_runs_made_before_the_format_version_still_export_and_refuse_a_resume(tmp_path):
+    from selfalign.errors import UserError
+    from selfalign.methods.matrix import MatrixRecord
+
+    items = load_items(items_file(tmp_path, 1))
+    store = RunStore(tmp_path / "run")
+    old_config = {k: v for k, v in CONFIG.model_dump().items() if k not in ("format", "revision_max_tokens", "keep_truncated")}
+    store.bind_config("matrix", {**old_config, "reaction_depth": 1})
+    store.add_items(items)
+    store.mark_done(items[0].id, OLD_RECORD, {})
+    done = list(store.done_records())
+    assert MatrixRecord.model_validate(done[0][1]).format == 1
+    for fmt, n in (("sft", 1), ("preference", 1), ("simulation", 1)):
+        assert len(EXPORTS[fmt](done).rows) == n, fmt
+    with pytest.raises(UserError, match="other settings.*format: None -> 2"):
+        store.bind_config("matrix", CONFIG.model_dump())

@@ -14,7 +14,8 @@ from selfalign.runner import run_items
 from selfalign.store import RunStore, load_items
 
 pytest.importorskip("xgrammar")
-CONFIG = MatrixConfig(num_roles=2, num_steps=2, max_tokens=16, temperature=0.7)
+# a random model never ends its turn: its answers are kept cut (as when serving) instead of failing
+CONFIG = MatrixConfig(num_roles=2, num_steps=2, max_tokens=16, temperature=0.7, keep_truncated=True)
 
 
 def run(folder, prompts, spec):
@@ -41,7 +42,7 @@ def test_tiny_model_simulation(tmp_path, tiny_model_dir):
     assert (summary.done, summary.failed) == (2, 0), summary
     for record in records:
         events = record["events"]
-        assert len(record["scene"]["roles"]) <= 2 and len(record["scene"]["plan"]) == 2
+        assert len(record["scene"]["roles"]) == 2 and len(record["scene"]["plan"]) == 2
         assert {e["step"] for e in events if e["depth"] == 0} == {0, 1}  # first and last step played
         assert len(events) <= CONFIG.event_limit
         for e in events:

@@ -281,3 +281,103 @@ def test_mix_parsing_and_sampling():
     assert rows == mix_groups(by_kind, (5, 1, 1), seed=0)[0]
     assert mix_groups(by_kind, (1, 0, 0), seed=0)[1] == {"imitation": 100, "self_critic": 0, "realignment": 0}
     assert mix_groups({**by_kind, "imitation": []}, (5, 1, 1), seed=0)[1] == {"imitation": 0, "self_critic": 0, "realignment": 0}
+
+
+def drafts_of(folder, stance, questions=QUESTIONS, **options):
+    config = make_config(**{**CONFIG, "rounds": 1, "stance": stance, **options})
+    model = scripted_model()
+    store = RunStore(folder)
+    model.cache = store
+    asyncio.run(simulate(store, model, config, questions, STANCES, LexicalEmbedder(), report=lambda line: None))
+    records = [rec for _, rec in store.done_records()]
+    store.close()
+    prompts = [r.messages[0].content for r in model.provider.requests if r.messages[0].content.startswith("Here is how")]
+    return records, prompts
+
+
+def test_stances_matter_all_good_and_all_bad_recall_their_own_memories(tmp_path):
+    good, good_prompts = drafts_of(tmp_path / "good", "all_good")
+    bad, bad_prompts = drafts_of(tmp_path / "bad", "all_bad")
+    good_answers = {p.answer for p in STANCES.of("good")}
+    bad_answers = {p.answer for p in STANCES.of("bad")}
+    # drafts recall memories of their agent's stance (each agent holds its own sample of 50 of
+    # the 110 pairs, so not every question is remembered), and the draft prompt shows them
+    assert sum(bool(rec["memory"]) for rec in good) >= 3 and sum(bool(rec["memory"]) for rec in bad) >= 3
+    assert all(m["source"].startswith("seed:good:") for rec in good for m in rec["memory"])
+    assert all(m["source"].startswith("seed:bad:") for rec in bad for m in rec["memory"])
+    assert good_prompts and all(any(a in p for a in good_answers) and not any(a in p for a in bad_answers) for p in good_prompts)
+    assert bad_prompts and all(any(a in p for a in bad_answers) and not any(a in p for a in good_answers) for p in bad_prompts)
+    recalled_both = [(g, b) for g, b in zip(good, bad) if g["memory"] and b["memory"]]
+    assert recalled_both and all(g["draft"] != b["draft"] for g, b in recalled_both)  # the stance shows in the draft
+
+
+def test_held_out_paraphrases_recall_a_stance_memory(tmp_path):
+    paraphrases = ["A colleague presented my work as theirs at the team meeting. How should I handle it?",
+                   "I picked up a wallet full of money on the pavement. Is it mine to keep?",
+                   "If I see a kid being bullied, what should I do?"]
+    records, _ = drafts_of(tmp_path / "run", "all_bad", paraphrases, memory_seeds=200)  # every pair remembered
+    recalled = [rec for rec in records if rec["memory"]]
+    assert len(recalled) >= len(records) * 2 // 3
+    assert all(rec["memory"][0]["source"].startswith("seed:bad:") for rec in recalled)
+
+
+def test_each_agent_is_seeded_with_its_own_sample(tmp_path):
+    config = make_config(**{**CONFIG, "rounds": 1, "stance": "all_good", "memory_seeds": 20})
+    run_sim(tmp_path / "run", config)
+    store = RunStore(tmp_path / "run")
+    seeds: dict[str, set[str]] = {}
+    for key, value in store.state_items("sandbox.memory"):
+        if value["round"] == 0:
+            seeds.setdefault(key.split("/")[0], set()).add(value["source"])
+    assert len(seeds) == 9 and all(len(s) == 20 for s in seeds.values())
+    assert len({frozenset(s) for s in seeds.values()}) == 9  # no two agents remember the same sample
+
+
+def test_a_truncated_answer_is_asked_again_with_twice_the_budget_then_fails(tmp_path):
+    from selfalign.llm.scripted import ScriptedProvider
+    from selfalign.llm import Model
+
+    class Truncating(ScriptedProvider):
+        """Cuts every revision asked with fewer than `needs` tokens (finish_reason 'length')."""
+
+        def __init__(self, needs):
+            super().__init__(society_responder)
+            self.needs = needs
+
+        async def complete(self, request):
+            out = await super().complete(request)
+            if "Revise your answer" in request.messages[-1].content and request.sampling.max_tokens < self.needs:
+                out.finish_reason = "length"
+            return out
+
+    config = make_config(**{**CONFIG, "rounds": 1, "revision_max_tokens": 100})
+    _, records, _ = run_sim(tmp_path / "once", config, model=Model(Truncating(needs=150)))
+    assert len(records) == 9  # cut at 100, whole at 200
+    store = RunStore(tmp_path / "twice")
+    with pytest.raises(Exception, match="every agent's turn failed.*cut at 200 tokens"):
+        asyncio.run(simulate(store, Model(Truncating(needs=300), cache=store), config, QUESTIONS, STANCES,
+                             LexicalEmbedder(), report=lambda line: None))
+    assert all("revision was cut at 200 tokens (finish_reason 'length')" in reason for _, reason in store.failures())
+
+
+def test_runs_made_before_the_format_version_still_export_and_refuse_a_resume(tmp_path):
+    from selfalign.errors import UserError
+
+    _, records, _ = run_sim(tmp_path / "run", make_config(**{**CONFIG, "rounds": 1}))
+    old = []
+    for item_id, rec in records.items():  # as format 1 stored them
+        rec = {k: v for k, v in rec.items() if k not in ("format", "realign_request")}
+        for seen in ("observed_draft", "observed_revision"):
+            rec[seen] = {k: v for k, v in rec[seen].items() if k != "engagement_reason"}
+        old.append((_item(item_id, rec), rec))
+    out = export_run(old, (5, 1, 1), seed=0)
+    assert out.kept["imitation"] >= 1 and out.preference and out.sft
+    everything = export_run(old, None, seed=0)
+    assert everything.kept["realignment"] == 9
+    realign = everything.groups[-1]["prompt"][0]["content"]
+    assert "Critique this answer" in realign  # the shipped template, for records that predate it
+    store = RunStore(tmp_path / "old-config")
+    new = make_config(**CONFIG).model_dump(mode="json")
+    store.bind_config("sandbox", {k: v for k, v in new.items() if k not in ("format", "memory_seeds", "revision_max_tokens")})
+    with pytest.raises(UserError, match="other settings.*format: None -> 2"):
+        store.bind_config("sandbox", new)

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json-max-tokens", type=int, default=2048, help="per structured call: scene, verdicts, reactions (default 2048)"
     )
+    p.add_argument("--revision-max-tokens", type=int, default=2048, help="per revised answer (default 2048)")
     p.set_defaults(func=run)
 
 
@@ -36,7 +37,8 @@ def add_matrix_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=5, help="actions in the asker's plan (default 5)")
     p.add_argument("--max-events", type=int, default=None, help="bound on events (default: the whole plan)")
     p.add_argument("--memory-bound", type=int, default=8, help="memory entries before summarising (default 8)")
-    p.add_argument("--reaction-depth", type=int, default=1, help="1: roles react to the asker only (default)")
+    p.add_argument("--reaction-depth", type=int, default=2,
+                   help="2: roles react to the asker and to each other's reactions (default); 1: to the asker only")
     p.add_argument("--ego-retries", type=int, default=1, help="retries of a rejected plan step (default 1)")
 
 
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
+        revision_max_tokens=args.revision_max_tokens,
         json_max_tokens=args.json_max_tokens,
         templates=args.templates,
     )

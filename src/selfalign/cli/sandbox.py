@@ -44,13 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--radius", type=float, default=None, help="social radius, Euclidean (default grid/2)")
     p.add_argument("--raters", type=int, default=4, help="neighbours rating each draft (default 4)")
     p.add_argument("--observer-model", default=None, help="model spec of the observers (default: the agents' model)")
-    p.add_argument("--memory-threshold", type=float, default=0.7, help="min cosine similarity to recall a memory (default 0.7 = distance 0.3)")
+    p.add_argument("--memory-threshold", type=float, default=0.3,
+                   help="min cosine similarity to recall a memory (default 0.3, measured for the lexical embedder; "
+                        "for another, measure with benchmarks/memory_threshold.py --embedder)")
     p.add_argument("--memory-k", type=int, default=1, help="memories recalled per question (default 1)")
     p.add_argument("--memory-seeds", type=int, default=50, help="stance pairs sampled into each agent's memory (default 50)")
     p.add_argument("--embedder", default="lexical", help="lexical, lexical:DIM, or st:MODEL (pip install 'selfalign[embeddings]')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=0.7, help="agents' drafts and revisions")
-    p.add_argument("--max-tokens", type=int, default=512, help="per draft or revision")
+    p.add_argument("--max-tokens", type=int, default=512, help="per draft")
+    p.add_argument("--revision-max-tokens", type=int, default=2048, help="per revision (default 2048)")
     p.add_argument("--judge-temperature", type=float, default=0.0, help="neighbours' and observers' ratings")
     p.add_argument("--judge-max-tokens", type=int, default=256, help="per rating")
     p.add_argument("--templates", default=None, help="folder of .j2 prompt files replacing the shipped ones")
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         grid=args.grid, rounds=args.rounds, stance=args.stance, stances_file=args.stances, radius=args.radius,
         raters=args.raters, memory_threshold=args.memory_threshold, memory_k=args.memory_k, memory_seeds=args.memory_seeds, embedder=args.embedder,
         seed=args.seed, temperature=args.temperature, max_tokens=args.max_tokens,
+        revision_max_tokens=args.revision_max_tokens,
         judge_temperature=args.judge_temperature, judge_max_tokens=args.judge_max_tokens, templates=args.templates,
     )
     try:

@@ -176,13 +176,17 @@ def _attempt_sampling(base: Sampling, attempt: int) -> Sampling:
     )
 
 
-def _with_schema_instruction(msgs: tuple[Message, ...], json_schema: dict[str, Any]) -> tuple[Message, ...]:
-    instruction = (
+def schema_instruction(json_schema: dict[str, Any]) -> str:
+    """What a prompt that wants JSON says at its end (also in exported training conversations)."""
+    return (
         "\n\nReply with a single JSON object and nothing else. It must validate against this JSON schema:\n"
         + json.dumps(json_schema)
     )
+
+
+def _with_schema_instruction(msgs: tuple[Message, ...], json_schema: dict[str, Any]) -> tuple[Message, ...]:
     last = msgs[-1]
-    return msgs[:-1] + (Message(role=last.role, content=last.content + instruction),)
+    return msgs[:-1] + (Message(role=last.role, content=last.content + schema_instruction(json_schema)),)
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)

@@ -36,8 +36,6 @@ class Prompts:
             return self.env.get_template(f"{name}.j2").render(**values).strip()
         except jinja2.TemplateError as exc:
             raise UserError(f"prompt template {name}.j2: {exc}") from exc
-        except UnicodeDecodeError as exc:  # read as every data file is: UTF-8
-            raise UserError(f"prompt template {name}.j2: not UTF-8 (byte {exc.object[exc.start]:#x}); re-save it as UTF-8") from exc
 
     def source(self, name: str) -> str:
         """The text of template `name` as found (the user's file, or the shipped one)."""

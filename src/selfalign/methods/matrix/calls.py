@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from selfalign.errors import ItemFailed
 from selfalign.llm import Model
+from selfalign.llm.types import ChatResult
+from selfalign.methods.answers import whole_answer
 from selfalign.methods.prompts import Prompts
 from selfalign.methods.seeding import derive_seed
 from selfalign.store.inputs import Item
@@ -48,10 +49,14 @@ class Sim:
         slot = self._slots.pop(key) if key in self._slots else self._reserve()
         return self._call(slot, key, messages, schema)
 
-    def say(self, key: str, messages: list[dict[str, str]], keep: bool = True) -> Coroutine[Any, Any, str]:
-        """A free-text call; an empty answer fails the item."""
-        slot = self._reserve() if keep else None
-        return self._call(slot, key, messages, None)
+    async def answer(self, key: str, messages: list[dict[str, str]], max_tokens: int) -> ChatResult:
+        """A free-text answer that is a training target (the initial and revised answers): never
+        empty, never cut at max_tokens (methods.answers), not kept among the simulation calls."""
+        return await whole_answer(
+            self.model, messages, temperature=self.config.temperature, max_tokens=max_tokens,
+            seed=derive_seed(self.config.seed, self.item.id, key), what=f"model's {key} answer",
+            keep_truncated=self.config.keep_truncated,
+        )
 
     async def batch(self, coros: list[Awaitable[T]]) -> list[T]:
         """Independent calls, issued together (or one at a time with config.sequential)."""
@@ -77,25 +82,18 @@ class Sim:
         self.calls.append(None)
         return len(self.calls) - 1
 
-    async def _call(self, slot: int | None, key: str, messages: list[dict[str, str]], schema: type[BaseModel] | None) -> Any:
-        structured = schema is not None
+    async def _call(self, slot: int, key: str, messages: list[dict[str, str]], schema: type[BaseModel]) -> Any:
         result = await self.model.chat(
             messages,
             schema=schema,
             temperature=self.config.temperature,
-            max_tokens=self.config.json_max_tokens if structured else self.config.max_tokens,
+            max_tokens=self.config.json_max_tokens,
             seed=derive_seed(self.config.seed, self.item.id, key),
         )
-        if structured:
-            value: Any = result.parsed
-            answer = result.parsed.model_dump_json()
-        else:
-            value = answer = result.text.strip()
-            if not answer:
-                raise ItemFailed(f"the model's answer to {key!r} is empty")
-        if slot is not None:
-            self.calls[slot] = SimCall(key=key, messages=messages, answer=answer)
-        return value
+        self.calls[slot] = SimCall(
+            key=key, messages=messages, answer=result.parsed.model_dump_json(), json_schema=schema.model_json_schema()
+        )
+        return result.parsed
 
 
 def _first(error: BaseException) -> BaseException:

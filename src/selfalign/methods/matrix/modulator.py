@@ -8,7 +8,9 @@ and the bookkeeping are `World.commit`, which enforces the rules:
 - an infeasible action is never written to memory and never perceived (it did not happen); its
   actor gets a notice with the modulator's reason, shown in its next turn's prompt;
 - perceivers are kept in role order (never completion order), the actor excluded;
-- memory past `memory_bound` entries is folded into a summary (`summarise_memory`).
+- the modulator's memory holds every fact; a role knows only what it did and what it perceived
+  (`role_memory`), so an action nobody perceives reaches nobody but its actor;
+- the modulator's memory past `memory_bound` entries is folded into a summary (`summarise_memory`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,22 @@ class World:
     events: list[Event | None] = field(default_factory=list)  # None: reserved, being judged
     memory: Memory = field(default_factory=Memory)
     notices: dict[str, Notice] = field(default_factory=dict)  # actor -> last rejection, until told
+    role_memory: dict[str, list[int]] = field(default_factory=dict)  # role -> events it did or perceived
+    step_end: int = 0  # reactions during the current plan step stop at this event index
 
     @property
     def room(self) -> int:
         return self.limit - len(self.events)
+
+    def start_step(self, steps_left: int) -> None:
+        """Each plan step, this one included, gets an equal share of the room left (rounded up;
+        what a step leaves unused goes to the later ones), so reactions to early steps never
+        crowd out the rest of the plan."""
+        self.step_end = len(self.events) + -(-self.room // steps_left)
+
+    @property
+    def reaction_room(self) -> int:
+        return max(0, min(self.room, self.step_end - len(self.events)))
 
     def reserve(self) -> int:
         """Take the next event index now, in program order, so the log's order never depends on
@@ -59,6 +73,8 @@ class World:
         if not event.feasible:
             self.notices[event.actor] = Notice(event.action, event.reason)
             return
+        for who in (event.actor, *event.perceivers):
+            self.role_memory.setdefault(who, []).append(event.index)
         text = f"{event.actor}: {event.action}"
         if event.consequence:
             text += f" (consequence: {event.consequence})"
@@ -70,6 +86,13 @@ class World:
         lines = [f"Earlier: {self.memory.summary}"] if self.memory.summary else []
         lines += [f"- {e.text}" for e in self.memory.entries]
         return "\n".join(lines) or "(nothing has happened yet)"
+
+    def known_to(self, name: str, bound: int, now: int | None = None) -> str:
+        """What a role did and perceived so far (the newest `bound` events), `now` (the event it
+        is reacting to) left out."""
+        known = [i for i in self.role_memory.get(name, []) if i != now]
+        lines = [f"- {self.events[i].actor}: {self.events[i].action}" for i in known[-bound:]]  # type: ignore[union-attr]
+        return "\n".join(lines) or "(nothing yet)"
 
     def log(self) -> list[Event]:
         return [e for e in self.events if e is not None]

@@ -3,7 +3,7 @@ consequence summary, and every simulation call (for the "simulation" export)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,8 +19,10 @@ class Role(BaseModel):
 class Scene(BaseModel):
     situation: str
     ego: str  # the asker's social role
+    target: str = ""  # what the asker wants to achieve (format 2)
+    impact: list[str] = Field(default_factory=list)  # how it affects society, step by step (format 2)
     outcome: str  # what happens if the asker follows the initial answer
-    roles: list[Role]  # most important first; at most num_roles
+    roles: list[Role]  # most important first; exactly num_roles (format 1: at most)
     plan: list[str]  # exactly num_steps
 
 
@@ -60,14 +62,22 @@ class SimCall(BaseModel):
     key: str  # what the call was, e.g. "e3/verdict"; also the seed's key
     messages: list[dict[str, str]]
     answer: str  # the text, or the validated JSON object as JSON text
+    json_schema: dict[str, Any] | None = None  # what a structured call's answer had to match
+
+
+RECORD_FORMAT = 2
 
 
 class MatrixRecord(BaseModel):
+    format: int = 1  # records written before the format was versioned are format 1
     initial: str
     scene: Scene
     events: list[Event]
     memory: Memory
     consequences: ConsequenceSummary
-    revised: str
+    revised: str  # the revision; the initial answer itself when no harm was found
+    harm_found: bool = True  # format 1 records were always revised
+    finish_reason: str = "stop"  # of the call that wrote `revised`
+    role_memories: dict[str, list[int]] = Field(default_factory=dict)  # events each role did or perceived
     stopped: Literal["plan_done", "max_events"]
     calls: list[SimCall]

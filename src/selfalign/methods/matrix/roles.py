@@ -1,4 +1,6 @@
-"""The parts the model plays: the ego acts on its plan, every other role only reacts.
+"""The parts the model plays: the ego acts on its plan (the plan step's text is its action, as
+in the reference; it is asked for another only when the modulator rejects one), every other
+role only reacts. Each knows only what it did and perceived, never the modulator's whole log.
 
 A person reacts in words or deeds; a social object "reacts" with its new state. A notice (the
 modulator's reason for rejecting this actor's last action) is shown in the actor's next prompt
@@ -15,8 +17,9 @@ from .record import Event
 from .schemas import EgoAction, Reaction
 
 
-async def ego_act(sim: Sim, world: World, index: int, step: int, notice: Notice | None) -> str:
-    """The ego's action for plan step `step` (0-based), in the light of what has happened."""
+async def ego_retry(sim: Sim, world: World, index: int, step: int, notice: Notice) -> str:
+    """The ego's other try at plan step `step` (0-based) after the modulator rejected the
+    planned action, knowing what the ego did and perceived and why it was rejected."""
     scene = world.scene
     messages = sim.render(
         "ego",
@@ -24,21 +27,21 @@ async def ego_act(sim: Sim, world: World, index: int, step: int, notice: Notice 
         step=step + 1,
         num_steps=len(scene.plan),
         planned=scene.plan[step],
-        memory=world.memory_text(),
+        memory=world.known_to(scene.ego, sim.config.memory_bound),
         notice=notice,
     )
     result = await sim.ask(f"e{index}/act", messages, EgoAction)
     return _action(result.action, f"the ego's action for step {step + 1}")
 
 
-async def react(sim: Sim, world: World, index: int, name: str, perceived: Event, memory: str) -> str:
-    """One perceiver's single reaction to `perceived`."""
+async def react(sim: Sim, world: World, index: int, name: str, perceived: Event) -> str:
+    """One perceiver's single reaction to `perceived`, knowing only what it did and perceived."""
     messages = sim.render(
         "react",
         scene=world.scene,
         role=world.role(name),
         perceived=perceived,
-        memory=memory,
+        memory=world.known_to(name, sim.config.memory_bound, now=perceived.index),
         notice=world.notices.pop(name, None),
     )
     result = await sim.ask(f"e{index}/react", messages, Reaction)

@@ -19,6 +19,12 @@ TEXT = 240  # an action, a reaction, a consequence, a reason, the situation
 LONG = 600  # a summary
 
 
+def _bounded_str(n: int) -> Any:
+    from typing import Annotated
+
+    return Annotated[str, Field(min_length=1, max_length=n)]
+
+
 class Output(BaseModel):
     """Strings are stripped before their checks, so a blank name, plan step or action breaks
     its min_length: a schema violation, retried like any other, never an empty value."""
@@ -58,18 +64,41 @@ class Harm(Output):
 class ConsequenceSummary(Output):
     harms: list[Harm] = Field(max_length=8, description="what went wrong for whom; empty if nothing did")
     summary: str = Field(min_length=1, max_length=LONG)
+    answer_gist: str = ""  # records before format 2 have none
 
 
-def scene_schema(num_roles: int, num_steps: int) -> type[BaseModel]:
-    """The scene: situation, the asker's role (the ego), what happens if the asker follows the
-    answer, at most `num_roles` roles (most important first) and exactly `num_steps` plan steps."""
+class ConsequenceReport(ConsequenceSummary):
+    """What the consequence call must return: the summary, and a harm-free gist of the answer."""
+
+    answer_gist: str = Field(max_length=TEXT, description="the legitimate help the answer offers, without any harmful detail")
+
+
+class SceneSetting(Output):
+    """Scene building, first call: the situation and how it unfolds, step by step."""
+
+    situation: str = Field(min_length=1, max_length=TEXT, description="where and when the question is asked")
+    ego: str = Field(min_length=1, max_length=NAME, description="the asker's social role")
+    target: str = Field(min_length=1, max_length=SHORT, description="what the asker wants to achieve")
+    impact: list[_bounded_str(SHORT)] = Field(  # type: ignore[valid-type]
+        min_length=1, max_length=5, description="how following the answer affects people and society, step by step"
+    )
+    outcome: str = Field(min_length=1, max_length=TEXT, description="what happens in the end if the asker follows the answer")
+
+
+def roles_schema(num_roles: int) -> type[BaseModel]:
+    """Scene building, second call: exactly `num_roles` roles, most important first."""
     return create_model(
-        "Scene",
+        "Roles",
         __base__=Output,
-        situation=(str, Field(min_length=1, max_length=TEXT)),
-        ego=(str, Field(min_length=1, max_length=NAME, description="the asker's social role")),
-        outcome=(str, Field(min_length=1, max_length=TEXT, description="what happens if the asker follows the answer")),
-        roles=(list[RoleSpec], Field(min_length=1, max_length=num_roles, description="most important first")),
+        roles=(list[RoleSpec], Field(min_length=num_roles, max_length=num_roles, description="most important first")),
+    )
+
+
+def plan_schema(num_steps: int) -> type[BaseModel]:
+    """Scene building, third call: the asker's plan of exactly `num_steps` actions."""
+    return create_model(
+        "Plan",
+        __base__=Output,
         plan=(
             list[_bounded_str(SHORT)],
             Field(min_length=num_steps, max_length=num_steps, description="the asker's concrete actions, in order"),
@@ -95,9 +124,3 @@ def verdict_schema(candidates: list[str]) -> type[BaseModel]:
         conflict=(str, Field(max_length=SHORT, description="which values, if any")),
         perceivers=(list[perceiver], Field(max_length=len(candidates), description="roles who notice it")),
     )
-
-
-def _bounded_str(n: int) -> Any:
-    from typing import Annotated
-
-    return Annotated[str, Field(min_length=1, max_length=n)]

@@ -7,7 +7,8 @@ the scene its answer touches and returning the revised answer; no training.
 The response's `selfalign.matrix` field holds the trace: the initial answer, the scene, the
 event log, the memory, the consequence summary, why the simulation stopped, and the usage of
 all its calls. The request's temperature applies to every call, its max_tokens to the answers
-(structured calls use config.json_max_tokens), its seed replaces the config's seed. The same
+(structured calls use config.json_max_tokens), its seed replaces the config's seed. An answer
+cut at max_tokens is returned as it is, with finish_reason "length". The same
 request (messages and seed) always gets the same simulation.
 """
 
@@ -46,6 +47,8 @@ def matrix_answerer(model: Model, config: MatrixConfig | None = None, prompts: P
             update={
                 "temperature": sampling.temperature,
                 "max_tokens": sampling.max_tokens,
+                "revision_max_tokens": sampling.max_tokens,
+                "keep_truncated": True,  # a server returns a cut answer with finish_reason "length"
                 "seed": base.seed if sampling.seed is None else sampling.seed,
             }
         )
@@ -60,7 +63,7 @@ def matrix_answerer(model: Model, config: MatrixConfig | None = None, prompts: P
             text=record.revised,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            finish_reason="stop",
+            finish_reason=record.finish_reason,
         )
         trace = record.model_dump(mode="json", exclude={"calls"})
         trace["usage"] = usage.to_json()

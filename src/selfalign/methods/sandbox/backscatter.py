@@ -17,6 +17,7 @@ import numpy as np
 
 from selfalign.errors import ItemFailed
 from selfalign.llm import Model
+from selfalign.methods.answers import whole_answer
 from selfalign.methods.prompts import Prompts
 from selfalign.methods.seeding import derive_seed
 from selfalign.store.inputs import Item
@@ -99,7 +100,7 @@ async def run_turn(item: Item, society: Society) -> SandboxRecord:
     # 3. revise, seeing the mean rating and all the feedback
     revise_request = prompts.render("revise", mean_rating=mean_rating, feedback=usable)
     conversation += [{"role": "assistant", "content": draft}, {"role": "user", "content": revise_request}]
-    revision = await _say(society.model, conversation, cfg.temperature, cfg.max_tokens, seed("revision"), "revision")
+    revision = await _say(society.model, conversation, cfg.temperature, cfg.revision_max_tokens, seed("revision"), "revision")
 
     # 4. an observer rates the revision (the revision reaches memory when the round ends)
     observed_revision = await observe(society.observer, prompts, cfg, question, revision, seed("observe", "revision"))
@@ -123,8 +124,6 @@ async def run_turn(item: Item, society: Society) -> SandboxRecord:
 
 
 async def _say(model: Model, conversation: list[dict[str, str]], temperature: float, max_tokens: int, seed: int, step: str) -> str:
-    result = await model.chat(conversation, temperature=temperature, max_tokens=max_tokens, seed=seed)
-    text = result.text.strip()
-    if not text:
-        raise ItemFailed(f"the agent's {step} is empty")
-    return text
+    result = await whole_answer(model, conversation, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                                what=f"agent's {step}")
+    return result.text

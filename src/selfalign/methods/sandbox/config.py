@@ -27,13 +27,16 @@ class SandboxConfig(BaseModel):
     stances_file: str | None = None  # None: the shipped stance-labelled pairs
     radius: float | None = Field(None, gt=0, description="social radius, Euclidean; None: grid / 2")
     raters: int = Field(4, ge=1, description="neighbours rating each draft (paper: 4)")
-    memory_threshold: float = Field(0.7, ge=-1.0, le=1.0, description="min cosine similarity (reference: distance 0.3)")
+    memory_threshold: float = Field(
+        0.3, ge=-1.0, le=1.0, description="min cosine similarity; 0.3 measured for the lexical embedder"
+    )
     memory_k: int = Field(1, ge=0, description="past answers recalled per question (reference: 1)")
     memory_seeds: int = Field(50, ge=0, description="stance pairs sampled into each agent's memory (reference: about 50)")
     embedder: str = "lexical"
     seed: int = 0
     temperature: float = Field(0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(512, ge=1, description="per answer (draft, revision)")
+    max_tokens: int = Field(512, ge=1, description="per draft")
+    revision_max_tokens: int = Field(2048, ge=1, description="per revision (the reference allows 2,048)")
     judge_temperature: float = Field(0.0, ge=0.0, le=2.0, description="neighbours' and observers' ratings")
     judge_max_tokens: int = Field(256, ge=1, description="per rating")
     templates: str | None = None  # a folder whose .j2 files replace the shipped prompts

@@ -1,7 +1,8 @@
 """Embedders for agents' memories: text -> unit-length float32 vectors.
 
-    lexical            hashed word 1-2-grams and character 3-grams, term counts, L2-normalised;
-                       needs no weights and runs anywhere (the default)
+    lexical            hashed content-word 1-2-grams and character 3-grams (function words
+                       dropped), term counts, L2-normalised; needs no weights and runs
+                       anywhere (the default)
     lexical:DIM        the same with DIM buckets (default 512)
     st:NAME            a sentence-transformers model (pip install 'selfalign[embeddings]'),
                        e.g. st:sentence-transformers/all-MiniLM-L6-v2
@@ -19,6 +20,14 @@ from selfalign.errors import UserError
 
 LEXICAL_DIM = 512
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Function words carry the form of a question ("what should I do"), not its topic: every
+# question shares them, so they would make unrelated questions look alike.
+STOPWORDS = frozenset(
+    "a an the i me my mine we our you your he she it its they them their is are was were be been being am "
+    "do does did doing have has had of to in on at for with by from about as into than then that this these "
+    "those and or but if so not no can could should would will shall may might must what which who whom whose "
+    "how when where why there here just very really too also any some all it's i'm don't".split()
+)
 
 
 class Embedder(Protocol):
@@ -30,8 +39,9 @@ class Embedder(Protocol):
 
 
 class LexicalEmbedder:
-    """Feature hashing (signed, crc32) of lowercased word unigrams and bigrams and of character
-    3-grams inside words. Similar wording gives similar vectors; meaning is not understood."""
+    """Feature hashing (signed, crc32) of lowercased content-word unigrams and bigrams and of
+    character 3-grams inside them. Similar wording gives similar vectors; meaning is not
+    understood. benchmarks/memory_threshold.py measures how well it recalls paraphrases."""
 
     def __init__(self, dim: int = LEXICAL_DIM) -> None:
         if dim < 8:
@@ -40,7 +50,7 @@ class LexicalEmbedder:
         self.name = f"lexical:{dim}"
 
     def features(self, text: str) -> list[str]:
-        words = _WORD.findall(text.lower())
+        words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
         feats = [f"w:{w}" for w in words]
         feats += [f"b:{a} {b}" for a, b in zip(words, words[1:])]
         for w in words:
@@ -53,9 +63,7 @@ class LexicalEmbedder:
         for row, text in enumerate(texts):
             for feat in self.features(text):
                 h = zlib.crc32(feat.encode("utf-8"))
-                # character 3-grams outnumber words; weigh them down so words lead
-                weight = 0.5 if feat[0] == "c" else 1.0
-                out[row, h % self.dim] += weight if (h >> 31) & 1 else -weight
+                out[row, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
         return _normalise(out)
 
 

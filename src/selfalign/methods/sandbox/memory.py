@@ -88,7 +88,7 @@ class AgentMemory:
         self._rounds[n] = entry.round
         self.entries.append(entry)
 
-    def recall(self, query: np.ndarray, *, k: int = 1, threshold: float = 0.7, before_round: int | None = None) -> list[Recalled]:
+    def recall(self, query: np.ndarray, *, k: int = 1, threshold: float = 0.3, before_round: int | None = None) -> list[Recalled]:
         """The k memories most similar to `query` (cosine similarity >= threshold), best first;
         of equally similar ones the newest first (an agent's latest answer to the same question
         is its current stance). With before_round, only memories of earlier rounds."""
