@@ -151,6 +151,52 @@ def test_clients_that_hang_up_cancel_their_generation(tiny):
     assert time.monotonic() - started < 10
 
 
+def test_a_short_request_is_answered_while_32_of_the_largest_decode(tiny):
+    """Fair decoding: 32 requests for the largest answer fill the batch; a short one arriving
+    later is answered within 10 s (long rows take turns), then the long ones are dropped."""
+    server, _ = tiny
+    body = {"model": "tiny", "messages": USER, "max_tokens": LIMIT, "temperature": 0.7, "stop": ["never"]}
+
+    async def go():
+        async with httpx.AsyncClient(timeout=120) as client:
+            longs = [asyncio.ensure_future(client.post(server.url + "/v1/chat/completions", json={**body, "seed": i}))
+                     for i in range(32)]
+            while (await client.get(server.url + "/health")).json()["running"] < 32:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # all 32 decoding
+            started = time.monotonic()
+            short = await client.post(server.url + "/v1/chat/completions",
+                                      json={"model": "tiny", "messages": USER, "max_tokens": 8})
+            waited = time.monotonic() - started
+            still_running = sum(not t.done() for t in longs)
+            for t in longs:
+                t.cancel()
+            await asyncio.gather(*longs, return_exceptions=True)
+            return short, waited, still_running
+
+    short, waited, still_running = asyncio.run(go())
+    assert short.status_code == 200 and waited < 10
+    assert still_running >= 16  # it did not wait for the long ones to end
+
+
+def test_a_prompt_longer_than_the_context_is_a_400_before_decoding(tiny):
+    server, model = tiny
+    calls = model.provider.engine.generate_calls
+    reply = post(server, {"model": "tiny", "messages": [{"role": "user", "content": "word " * 200_000}]})
+    assert reply.status_code == 400
+    assert "tokens in all (prompt and answer); shorten the messages" in reply.json()["error"]["message"]
+    assert model.provider.engine.generate_calls == calls
+
+
+def test_a_schema_the_grammar_compiler_refuses_is_a_400_without_source_paths(tiny):
+    server, _ = tiny
+    reply = post(server, {"model": "tiny", "messages": USER,
+                          "response_format": schema_format({"type": "string", "pattern": "(?<=a)b"})})
+    assert reply.status_code == 400
+    message = reply.json()["error"]["message"]
+    assert "cannot compile this JSON schema" in message and ".cc" not in message and "/project" not in message
+
+
 def test_a_full_server_answers_503_with_retry_after_and_health_shows_the_queue(serve):
     gate = asyncio.Event()
 

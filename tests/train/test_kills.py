@@ -53,7 +53,7 @@ def test_kills_at_random_instants_then_the_same_command_finishes(tiny_lm, data_d
                 time.sleep(0.002)
             time.sleep(rng.uniform(0.0, 0.04))
         else:
-            time.sleep(rng.uniform(3.0, 10.0))
+            time.sleep(rng.uniform(1.0, 12.0))
         if proc.poll() is not None:  # it finished (or failed) before the kill
             err = proc.stderr.read()
             if proc.returncode != 0:

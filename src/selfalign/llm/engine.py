@@ -14,6 +14,14 @@ through a seeded Gumbel-max sampler, max_tokens and stop strings through a per-r
 a grammar through its own xgrammar matcher. So any rows can share a batch, and a row gives the
 same text alone or batched with others (up to the float noise of padding).
 
+Decoding is fair: when requests wait and the batch is full, the row that has run longest since
+it joined (at least `PREEMPT_AFTER` tokens) steps aside. It keeps its tokens, grammar state and
+seed; when there is room again it rejoins, its prompt and tokens prefilled anew, and goes on as
+if never paused (same tokens, up to the float noise of padding). So a short request is answered
+after at most PREEMPT_AFTER steps, however long the answers being decoded. A request whose
+caller is gone (cancelled: a client that hung up) leaves the batch at the next step. `close()`
+stops the decode loop within one step.
+
 transformers' own continuous batching has no per-request seeds, stop strings or grammars, hence
 this loop. It reads the cache's layers (`DynamicCache.layers[i].keys/values`): the transformers
 versions it is tested with are pinned in pyproject.toml.
@@ -46,6 +54,9 @@ from .types import Completion
 
 log = logging.getLogger(__name__)
 
+#: Tokens a row decodes after joining the batch before it may step aside for waiting requests.
+PREEMPT_AFTER = 32
+
 
 @dataclass
 class Row:
@@ -74,6 +85,7 @@ class _Live:
     tokens: list[int] = field(default_factory=list)
     stopped_at: int | None = None  # tokens it had when a stop string appeared
     grammar_live: bool = False  # its matcher still accepts its tokens
+    turn: int = 0  # tokens decoded since it (re)joined the batch
 
     def __post_init__(self) -> None:
         self.row = self.pending.row
@@ -128,6 +140,8 @@ class BatchEngine:
         #: and the rows they held (tests, benchmarks).
         self.generate_calls = 0
         self.generated_rows = 0
+        #: Rows that stepped aside for waiting requests so far (see PREEMPT_AFTER).
+        self.preemptions = 0
         #: Our own decode loop; False: one `model.generate` per batch (see module docstring).
         self.continuous = _plain_dynamic_cache(model, self.device)
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -139,6 +153,7 @@ class BatchEngine:
         self._closed = False
         self._running: _Running | None = None  # the running batch (touched by the thread only)
         self._active: list[_Pending] = []  # its requests, as the async side last saw them
+        self._paused: list[_Live] = []  # rows that stepped aside, oldest first (thread side)
         self._arrived = threading.Event()  # set by generate(): new work waits in the queue
         self._bitmask: torch.Tensor | None = None
         self._forbidden_in_json: torch.Tensor | None = None  # see decoding.control_token_mask
@@ -169,28 +184,32 @@ class BatchEngine:
     async def _serve(self, queue: asyncio.Queue[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if self._active:  # the engine runs: admit whatever is queued now, without waiting
+            if self._active or self._paused:  # the engine runs: admit what is queued now, without waiting
                 room = self.max_batch_size - len(self._active)
                 admit = [queue.get_nowait() for _ in range(min(room, queue.qsize()))]
             else:
                 admit = await self._collect(queue)
             admit = [p for p in admit if not p.future.done()]  # callers may have given up
-            if not admit and not self._active:
+            if not admit and not self._active and not self._paused:
                 continue
-            self._arrived.clear()
+            if queue.empty():  # else it stays set, and the decode loop makes room
+                self._arrived.clear()
             try:
                 finished = await loop.run_in_executor(self._executor, self._advance, admit)
             except asyncio.CancelledError:
-                _fail([*self._active, *admit], ModelError(f"{self.name}: the provider was closed during the call"))
+                _fail(self._in_flight(admit), ModelError(f"{self.name}: the provider was closed during the call"))
                 raise
             except Exception as exc:  # a forward pass failed: every row in flight fails
-                _fail([*self._active, *admit], _forward_error(self.name, exc))
-                self._running, self._active = None, []
+                _fail(self._in_flight(admit), _forward_error(self.name, exc))
+                self._running, self._active, self._paused = None, [], []
                 continue
             for pending, result in finished:
                 if not pending.future.done():
                     pending.future.set_result(result)
             self._active = [] if self._running is None else [live.pending for live in self._running.rows]
+
+    def _in_flight(self, admit: list[_Pending]) -> list[_Pending]:
+        return [*self._active, *admit, *(live.pending for live in self._paused)]
 
     async def _collect(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
         """The first queued request, plus those arriving within batch_wait_s, up to the max."""
@@ -221,6 +240,7 @@ class BatchEngine:
         if self._queue is not None:
             while not self._queue.empty():
                 _fail([self._queue.get_nowait()], ModelError(f"{self.name}: the provider is closed"))
+        _fail([live.pending for live in self._paused], ModelError(f"{self.name}: the provider is closed"))
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.model = None  # drop our reference so the weights can be freed
 
@@ -239,21 +259,53 @@ class BatchEngine:
             return [(live.pending, c) for live, c in zip(lives, completions, strict=True)]
         finished: list[tuple[_Pending, Completion]] = []
         with torch.inference_mode():
+            lives += self._resume(self.max_batch_size - len(lives) - self._batch_size())
             if lives:
                 self._admit(lives)
                 finished += self._retire()
-            while self._running is not None and not finished:
-                if self._arrived.is_set() and len(self._running.rows) < self.max_batch_size:
+            while self._running is not None and not finished and not self._closed:
+                room = self.max_batch_size - len(self._running.rows)
+                if room and self._arrived.is_set():
                     break  # back to the event loop, which admits the newcomers
-                self._step()
+                if room and self._paused and (back := self._resume(room)):
+                    self._admit(back)
+                elif (self._arrived.is_set() or self._paused) and self._pause_one():
+                    continue  # a row that had its turn made room
+                else:
+                    self._step()
                 finished += self._retire()
         return finished
 
+    def _batch_size(self) -> int:
+        return 0 if self._running is None else len(self._running.rows)
+
+    def _resume(self, room: int) -> list[_Live]:
+        """Up to `room` paused rows, oldest first, to rejoin the batch (those whose caller is
+        gone are dropped)."""
+        self._paused = [live for live in self._paused if not live.pending.future.done()]
+        back, self._paused = self._paused[: max(room, 0)], self._paused[max(room, 0) :]
+        return back
+
+    def _pause_one(self) -> bool:
+        """Take the row that has run longest since it joined out of the full batch, keeping
+        its tokens; False if no row has had PREEMPT_AFTER tokens yet."""
+        run = self._running
+        assert run is not None
+        k = max(range(len(run.rows)), key=lambda i: run.rows[i].turn)
+        if run.rows[k].turn < PREEMPT_AFTER:
+            return False
+        self._paused.append(run.rows[k])
+        self._keep([i for i in range(len(run.rows)) if i != k])
+        self.preemptions += 1
+        return True
+
     def _admit(self, lives: list[_Live]) -> None:
-        """Prefill the new rows, choose their first token, and join them to the running batch."""
+        """Prefill the rows and join them to the running batch. A new row chooses its first
+        token; a paused one prefills its prompt and tokens but the last, which is its next input."""
         from transformers import DynamicCache
 
-        input_ids, mask = _left_pad([live.row for live in lives], self.pad_token_id, self.device)
+        ids = [live.row.prompt_ids + live.tokens[:-1] for live in lives]
+        input_ids, mask = _left_pad(ids, self.pad_token_id, self.device)
         positions = (mask.cumsum(-1) - 1).clamp_(min=0)
         cache = DynamicCache(config=self.model.config)
         extra = {"logits_to_keep": 1} if self._logits_to_keep else {}
@@ -263,7 +315,13 @@ class BatchEngine:
         )
         self.generate_calls += 1
         self.generated_rows += len(lives)
-        last = self._choose(out.logits[:, -1, :], lives)
+        last = torch.tensor([live.tokens[-1] if live.tokens else 0 for live in lives], device=self.device)
+        fresh = [k for k, live in enumerate(lives) if not live.tokens]
+        if fresh:
+            index = torch.tensor(fresh, device=self.device)
+            last[index] = self._choose(out.logits[index, -1, :], [lives[k] for k in fresh])
+        for live in lives:
+            live.turn = 0
         new = _Running(lives, out.past_key_values, mask, last)
         self._running = new if self._running is None else _merge(self._running, new)
 
@@ -296,6 +354,7 @@ class BatchEngine:
         chosen = scores.argmax(dim=-1)
         for live, token in zip(lives, chosen.tolist(), strict=True):
             live.tokens.append(token)
+            live.turn += 1
             if live.grammar_live and not live.row.matcher.is_terminated():
                 live.grammar_live = bool(live.row.matcher.accept_token(token))
             if live.row.stop and token not in self.eos_token_ids:
@@ -342,11 +401,17 @@ class BatchEngine:
                 done.append((live.pending, self._read_row(live.row, live.tokens, live.stopped_at)))
             else:
                 keep.append(k)
-        if not done:
-            return done
+        if done:
+            self._keep(keep)
+        return done
+
+    def _keep(self, keep: list[int]) -> None:
+        """Keep only these rows of the running batch, and the cache columns they use."""
+        run = self._running
+        assert run is not None
         if not keep:
             self._running = None
-            return done
+            return
         index = torch.tensor(keep, device=run.mask.device)
         run.rows = [run.rows[k] for k in keep]
         run.mask, run.last = run.mask[index], run.last[index]
@@ -355,14 +420,13 @@ class BatchEngine:
         for layer in run.cache.layers:
             layer.keys = layer.keys[index, :, start:]
             layer.values = layer.values[index, :, start:]
-        return done
 
     # -- the fallback: one generate call per batch ------------------------------------------
 
     def _generate(self, rows: list[Row]) -> list[Completion]:
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-        input_ids, attention_mask = _left_pad(rows, self.pad_token_id, self.device)
+        input_ids, attention_mask = _left_pad([r.prompt_ids for r in rows], self.pad_token_id, self.device)
         prompt_len = input_ids.shape[1]
         processors = LogitsProcessorList()
         if any(r.matcher is not None for r in rows):
@@ -425,14 +489,14 @@ class BatchEngine:
 # -- batch helpers --------------------------------------------------------------------------
 
 
-def _left_pad(rows: list[Row], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-align the prompts, so every row's next token comes at the same position."""
-    width = max(len(r.prompt_ids) for r in rows)
+def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-align the token ids, so every row's next token comes at the same position."""
+    width = max(len(ids) for ids in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row.prompt_ids)
-        input_ids[i, width - n :] = torch.tensor(row.prompt_ids, dtype=torch.long)
+    for i, ids in enumerate(rows):
+        n = len(ids)
+        input_ids[i, width - n :] = torch.tensor(ids, dtype=torch.long)
         attention_mask[i, width - n :] = 1
     return input_ids.to(device), attention_mask.to(device)
 

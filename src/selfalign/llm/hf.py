@@ -4,7 +4,9 @@ A thin adapter: it loads the model (a Hugging Face folder, hub id or GGUF file, 
 `checkpoints.py`), turns each chat request into token ids with the model's chat template and,
 for structured output, an xgrammar matcher compiled from the JSON schema, and hands the row to
 the continuous-batching engine (`engine.py`), which decodes all concurrent requests together.
-A request without a seed samples with seed 0.
+A request without a seed samples with seed 0. A prompt longer than the model's context is
+refused (UserError) before any decoding, and `max_tokens` is capped at what the context holds
+after the prompt. Compiled grammars are kept for the last GRAMMAR_CACHE_SIZE schemas.
 
 No retries, no cache: the `Model` wrapper does those.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,6 +28,8 @@ from .checkpoints import load_pretrained, resolve_dtype
 from .engine import BatchEngine, Row
 from .errors import ModelError
 from .types import ChatRequest, Completion
+
+GRAMMAR_CACHE_SIZE = 256  # compiled grammars kept (least recently used dropped first)
 
 
 class HFProvider:
@@ -76,7 +81,8 @@ class HFProvider:
             name=self.name,
         )
         self._grammar_compiler: Any | None = None
-        self._grammars: dict[str, Any] = {}  # JSON schema text -> compiled grammar
+        self._grammars: OrderedDict[str, Any] = OrderedDict()  # JSON schema text -> compiled grammar
+        self.context_length = _context_length(self.model, self.tokenizer)
         self._grammar_lock = threading.Lock()
         # Templating and grammar compilation (slow for a new schema) stay off the event loop.
         self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfalign-hf-prepare")
@@ -105,6 +111,14 @@ class HFProvider:
         # The template already holds every special token the model expects (BOS included).
         prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         sampling = request.sampling
+        max_tokens = sampling.max_tokens
+        if self.context_length is not None:
+            if len(prompt_ids) >= self.context_length:
+                raise UserError(
+                    f"the prompt is {len(prompt_ids)} tokens, and {self.name} holds {self.context_length} tokens "
+                    "in all (prompt and answer); shorten the messages"
+                )
+            max_tokens = min(max_tokens, self.context_length - len(prompt_ids))
         matcher = None
         if request.json_schema is not None:
             import xgrammar as xgr
@@ -112,7 +126,7 @@ class HFProvider:
             matcher = xgr.GrammarMatcher(self._grammar(request.json_schema))
         return Row(
             prompt_ids=list(prompt_ids),
-            max_tokens=sampling.max_tokens,
+            max_tokens=max_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             seed=sampling.seed if sampling.seed is not None else 0,
@@ -121,12 +135,14 @@ class HFProvider:
         )
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
-        """The compiled grammar of a JSON schema; compiled once per schema (it is slow)."""
+        """The compiled grammar of a JSON schema; compiled once per schema (it is slow) while it
+        is among the GRAMMAR_CACHE_SIZE most recently used."""
         import xgrammar as xgr
 
         key = json.dumps(schema, sort_keys=True)
         with self._grammar_lock:
             if key in self._grammars:
+                self._grammars.move_to_end(key)
                 return self._grammars[key]
             if self._grammar_compiler is None:
                 info = xgr.TokenizerInfo.from_huggingface(
@@ -137,9 +153,11 @@ class HFProvider:
                 # Compact JSON: with any whitespace, a weak model can pad with spaces forever.
                 # The schema's own key order is kept: it is the order the fields are written in.
                 grammar = self._grammar_compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
-            except Exception as exc:
-                raise ModelError(f"{self.name}: cannot compile this JSON schema for constrained decoding: {exc}") from exc
+            except Exception as exc:  # the schema's fault: a bad request, not a broken model
+                raise UserError(f"cannot compile this JSON schema for constrained decoding: {exc}") from exc
             self._grammars[key] = grammar
+            if len(self._grammars) > GRAMMAR_CACHE_SIZE:
+                self._grammars.popitem(last=False)
             return grammar
 
 
@@ -161,6 +179,16 @@ def _pad_id(model: Any, tokenizer: Any, eos_ids: list[int]) -> int:
         if candidate is not None:
             return int(candidate)
     return eos_ids[0]  # masked out by the attention mask, so any id does
+
+
+def _context_length(model: Any, tokenizer: Any) -> int | None:
+    """Tokens the model holds in all (prompt and answer), from its config; None if unknown."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(model.config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 10**7 else None
 
 
 def _vocab_size(model: Any) -> int:
