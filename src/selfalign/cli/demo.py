@@ -13,7 +13,6 @@ import concurrent.futures
 import json
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
@@ -42,14 +41,13 @@ def run(args: argparse.Namespace) -> int:
     run_dir = out / "run"
     print(f"critique-revise with {spec} on {prompts} -> {run_dir}")
     critique_revise.run(
-        SimpleNamespace(
-            model=spec, prompts=str(prompts), field=None, out=str(run_dir), limit=None, concurrency=8, max_calls=64,
-            seed=0, temperature=0.7, max_tokens=max_tokens, templates=None, device=None, no_retry_failed=False,
-            quiet=False, principles=None,
+        _command_line(
+            "critique-revise", "--model", spec, "--prompts", prompts, "--out", run_dir, "--concurrency", 8,
+            "--seed", 0, "--temperature", 0.7, "--max-tokens", max_tokens,
         )
     )
     for fmt in ("sft", "preference"):
-        export.run(SimpleNamespace(run=str(run_dir), format=fmt, to=str(out / f"{fmt}.jsonl"), failures=False))
+        export.run(_command_line("export", run_dir, "--format", fmt, "--to", out / f"{fmt}.jsonl"))
     summary = json.loads((run_dir / "summary.json").read_text())
     print()
     print(f"run:        {run_dir / 'run.sqlite'}")
@@ -59,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if first:
         print(f"first row:  {first[0][:300]}")
     return 0
+
+
+def _command_line(*argv: object) -> argparse.Namespace:
+    """The options of another command as its parser reads them, defaults included."""
+    from selfalign.cli.main import build_parser
+
+    return build_parser().parse_args([str(a) for a in argv])
 
 
 def _choose_model(args: argparse.Namespace, out: Path) -> tuple[str, int]:
