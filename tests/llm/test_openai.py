@@ -84,13 +84,19 @@ def test_schema_goes_as_response_format(serve):
 def test_request_params(monkeypatch):
     provider = OpenAIProvider("m", base_url="http://h/v1", api_key="k")
     req = ChatRequest((Message(role="user", content="x"),), Sampling(seed=3), {"title": "My Thing!", "type": "object"})
-    params = provider._params(req)
+    schema = {"title": "My Thing!", "type": "object"}
+    params = provider._params(req, "json_schema")
     assert params["seed"] == 3 and "stop" not in params and params["max_tokens"] == 512
     assert params["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "My_Thing_", "schema": {"title": "My Thing!", "type": "object"}, "strict": False},
+        "json_schema": {"name": "My_Thing_", "schema": schema, "strict": False},
     }
-    assert "response_format" not in OpenAIProvider("m", base_url="http://h/v1", constrained=False)._params(req)
+    assert provider._params(req, "json_object")["response_format"] == {"type": "json_object", "schema": schema}
+    assert provider._params(req, "structured_outputs")["extra_body"] == {
+        "structured_outputs": {"json": schema, "disable_any_whitespace": True}
+    }
+    bare = provider._params(req, "none")
+    assert "response_format" not in bare and "extra_body" not in bare
 
 
 @pytest.mark.parametrize("status", [503, 429, 500, 502, 504])

@@ -68,6 +68,7 @@ class Model:
         self.default_sampling = sampling or Sampling()
         self.stats = CallStats()
         self._limit = asyncio.Semaphore(max_concurrency)
+        self._structured_known = False
 
     @property
     def name(self) -> str:
@@ -84,7 +85,7 @@ class Model:
         msgs = as_messages(messages)
         base = (sampling or self.default_sampling).model_copy(update=overrides)
         json_schema = schema.model_json_schema() if schema else None
-        msgs = self._prepare(msgs, json_schema)
+        msgs = await self._prepare(msgs, json_schema)
         attempts = self.retry.schema_attempts if schema else 1
         last_error = ""
         for attempt in range(attempts):
@@ -93,9 +94,9 @@ class Model:
             if schema is None:
                 return _result(completion, None, cached, attempt + 1)
             try:
-                parsed = schema.model_validate_json(_json_text(completion.text))
+                parsed = schema.model_validate(read_json(completion.text))
                 return _result(completion, parsed, cached, attempt + 1)
-            except ValidationError as exc:
+            except (ValueError, ValidationError) as exc:
                 last_error = _short(exc, completion)
                 log.debug("schema %s attempt %d failed: %s", schema.__name__, attempt + 1, last_error)
         self.stats.failures += 1
@@ -106,17 +107,34 @@ class Model:
     ) -> tuple[Completion, bool]:
         """One raw call (cache, concurrency limit, retries), its text not validated: what an
         OpenAI-compatible server does with a `response_format`. Returns (completion, cached)."""
-        msgs = self._prepare(as_messages(messages), json_schema)
+        msgs = await self._prepare(as_messages(messages), json_schema)
         return await self._complete(ChatRequest(msgs, sampling, json_schema))
 
-    def _prepare(self, msgs: tuple[Message, ...], json_schema: dict[str, Any] | None) -> tuple[Message, ...]:
+    async def _prepare(self, msgs: tuple[Message, ...], json_schema: dict[str, Any] | None) -> tuple[Message, ...]:
         """A provider that cannot constrain its decoding is told the schema in the prompt."""
-        if json_schema is not None and not self.provider.constrained:
+        if json_schema is None:
+            return msgs
+        await self._find_structured_mode()
+        if not self.provider.constrained:
             return _with_schema_instruction(msgs, json_schema)
         return msgs
 
+    async def _find_structured_mode(self) -> None:
+        """A provider that finds out how its server takes a schema (openai:) does so once per run:
+        the mode is kept in the run's cache, so a resumed run sends the same prompts."""
+        find = getattr(self.provider, "find_structured_mode", None)
+        if find is None or self._structured_known:
+            return
+        key = call_key(self.provider.name, None)
+        remembered = self.cache.get_call(key) if self.cache is not None else None
+        mode = await find(remembered.get("structured") if remembered else None)
+        if self.cache is not None and (remembered or {}).get("structured") != mode:
+            self.cache.put_call(key, {"structured": mode})
+        self._structured_known = True
+
     async def _complete(self, request: ChatRequest) -> tuple[Completion, bool]:
-        key = call_key(self.provider.name, request)
+        structured = getattr(self.provider, "structured", None) if request.json_schema is not None else None
+        key = call_key(self.provider.name, request, structured)
         if self.cache is not None and (hit := self.cache.get_call(key)) is not None:
             completion = Completion(**hit)
             self.stats.cached_calls += 1
@@ -150,14 +168,20 @@ class Model:
         await self.provider.close()
 
 
-def call_key(model_name: str, request: ChatRequest) -> str:
-    """Cache key: model, messages, sampling (seed included) and schema."""
-    payload = {
-        "model": model_name,
-        "messages": [m.model_dump() for m in request.messages],
-        "sampling": request.sampling.model_dump(mode="json"),
-        "schema": request.json_schema,
-    }
+def call_key(model_name: str, request: ChatRequest | None, structured: str | None = None) -> str:
+    """Cache key: model, messages, sampling (seed included), schema and, where a server has
+    several, the structured-output mode. No request: the key of the model's remembered mode."""
+    if request is None:
+        payload: dict[str, Any] = {"model": model_name, "structured_mode": True}
+    else:
+        payload = {
+            "model": model_name,
+            "messages": [m.model_dump() for m in request.messages],
+            "sampling": request.sampling.model_dump(mode="json"),
+            "schema": request.json_schema,
+        }
+        if structured is not None:
+            payload["structured"] = structured
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -192,15 +216,28 @@ def _with_schema_instruction(msgs: tuple[Message, ...], json_schema: dict[str, A
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
-def _json_text(text: str) -> str:
-    """Models without constrained decoding often wrap JSON in a code fence."""
+def read_json(text: str) -> Any:
+    """A model's JSON, read leniently where that is safe: surrounding whitespace, a code fence
+    (models without constrained decoding often add one) and raw control characters inside
+    strings (constrained decoders in some servers let tabs and newlines through). The caller
+    then validates it strictly against the schema. Raises ValueError for anything else."""
     match = _FENCE.match(text)
-    return match.group(1) if match else text.strip()
+    body = match.group(1) if match else text.strip()
+    try:
+        return json.loads(body, strict=False)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
 
 
-def _short(exc: ValidationError, completion: Completion) -> str:
+def _short(exc: Exception, completion: Completion) -> str:
     reason = "output truncated at max_tokens; " if completion.finish_reason == "length" else ""
-    return f"{reason}{exc.errors()[0]['msg'] if exc.errors() else exc} in {completion.text[:120]!r}"
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        detail = f"{where}: {first['msg']}" if where else first["msg"]
+    else:
+        detail = str(exc)
+    return f"{reason}{detail} in {completion.text[:120]!r}"
 
 
 def _result(completion: Completion, parsed: Any, cached: bool, attempts: int) -> ChatResult:

@@ -4,15 +4,31 @@ TGI, OpenAI itself, or `selfalign serve`), through the official `openai` client.
     model = load_model("openai:llama3@http://localhost:8000/v1")
     model = load_model("openai:gpt-4o-mini")    # OPENAI_API_KEY, OPENAI_BASE_URL from the environment
 
-This provider sends one request per call and reports failures: 429, 5xx, timeouts and lost
-connections as TransientError (the Model wrapper retries those with backoff), any other 4xx as
-ModelError with the server's message. The client's own retries are off: retrying lives once, in
-`selfalign.llm.model.Model`. The API key is never logged and never part of a name, repr or error.
+    model = load_model("openai:m@http://localhost:8080/v1?structured=json_object")  # force a mode
+
+Structured output: servers differ in how they take a JSON schema, so the first call with a
+schema finds out, once, which of these the server accepts (the Model wrapper keeps the answer
+in the run, so a resumed run sends the same prompts):
+- `structured_outputs`: vLLM's own request field, with unbounded whitespace turned off (asked
+  first of a server whose /v1/models says it is vLLM);
+- `json_schema`: `response_format={"type": "json_schema", ...}` (OpenAI, SGLang, Ollama,
+  llama.cpp's C++ server, `selfalign serve`);
+- `json_object`: `response_format={"type": "json_object", "schema": ...}` (llama-cpp-python);
+- `none`: nothing is sent; the Model wrapper puts the schema into the prompt and validates.
+`?structured=MODE` on the spec skips the probe.
+
+This provider sends one request per call and reports failures: 429, timeouts, lost connections
+and 5xx as TransientError (the Model wrapper retries those with backoff); a refusal (400, 422,
+or a 500 whose body says the request is invalid) as ModelError naming what the server does not
+take and what to do; any other 4xx as ModelError with the server's message. The client's own
+retries are off: retrying lives once, in `selfalign.llm.model.Model`. The API key is never
+logged and never part of a name, repr or error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any
 
@@ -21,20 +37,32 @@ import openai
 from selfalign.errors import UserError
 
 from .errors import ModelError, TransientError
-from .types import ChatRequest, Completion
+from .types import ChatRequest, Completion, Message, Sampling
+
+log = logging.getLogger(__name__)
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: The key sent to servers that do not check keys (vLLM, Ollama, llama.cpp, `selfalign serve`).
 PLACEHOLDER_KEY = "EMPTY"
+#: How a request carries its JSON schema, best first; `none` puts it into the prompt.
+STRUCTURED_MODES = ("structured_outputs", "json_schema", "json_object", "none")
+# The probe's schema: an enum value no model writes unless its decoding is constrained.
+_PROBE_SCHEMA = {
+    "title": "Probe",
+    "type": "object",
+    "properties": {"answer": {"type": "string", "enum": ["yes"]}},
+    "required": ["answer"],
+}
+_PROBE_REQUEST = ChatRequest(
+    (Message(role="user", content="Answer with a JSON object."),), Sampling(temperature=0.0, max_tokens=32), _PROBE_SCHEMA
+)
 
 
 class OpenAIProvider:
     """One model on one OpenAI-compatible server.
 
-    `constrained=True` sends `response_format={"type": "json_schema", ...}` when a request has a
-    JSON schema (vLLM, SGLang, OpenAI and `selfalign serve` enforce it); pass
-    `constrained=False` for a server that rejects `response_format`, and the Model wrapper will
-    put the schema into the prompt instead.
+    `structured` is how requests carry a JSON schema (one of STRUCTURED_MODES); None finds out
+    on the first structured call (`find_structured_mode`).
     """
 
     def __init__(
@@ -45,7 +73,7 @@ class OpenAIProvider:
         api_key: str | None = None,
         timeout: float = 120.0,
         max_connections: int = 64,
-        constrained: bool = True,
+        structured: str | None = None,
     ) -> None:
         if not model:
             raise UserError("openai: needs a model name, e.g. openai:llama3@http://localhost:8000/v1")
@@ -62,7 +90,13 @@ class OpenAIProvider:
         self._api_key = key
         self.timeout = timeout
         self.max_connections = max_connections
-        self.constrained = constrained
+        if structured is not None and structured not in STRUCTURED_MODES:
+            raise UserError(
+                f"openai:{model}: unknown structured={structured!r}; use one of {', '.join(STRUCTURED_MODES)}, "
+                "e.g. openai:NAME@URL?structured=json_object"
+            )
+        self.structured = structured
+        self._probe_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.name = f"openai:{model}@{self.base_url}"
         # One client per event loop: an httpx connection pool cannot outlive the loop it was
         # opened on, and callers may run several `asyncio.run`s with the same provider.
@@ -72,12 +106,66 @@ class OpenAIProvider:
     def __repr__(self) -> str:
         return f"OpenAIProvider({self.name!r})"
 
-    async def complete(self, request: ChatRequest) -> Completion:
-        client = self._get_client()
+    @property
+    def constrained(self) -> bool:
+        """True unless the schema must go into the prompt (known after `find_structured_mode`)."""
+        return self.structured != "none"
+
+    async def find_structured_mode(self, remembered: str | None = None) -> str:
+        """The mode requests with a schema use: the forced one, the one this run `remembered`,
+        or the first the server accepts, probed once however many calls wait for it."""
+        if self.structured is None and remembered in STRUCTURED_MODES:
+            self.structured = remembered
+        if self.structured is None:
+            async with self._lock():
+                if self.structured is None:
+                    self.structured = await self._probe()
+                    log.info("%s: structured output as %s", self.name, self.structured)
+        return self.structured
+
+    async def _probe(self) -> str:
+        candidates = list(STRUCTURED_MODES[1:-1])
+        if await self._is_vllm():
+            candidates.insert(0, "structured_outputs")
+        for mode in candidates:
+            try:
+                await self._send(_PROBE_REQUEST, mode)
+                return mode
+            except TransientError:
+                raise
+            except ModelError as exc:
+                log.debug("%s: structured output as %s refused: %s", self.name, mode, exc)
+        return "none"
+
+    async def _is_vllm(self) -> bool:
+        """vLLM's /v1/models names itself the owner of its models."""
         try:
-            response = await client.chat.completions.create(**self._params(request))
+            page = await self._get_client().models.list()
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise TransientError(f"{self.name}: cannot connect: {exc}") from exc
+        except openai.APIError:
+            return False
+        return any(getattr(m, "owned_by", None) == "vllm" for m in page.data)
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._probe_lock is None or self._probe_lock[0] is not loop:
+            self._probe_lock = (loop, asyncio.Lock())
+        return self._probe_lock[1]
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        mode = "none"
+        if request.json_schema is not None:
+            mode = await self.find_structured_mode()
+        return await self._send(request, mode)
+
+    async def _send(self, request: ChatRequest, mode: str) -> Completion:
+        client = self._get_client()
+        params = self._params(request, mode)
+        try:
+            response = await client.chat.completions.create(**params)
         except openai.APIStatusError as exc:
-            raise _status_error(self.name, exc) from exc
+            raise _status_error(self.name, exc, mode if request.json_schema is not None else "none") from exc
         except openai.APITimeoutError as exc:
             raise TransientError(f"{self.name}: no answer within {self.timeout:g}s") from exc
         except openai.APIConnectionError as exc:
@@ -88,7 +176,7 @@ class OpenAIProvider:
             raise ModelError(f"{self.name}: {exc.message}") from exc
         return _completion(self.name, response)
 
-    def _params(self, request: ChatRequest) -> dict[str, Any]:
+    def _params(self, request: ChatRequest, mode: str = "none") -> dict[str, Any]:
         s = request.sampling
         params: dict[str, Any] = {
             "model": self.model,
@@ -101,15 +189,8 @@ class OpenAIProvider:
             params["stop"] = list(s.stop)
         if s.seed is not None:
             params["seed"] = s.seed
-        if request.json_schema is not None and self.constrained:
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": _schema_name(request.json_schema),
-                    "schema": request.json_schema,
-                    "strict": False,
-                },
-            }
+        if request.json_schema is not None:
+            params.update(_schema_params(request.json_schema, mode))
         return params
 
     def _get_client(self) -> Any:
@@ -145,12 +226,49 @@ def _limits(max_connections: int) -> Any:
     return httpx_module.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
 
 
-def _status_error(name: str, exc: Any) -> ModelError:
+def _schema_params(schema: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The request fields that carry `schema` in structured-output `mode`."""
+    if mode == "json_schema":
+        named = {"name": _schema_name(schema), "schema": schema, "strict": False}
+        return {"response_format": {"type": "json_schema", "json_schema": named}}
+    if mode == "json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if mode == "structured_outputs":  # vLLM; without this a small model may pad with whitespace forever
+        return {"extra_body": {"structured_outputs": {"json": schema, "disable_any_whitespace": True}}}
+    return {}
+
+
+# Words with which servers say a request is invalid, whatever status they send it with
+# (llama-cpp-python answers some invalid requests with a 500).
+_INVALID_WORDS = ("invalid", "not supported", "unsupported", "validation error", "unrecognized", "extra inputs",
+                  "extra_forbidden", "input should be", "not permitted", "unexpected keyword")
+
+
+def _status_error(name: str, exc: Any, mode: str = "none") -> ModelError:
     status = exc.status_code
     message = _server_message(exc)
+    if status in (400, 422) or (status >= 500 and any(w in message.lower() for w in _INVALID_WORDS)):
+        return ModelError(f"{name}: the server refused the request (HTTP {status}: {message}); {_refusal_hint(message, mode)}")
     if status == 429 or status == 408 or status >= 500:
         return TransientError(f"{name}: HTTP {status}: {message}")
     return ModelError(f"{name}: HTTP {status}: {message}")
+
+
+def _refusal_hint(message: str, mode: str) -> str:
+    """What the server does not take, and what to do about it."""
+    said = message.lower()
+    if "max_tokens" in said or "context" in said or "too long" in said:
+        return "the prompt and max_tokens do not fit the model's context: lower --max-tokens, or serve a longer context"
+    if mode != "none":
+        others = ", ".join(m for m in STRUCTURED_MODES if m != mode)
+        return (
+            f"it may not take structured output as {mode}: force another mode with "
+            f"openai:MODEL@URL?structured=MODE ({others})"
+        )
+    for field in ("seed", "stop", "top_p", "temperature", "system"):
+        if field in said:
+            return f"it does not take `{field}` as this request sends it; see the server's documentation"
+    return "it does not take this OpenAI chat request; see the server's message and its documentation"
 
 
 def _server_message(exc: Any) -> str:

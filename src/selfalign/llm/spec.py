@@ -11,9 +11,11 @@ from .provider import Provider
 from .types import Sampling
 
 SPEC_HELP = (
-    "a model spec is one of: hf:ID_OR_PATH, openai:MODEL@BASE_URL (or openai:MODEL with "
-    "OPENAI_BASE_URL / OPENAI_API_KEY set), vllm:ID_OR_PATH, scripted:FILE"
+    "a model spec is one of: hf:ID_OR_PATH, openai:MODEL@BASE_URL[?structured=MODE] (or openai:MODEL "
+    "with OPENAI_BASE_URL / OPENAI_API_KEY set), vllm:ID_OR_PATH, scripted:FILE"
 )
+#: Options an openai: spec may carry after `?`.
+OPENAI_SPEC_OPTIONS = ("structured",)
 
 
 def load_provider(spec: str, **options: Any) -> Provider:
@@ -27,8 +29,9 @@ def load_provider(spec: str, **options: Any) -> Provider:
     if kind == "openai":
         from .openai_compat import OpenAIProvider
 
+        target, _, query = target.partition("?")
         model, _, base_url = target.partition("@")
-        return OpenAIProvider(model, base_url=base_url or None, **options)
+        return OpenAIProvider(model, base_url=base_url or None, **_spec_options(spec, query), **options)
     if kind == "vllm":
         from .vllm import VLLMProvider
 
@@ -38,6 +41,17 @@ def load_provider(spec: str, **options: Any) -> Provider:
 
         return ScriptedProvider.from_file(target)
     raise UserError(f"unknown model kind {kind!r} in {spec!r}: {SPEC_HELP}")
+
+
+def _spec_options(spec: str, query: str) -> dict[str, str]:
+    """`structured=json_object` -> {"structured": "json_object"}; unknown names are refused."""
+    from urllib.parse import parse_qsl
+
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(OPENAI_SPEC_OPTIONS))
+    if unknown:
+        raise UserError(f"bad model spec {spec!r}: unknown option {unknown[0]!r}; an openai: spec takes ?structured=MODE")
+    return options
 
 
 def load_model(
