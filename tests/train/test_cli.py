@@ -25,7 +25,9 @@ def test_cli_trains_end_to_end_with_config_and_flag_overrides(tiny_lm, data_dir,
     assert rc == 0
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["method"] == "stable" and summary["steps"] == 2  # the flag beat the file
-    assert f"model written to {out}" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"checkpoint: {out}  (load it with hf:{out}" in captured.out and "trained 2 steps" in captured.out
+    assert "2/2" in captured.err and "loss=" in captured.err  # the progress bar: steps and loss
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
     saved = (out / "train_config.yaml").read_text()
     assert "ratio: 0.5" in saved and "max_steps: 2" in saved

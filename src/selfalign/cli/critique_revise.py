@@ -33,10 +33,9 @@ def run(args: argparse.Namespace) -> int:
     )
     principles = load_principles(config.principles_file)  # checked before any model call
     prompts = Prompts(PROMPTS_DIR, config.templates)
-    run_generator(
+    return run_generator(
         args,
         "critique-revise",
         config,
         lambda model: partial(run_item, model=model, config=config, principles=principles, prompts=prompts),
     )
-    return 0

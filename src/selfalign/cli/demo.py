@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run critique-revise on bundled prompts and export the data (what `make demo` runs)",
         description="Example: selfalign demo --out runs/demo",
     )
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", default="runs/demo", help="run folder of the demo")
     p.add_argument("--hub-model", default=DEFAULT_MODEL, help=f"hub model to try first (default {DEFAULT_MODEL})")
     p.add_argument(
         "--offline", action="store_true",

@@ -27,8 +27,11 @@ def run(args: argparse.Namespace) -> int:
     store = RunStore.open_existing(args.run)
     try:
         if args.failures:
-            for item_id, reason in store.failures():
+            failures = store.failures()
+            for item_id, reason in failures:
                 print(f"{item_id}\t{reason}")
+            if not failures:
+                print(f"no failures in {args.run}")
             return 0
         if not args.format or not args.to:
             raise UserError("export needs --format and --to (or --failures)")

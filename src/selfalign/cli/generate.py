@@ -1,6 +1,9 @@
 """What every generator command shares: its options, and the run from inputs to summary.
 
     selfalign critique-revise --model SPEC --prompts FILE --out DIR [--concurrency 32] [--seed 0]
+
+Every generator exits 0 when all items are done, 1 when some failed (their reasons are in
+the run), 2 on bad usage or input (nothing run).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
+from selfalign.errors import UserError
 from selfalign.llm import Model, load_model
+from selfalign.methods import method_module
 from selfalign.runner import RunSummary, run_items
 from selfalign.store import RunStore, load_items
 from selfalign.store.files import write_text_atomic
@@ -22,17 +27,23 @@ from selfalign.store.inputs import Item
 MakeRunItem = Callable[[Model], Callable[[Item], Any]]
 
 
-def add_generator_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model spec: hf:PATH, openai:MODEL@URL, vllm:PATH, scripted:FILE")
-    p.add_argument("--prompts", required=True, help="inputs: .jsonl/.json/.csv/.txt/.parquet, a datasets folder or hub name")
+#: Exit codes of every generator (documented in the README).
+EXIT_ALL_DONE, EXIT_SOME_FAILED = 0, 1  # 2: bad usage or input (selfalign.cli.main)
+
+
+def add_generator_options(p: argparse.ArgumentParser, *, inputs: str = "prompts") -> None:
+    """The options every generator shares (critique-revise, matrix, sandbox)."""
+    p.add_argument("--model", required=True, help="model spec: hf:PATH, openai:MODEL@URL[?structured=MODE], vllm:PATH, scripted:FILE")
+    p.add_argument("--prompts", "--questions", dest="prompts", required=True, metavar="FILE",
+                   help=f"the {inputs}: .jsonl/.json/.csv/.txt/.parquet, a datasets folder or hub name")
     p.add_argument("--field", default=None, help="the prompt field or CSV column (default: prompt, or messages)")
     p.add_argument("--out", required=True, help="run folder; rerunning the same command resumes it")
-    p.add_argument("--limit", type=int, default=None, help="only the first N inputs")
-    p.add_argument("--concurrency", type=int, default=32, help="items in flight at once (default 32)")
-    p.add_argument("--max-calls", type=int, default=64, help="model calls in flight at once (default 64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--max-tokens", type=int, default=512, help="per model call")
+    p.add_argument("--limit", type=int, default=None, help=f"only the first N {inputs} (default: all)")
+    p.add_argument("--concurrency", type=int, default=32, help="items in flight at once")
+    p.add_argument("--max-calls", type=int, default=64, help="model calls in flight at once")
+    p.add_argument("--seed", type=int, default=0, help="seed of every sampled call (a retry uses the next)")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of the answers")
+    p.add_argument("--max-tokens", type=int, default=512, help="tokens per model call (sandbox: per draft)")
     p.add_argument("--templates", default=None, help="folder of .j2 prompt files replacing the shipped ones")
     p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of stopping")
@@ -40,25 +51,44 @@ def add_generator_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run_generator(args: argparse.Namespace, method: str, config: BaseModel, make_run_item: MakeRunItem) -> RunSummary:
-    """Load and check the inputs, open the run, run every item, write and print the summary."""
+def run_generator(args: argparse.Namespace, method: str, config: BaseModel, make_run_item: MakeRunItem) -> int:
+    """Load and check the inputs, open the run, run every item, write and print the summary;
+    returns the exit code."""
     items = load_items(args.prompts, field_name=args.field, limit=args.limit)  # fails before any model call
     store = RunStore(args.out, wait=args.wait)  # one writer per run folder
     try:
-        store.bind_config(method, {"model": args.model, **config.model_dump(mode="json")})
-        summary = asyncio.run(_run(args, store, items, make_run_item))
+        settings = {"model": args.model, **config.model_dump(mode="json")}
+        summary = asyncio.run(_run(args, store, items, make_run_item, lambda: store.bind_config(method, settings)))
         _write_summary(store, method, summary)
     finally:
         store.close()
     print(summary.line())
-    if summary.failed:
-        print(f"{summary.failed} items failed; see `selfalign export {args.out} --failures` or rerun to retry them")
-    return summary
+    return finish(args.out, method, summary.failed)
 
 
-async def _run(args: argparse.Namespace, store: RunStore, items: list[Item], make_run_item: MakeRunItem) -> RunSummary:
+def finish(out: str, method: str, failed: int, exports: str | None = None) -> int:
+    """The closing lines of every generator: where everything is, what to run next; the exit code."""
+    folder = Path(out)
+    print(f"run:     {folder / 'run.sqlite'} (rerun the same command to resume)")
+    print(f"summary: {folder / 'summary.json'}")
+    if exports:
+        print(f"exports: {exports}")
+    formats = sorted(method_module(method).EXPORTS)
+    first = "preference" if "preference" in formats else formats[0]
+    print(f"next:    selfalign export {out} --format {first} --to data/{folder.name}-{first}.jsonl"
+          f"   (formats: {', '.join(formats)})")
+    if failed:
+        print(f"{failed} items failed: `selfalign export {out} --failures` lists why; rerun the same command to retry them")
+        return EXIT_SOME_FAILED
+    return EXIT_ALL_DONE
+
+
+async def _run(
+    args: argparse.Namespace, store: RunStore, items: list[Item], make_run_item: MakeRunItem, bind: Callable[[], None]
+) -> RunSummary:
     model = open_model(args.model, store, args)
     try:
+        bind()  # only once the model has loaded: a failed load leaves the folder free for other settings
         return await run_items(
             store,
             items,
@@ -71,11 +101,16 @@ async def _run(args: argparse.Namespace, store: RunStore, items: list[Item], mak
         await model.close()
 
 
-def open_model(spec: str, store: RunStore, args: argparse.Namespace) -> Model:
+def open_model(spec: str, store: RunStore, args: argparse.Namespace, flag: str = "--model") -> Model:
     """The model a run's calls go through: cached in its store, `--max-calls` in flight, and on
     `--device` when it is an hf: model (other providers have no device)."""
     options = {"device": args.device} if args.device and spec.startswith("hf:") else {}
-    return load_model(spec, cache=store, max_concurrency=args.max_calls, **options)
+    try:
+        return load_model(spec, cache=store, max_concurrency=args.max_calls, **options)
+    except UserError as exc:  # the provider's own words, which name the spec
+        raise UserError(f"{flag} {exc}") from exc
+    except (OSError, ValueError) as exc:  # a broken checkpoint, a bad device
+        raise UserError(f"{flag} {spec}: cannot load the model: {exc}") from exc
 
 
 def _write_summary(store: RunStore, method: str, summary: RunSummary) -> None:

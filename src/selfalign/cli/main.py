@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
+from selfalign import __version__
 from selfalign.errors import DiskFull, UserError
 
 # One module per command; each defines register(subparsers) and sets `func` on its parser.
@@ -27,25 +29,60 @@ COMMAND_MODULES = [
 ]
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's line ends with its default, or says that it is required."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required:
+            return f"{text} (required)"
+        quiet = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+        if not action.option_strings or isinstance(action, quiet) or action.default is argparse.SUPPRESS:
+            return text
+        if "default" in text:  # the help says it in its own words
+            return text
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)"
+        return f"{text} (default: {'none' if action.default is None else '%(default)s'})"
+
+
+#: Loggers that write one line per HTTP request; on the console only with -v.
+PER_REQUEST_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "urllib3")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfalign",
         description="A language model aligns itself: generate alignment data, train on it, measure it.",
+        epilog="Exit codes: 0 all done, 1 some items failed (the run keeps why), 2 bad usage or input.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages and every HTTP request")
+    parser.add_argument("--version", action="version", version=f"selfalign {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND",
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter),
+    )
     for name in COMMAND_MODULES:
         importlib.import_module(f"selfalign.cli.{name}").register(sub)
     return parser
 
 
+def setup_logging(verbose: bool) -> None:
+    """Warnings and our own progress notes on the console, one short line each; with -v,
+    everything, every HTTP request included, with time and source."""
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    for name in PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

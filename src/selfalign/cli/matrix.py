@@ -42,6 +42,10 @@ def add_matrix_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ego-retries", type=int, default=1, help="retries of a rejected plan step (default 1)")
 
 
+#: MatrixConfig field -> the flag that sets it, for errors that name the flag.
+MATRIX_FLAGS = {"num_roles": "--roles", "num_steps": "--steps"}
+
+
 def matrix_config(args: argparse.Namespace, **more: object) -> MatrixConfig:
     from pydantic import ValidationError
 
@@ -59,7 +63,9 @@ def matrix_config(args: argparse.Namespace, **more: object) -> MatrixConfig:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise UserError(f"bad MATRIX option {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        field = ".".join(map(str, first["loc"]))
+        flag = MATRIX_FLAGS.get(field, "--" + field.replace("_", "-"))
+        raise UserError(f"{flag} {first.get('input')}: {first['msg']}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,5 +79,4 @@ def run(args: argparse.Namespace) -> int:
         templates=args.templates,
     )
     prompts = Prompts(PROMPTS_DIR, config.templates)  # a bad --templates folder stops here
-    run_generator(args, "matrix", config, lambda model: partial(run_item, model=model, config=config, prompts=prompts))
-    return 0
+    return run_generator(args, "matrix", config, lambda model: partial(run_item, model=model, config=config, prompts=prompts))

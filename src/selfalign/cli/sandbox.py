@@ -24,19 +24,16 @@ from selfalign.store import RunStore, load_items
 from selfalign.store.export import write_rows
 from selfalign.store.files import write_text_atomic
 
-from .generate import open_model
+from .generate import add_generator_options, finish, open_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sandbox",
         help="simulate a grid of agents giving each other social feedback (Stable Alignment data)",
-        description="Example: selfalign sandbox --model hf:/tmp/tiny --questions q.jsonl --grid 10 --rounds 4 --out runs/s1",
+        description="Example: selfalign sandbox --model hf:/tmp/tiny --prompts examples/questions.jsonl --grid 3 --rounds 2 --out runs/s1",
     )
-    p.add_argument("--model", required=True, help="the agents' model: hf:PATH, openai:MODEL@URL, vllm:PATH, scripted:FILE")
-    p.add_argument("--questions", required=True, help="question pool: .jsonl/.json/.csv/.txt/.parquet, a datasets folder or hub name")
-    p.add_argument("--field", default=None, help="the question field or CSV column (default: prompt, or messages)")
-    p.add_argument("--out", required=True, help="run folder; rerunning the same command resumes it")
+    add_generator_options(p, inputs="questions")
     p.add_argument("--grid", type=int, default=10, help="grid size N: N x N agents (default 10, as in the paper)")
     p.add_argument("--rounds", type=int, default=4, help="back-scatter rounds (default 4)")
     p.add_argument("--stance", choices=STANCES, default="mixed_half_half", help="initial stances (default mixed_half_half)")
@@ -50,20 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-k", type=int, default=1, help="memories recalled per question (default 1)")
     p.add_argument("--memory-seeds", type=int, default=50, help="stance pairs sampled into each agent's memory (default 50)")
     p.add_argument("--embedder", default="lexical", help="lexical, lexical:DIM, or st:MODEL (pip install 'selfalign[embeddings]')")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=0.7, help="agents' drafts and revisions")
-    p.add_argument("--max-tokens", type=int, default=512, help="per draft")
-    p.add_argument("--revision-max-tokens", type=int, default=2048, help="per revision (default 2048)")
-    p.add_argument("--judge-temperature", type=float, default=0.0, help="neighbours' and observers' ratings")
-    p.add_argument("--judge-max-tokens", type=int, default=256, help="per rating")
-    p.add_argument("--templates", default=None, help="folder of .j2 prompt files replacing the shipped ones")
+    p.add_argument("--revision-max-tokens", type=int, default=2048, help="tokens per revision")
+    p.add_argument("--judge-temperature", type=float, default=0.0, help="temperature of neighbours' and observers' ratings")
+    p.add_argument("--judge-max-tokens", type=int, default=256, help="tokens per rating")
     p.add_argument("--mix", default="5:1:1", help="imitation:self-critic:realignment in data/groups.jsonl (default 5:1:1), or 'all'")
-    p.add_argument("--concurrency", type=int, default=32, help="agents acting at once (default 32)")
-    p.add_argument("--max-calls", type=int, default=64, help="model calls in flight at once (default 64)")
-    p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of stopping")
-    p.add_argument("--no-retry-failed", action="store_true", help="on resume, leave failed turns of the unfinished round failed")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -80,21 +67,22 @@ def run(args: argparse.Namespace) -> int:
         ratio = parse_mix(args.mix)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    questions = [item.prompt for item in load_items(args.questions, field_name=args.field)]
+    questions = [item.prompt for item in load_items(args.prompts, field_name=args.field, limit=args.limit)]
     stances = load_stances(config.stances_file)
     prompts = Prompts(PROMPTS_DIR, config.templates)
     embedder = load_embedder(config.embedder)
 
     store = RunStore(args.out, wait=args.wait)  # one writer per run folder
     try:
-        store.bind_config("sandbox", {
+        settings = {
             "model": args.model,
             "observer_model": args.observer_model or args.model,
             "questions_sha256": _sha(json.dumps(questions)),
             "stances_sha256": _sha(stances.text),
             **config.model_dump(mode="json"),
-        })
-        result = asyncio.run(_simulate(args, store, config, questions, stances, embedder, prompts))
+        }
+        bind = lambda: store.bind_config("sandbox", settings)  # noqa: E731
+        result = asyncio.run(_simulate(args, store, config, questions, stances, embedder, prompts, bind))
         exported = export_run(store.done_records(), ratio, config.seed)
         data = Path(args.out) / "data"
         write_rows(exported.groups, data / "groups.jsonl")
@@ -123,17 +111,16 @@ def run(args: argparse.Namespace) -> int:
     )
     for reason, n in sorted(exported.excluded.items()):
         print(f"  excluded {n:6d}  {reason}")
-    if counts["failed"]:
-        print(f"{counts['failed']} turns failed; see `selfalign export {args.out} --failures`")
-    return 0
+    return finish(args.out, "sandbox", counts["failed"], exports=f"{data}/ (groups.jsonl, preference.jsonl, sft.jsonl)")
 
 
-async def _simulate(args, store, config, questions, stances, embedder, prompts):  # type: ignore[no-untyped-def]
+async def _simulate(args, store, config, questions, stances, embedder, prompts, bind):  # type: ignore[no-untyped-def]
     model = open_model(args.model, store, args)
     observer = None
-    if args.observer_model and args.observer_model != args.model:
-        observer = open_model(args.observer_model, store, args)
     try:
+        if args.observer_model and args.observer_model != args.model:
+            observer = open_model(args.observer_model, store, args, flag="--observer-model")
+        bind()  # only once the models have loaded: a failed load leaves the folder free
         return await simulate(
             store, model, config, questions, stances, embedder, observer=observer, prompts=prompts,
             concurrency=args.concurrency, retry_failed=not args.no_retry_failed, progress=not args.quiet,

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="model spec: hf:PATH, openai:MODEL@URL, vllm:PATH, scripted:FILE")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on; a taken port stops at once")
     p.add_argument("--served-name", default=None, help="model id reported by /v1/models (default: the spec)")
     p.add_argument("--max-concurrency", type=int, default=64, help="requests answered at once (default 64)")
     p.add_argument("--queue-timeout", type=float, default=30.0,
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"bad --temperature or --max-tokens: {exc}") from exc
     if min(args.max_concurrency, args.max_tokens_limit) < 1 or min(args.queue_timeout, args.read_timeout) <= 0:
         raise UserError("--max-concurrency and --max-tokens-limit must be at least 1, the timeouts above 0")
+    sock = bind_port(args.host, args.port)  # before the model loads: a taken port stops at once
     model = load_model(args.model, max_concurrency=args.max_concurrency, sampling=sampling)
     served_name = args.served_name or args.model
     app = create_app(
@@ -82,5 +83,24 @@ def run(args: argparse.Namespace) -> int:
         slot_wait_s=args.queue_timeout,
     )
     print(f"serving {args.model} as {served_name!r} on http://{args.host}:{args.port}/v1", flush=True)
-    run_server(app, host=args.host, port=args.port, read_timeout=args.read_timeout)
+    # one access-log line per request only with -v
+    run_server(app, sock=sock, read_timeout=args.read_timeout, access_log=bool(getattr(args, "verbose", False)))
     return 0
+
+
+def bind_port(host: str, port: int) -> Any:
+    """A listening socket on host:port, or a UserError naming --port when it is taken."""
+    import socket
+
+    from selfalign.errors import UserError
+
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(2048)
+    except OSError as exc:
+        raise UserError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                        "another server may hold it: stop it, or choose another --port") from exc
+    return sock

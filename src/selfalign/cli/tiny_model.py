@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Example: selfalign tiny-model /tmp/tiny && selfalign serve --model hf:/tmp/tiny",
     )
     p.add_argument("dir", help="output folder")
-    p.add_argument("--hidden-size", type=int, default=64, help="width of the model (default 64)")
+    p.add_argument("--hidden-size", type=int, default=64,
+                   help="width of the model (default 64); hidden-size/heads is the head size, which vLLM's CPU build wants at 64 or more: --hidden-size 128 --heads 2")
     p.add_argument("--layers", type=int, default=2, help="transformer layers (default 2)")
     p.add_argument("--heads", type=int, default=4, help="attention heads (default 4; key-value heads: half)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the chat training (default 0)")

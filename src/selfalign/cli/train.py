@@ -8,7 +8,6 @@ $(selfalign train --accelerate-config zero3) -m selfalign.cli.main train ...`.
 from __future__ import annotations
 
 import argparse
-import json
 
 S = argparse.SUPPRESS  # absent flags stay absent, so they do not override the YAML file
 
@@ -23,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         argument_default=S,
     )
-    p.add_argument("--method", choices=["sft", "stable", "dpo"])
+    p.add_argument("--method", choices=["sft", "stable", "dpo"], help="sft, stable (Stable Alignment) or dpo")
     p.add_argument("--model", help="Hugging Face model id or local folder")
     p.add_argument("--data", nargs="+", action="extend",
                    help="JSONL / JSON / Parquet files or datasets folders, each PATH or PATH:WEIGHT "
@@ -35,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print the path of a shipped accelerate config (zero2, zero3, fsdp) and exit")
 
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=float)
+    o.add_argument("--epochs", type=float, help="passes over the data")
     o.add_argument("--lr", type=float, help="learning rate (default 2e-5)")
     o.add_argument("--schedule", help="learning-rate schedule: cosine (default), linear, constant, ...")
     o.add_argument("--warmup-ratio", dest="warmup_ratio", type=float, help="default 0.03")
@@ -43,28 +42,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--grad-accum", dest="grad_accum", type=int, help="gradient accumulation steps")
     o.add_argument("--max-length", dest="max_length", type=int, help="tokens per sequence (default 1024)")
     o.add_argument("--max-steps", dest="max_steps", type=int, help="stop after this many steps (-1: epochs)")
-    o.add_argument("--weight-decay", dest="weight_decay", type=float)
-    o.add_argument("--seed", type=int)
+    o.add_argument("--weight-decay", dest="weight_decay", type=float, help="AdamW weight decay")
+    o.add_argument("--seed", type=int, help="seed of initialisation, shuffling and dropout")
     o.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="default: on where a GPU supports it")
-    o.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action=argparse.BooleanOptionalAction)
+    o.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action=argparse.BooleanOptionalAction,
+                   help="recompute activations in the backward pass: less memory, slower")
     o.add_argument("--group-by-length", dest="group_by_length", action=argparse.BooleanOptionalAction,
                    help="stable: batch groups of similar length together (less padding)")
 
     lo = p.add_argument_group("LoRA / QLoRA (PEFT)")
-    lo.add_argument("--lora", action=argparse.BooleanOptionalAction)
+    lo.add_argument("--lora", action=argparse.BooleanOptionalAction, help="train LoRA adapters instead of all weights")
     lo.add_argument("--qlora", action=argparse.BooleanOptionalAction, help="LoRA on a 4-bit base (CUDA + bitsandbytes)")
-    lo.add_argument("--lora-r", dest="lora_r", type=int)
-    lo.add_argument("--lora-alpha", dest="lora_alpha", type=int)
-    lo.add_argument("--lora-dropout", dest="lora_dropout", type=float)
+    lo.add_argument("--lora-r", dest="lora_r", type=int, help="LoRA rank")
+    lo.add_argument("--lora-alpha", dest="lora_alpha", type=int, help="LoRA scaling alpha")
+    lo.add_argument("--lora-dropout", dest="lora_dropout", type=float, help="dropout on the LoRA path")
     lo.add_argument("--lora-target-modules", dest="lora_target_modules", nargs="+",
                     help="module names, or all-linear (default)")
     lo.add_argument("--merge", action=argparse.BooleanOptionalAction,
                     help="write merged full weights (default) or, with --no-merge, only the adapter")
 
     c = p.add_argument_group("checkpoints")
-    c.add_argument("--save-steps", dest="save_steps", type=int)
-    c.add_argument("--save-total-limit", dest="save_total_limit", type=int)
-    c.add_argument("--logging-steps", dest="logging_steps", type=int)
+    c.add_argument("--save-steps", dest="save_steps", type=int, help="a checkpoint every N steps (a rerun resumes from the last)")
+    c.add_argument("--save-total-limit", dest="save_total_limit", type=int, help="checkpoints kept")
+    c.add_argument("--logging-steps", dest="logging_steps", type=int, help="loss logged every N steps")
     c.add_argument("--chat-template", dest="chat_template", help="Jinja chat template file for models without one")
 
     st = p.add_argument_group("Stable Alignment")
@@ -76,7 +76,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = p.add_argument_group("DPO")
     d.add_argument("--beta", type=float, help="DPO beta (default 0.1)")
+    _say_defaults(p)
     p.set_defaults(func=run)
+
+
+def _say_defaults(p: argparse.ArgumentParser) -> None:
+    """Flags are absent unless given (the YAML file may set them), so their help lines take
+    their defaults from TrainConfig, the one place that defines them."""
+    from selfalign.train.config import TrainConfig
+
+    for action in p._actions:
+        field = TrainConfig.model_fields.get(action.dest)
+        if field is None or "default" in (action.help or ""):
+            continue
+        if field.is_required():
+            action.help = f"{action.help} (required, here or in --config)"
+        else:
+            default = field.get_default(call_default_factory=True)
+            shown = "none" if default is None else " ".join(map(str, default)) if isinstance(default, list) else default
+            action.help = f"{action.help} (default: {shown})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{cfg.out} already holds the model this command trains ({summary['steps']} steps); nothing to do. "
               "Choose another --out to train again.")
         return 0
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
-    print(f"model written to {cfg.out}")
+    loss = summary["final_loss"]
+    print(f"trained {summary['steps']} steps in {summary['seconds']:.0f}s, final loss "
+          f"{'n/a' if loss is None else f'{loss:.4f}'}; summary in {cfg.out}/train_summary.json")
+    print(f"checkpoint: {cfg.out}  (load it with hf:{cfg.out}, e.g. selfalign serve --model hf:{cfg.out})")
     return 0

@@ -160,7 +160,7 @@ class Model:
                     raise ModelError(f"{self.provider.name}: gave up after {retry + 1} tries: {exc}") from exc
                 self.stats.retries += 1
                 delay = self.retry.delay(retry)
-                log.warning("%s: %s; retry %d in %.1fs", self.provider.name, exc, retry + 1, delay)
+                log.warning("%s; retry %d of %d in %.1fs", _one_line(exc), retry + 1, self.retry.max_retries, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -227,6 +227,12 @@ def read_json(text: str) -> Any:
         return json.loads(body, strict=False)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+
+
+def _one_line(exc: Exception, limit: int = 160) -> str:
+    """A server's error page can be long: one line of it is enough on a console."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _short(exc: Exception, completion: Completion) -> str:

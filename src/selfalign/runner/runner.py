@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from selfalign.errors import DiskFull
 from selfalign.llm.usage import Usage, current_usage
@@ -68,7 +69,8 @@ async def run_items(
             ok, usage = await _run_one(store, item, run_item)
             bar.update(ok, usage)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(pending))))))
+    with logging_redirect_tqdm():  # warnings print above the bar, not through it
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(pending))))))
     bar.close()
     counts = store.counts()
     return RunSummary(counts["done"], counts["failed"], len(pending), time.monotonic() - start, store.usage_totals())

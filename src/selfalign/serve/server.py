@@ -76,7 +76,9 @@ def _keepalive(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
-def server_config(app: Any, *, host: str, port: int = 0, read_timeout: float = 30.0, log_level: str = "info") -> Any:
+def server_config(
+    app: Any, *, host: str, port: int = 0, read_timeout: float = 30.0, log_level: str = "info", access_log: bool = True
+) -> Any:
     uvicorn = require("uvicorn", "serve")
     return uvicorn.Config(
         app,
@@ -87,6 +89,7 @@ def server_config(app: Any, *, host: str, port: int = 0, read_timeout: float = 3
         timeout_graceful_shutdown=GRACE_S,
         lifespan="on",
         log_level=log_level,
+        access_log=access_log,
     )
 
 
@@ -110,6 +113,8 @@ def _exit_now() -> None:
     os._exit(0)
 
 
-def run_server(app: Any, *, host: str, port: int, read_timeout: float = 30.0) -> None:
-    """Serve `app` until SIGTERM or SIGINT."""
-    make_server(server_config(app, host=host, port=port, read_timeout=read_timeout)).run()
+def run_server(app: Any, *, sock: socket.socket, read_timeout: float = 30.0, access_log: bool = True) -> None:
+    """Serve `app` on the listening socket `sock` until SIGTERM or SIGINT."""
+    host, port = sock.getsockname()[:2]
+    config = server_config(app, host=host, port=port, read_timeout=read_timeout, access_log=access_log)
+    make_server(config).run(sockets=[sock])

@@ -19,6 +19,7 @@ from .checkpoint import last_checkpoint, remove_incomplete, save_final
 from .config import TrainConfig
 from .data import load_records
 from .modeling import load_model, load_tokenizer, wrap_peft
+from .progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ def _train(cfg: TrainConfig, records: list[Any], out: Path, main_process: bool) 
     tokenizer = load_tokenizer(cfg)
     model = wrap_peft(load_model(cfg), cfg)
     trainer = build_trainer(cfg, model, tokenizer, records, args)
+    trainer.add_callback(ProgressBar())
     if resume:
         log.info("resuming from %s", resume)
 
