@@ -186,7 +186,7 @@ def test_command_rejects_bad_options(tmp_path):
     parser = argparse.ArgumentParser()
     matrix.register(parser.add_subparsers())
     args = parser.parse_args(["matrix", "--model", "scripted:x", "--prompts", "p", "--out", "o", "--roles", "0"])
-    with pytest.raises(UserError, match="num_roles"):
+    with pytest.raises(UserError, match="--roles 0"):
         args.func(args)
 
 
