@@ -37,12 +37,12 @@ class HelpFormatter(argparse.HelpFormatter):
         if action.required:
             return f"{text} (required)"
         quiet = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
-        if not action.option_strings or isinstance(action, quiet) or action.default is argparse.SUPPRESS:
-            return text
-        if "default" in text:  # the help says it in its own words
-            return text
+        if not action.option_strings or isinstance(action, quiet) or "default" in text:
+            return text  # (or the help says it in its own words)
         if isinstance(action, argparse._StoreTrueAction):
             return f"{text} (default: off)"
+        if action.default is argparse.SUPPRESS:
+            return text
         return f"{text} (default: {'none' if action.default is None else '%(default)s'})"
 
 
