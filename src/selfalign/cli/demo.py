@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = resources.files("selfalign.data").joinpath("demo_prompts.jsonl")
     run_dir = out / "run"
     print(f"critique-revise with {spec} on {prompts} -> {run_dir}")
-    critique_revise.run(
+    code = critique_revise.run(
         _command_line(
             "critique-revise", "--model", spec, "--prompts", prompts, "--out", run_dir, "--concurrency", 8,
             "--seed", 0, "--temperature", 0.7, "--max-tokens", max_tokens,
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     first = (out / "sft.jsonl").read_text().splitlines()[:1]
     if first:
         print(f"first row:  {first[0][:300]}")
-    return 0
+    return code  # as every generator: 1 when some items failed
 
 
 def _command_line(*argv: object) -> argparse.Namespace:
