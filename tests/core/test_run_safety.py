@@ -157,3 +157,13 @@ def test_export_failures_into_head_ends_quietly(tmp_path):
     )
     assert len(proc.stdout.splitlines()) == 2
     assert proc.stderr == ""
+
+
+def test_disk_full_is_recognised_in_the_ways_libraries_report_it(tmp_path):
+    from selfalign.errors import is_disk_full
+
+    assert is_disk_full(OSError(28, "No space left on device"), tmp_path)
+    wrapped = RuntimeError("saving failed")
+    wrapped.__cause__ = RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert is_disk_full(wrapped, tmp_path)
+    assert not is_disk_full(ValueError("file write failed: bad dtype"), tmp_path)  # plenty of space here

@@ -75,7 +75,7 @@ def test_a_paused_row_goes_on_with_the_same_tokens(random_model_dir, monkeypatch
         taking_turns = asyncio.run(together())
     finally:
         asyncio.run(engine.close())
-    assert engine.preemptions >= 2
+    assert engine.preemptions >= 1
     assert [c.text for c in taking_turns] == [c.text for c in alone]
 
 

@@ -119,3 +119,20 @@ def test_record_kind_is_checked_before_the_model_loads(data_dir, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2
     assert f"{data_dir / 'sft.jsonl'}:1: --method dpo needs preference pairs" in err
+
+
+def test_a_full_disk_while_training_is_a_clear_error(tiny_lm, data_dir, tmp_path, capsys, monkeypatch):
+    """Libraries report a full disk their own ways (safetensors: a SafetensorError); the run
+    stops with the folder and the space left, exit 2. (Checked by hand on a full tmpfs: the
+    rerun with space removes the half-written checkpoint and resumes from the one before.)"""
+    from selfalign.cli.main import main
+    from selfalign.train import run as run_module
+
+    def full(*_args):
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(run_module, "_train", full)
+    out = tmp_path / "out"
+    code = main(train_command(tiny_lm, data_dir / "sft.jsonl", out, steps=2)[3:])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{out}: the disk is full (" in err and "MiB free of" in err

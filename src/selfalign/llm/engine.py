@@ -14,11 +14,12 @@ through a seeded Gumbel-max sampler, max_tokens and stop strings through a per-r
 a grammar through its own xgrammar matcher. So any rows can share a batch, and a row gives the
 same text alone or batched with others (up to the float noise of padding).
 
-Decoding is fair: when requests wait and the batch is full, the row that has run longest since
-it joined (at least `PREEMPT_AFTER` tokens) steps aside. It keeps its tokens, grammar state and
-seed; when there is room again it rejoins, its prompt and tokens prefilled anew, and goes on as
-if never paused (same tokens, up to the float noise of padding). So a short request is answered
-after at most PREEMPT_AFTER steps, however long the answers being decoded. A request whose
+Decoding is fair: when new requests wait and the batch is full, the row that has run longest
+since it joined (at least `PREEMPT_AFTER` tokens) steps aside. It keeps its tokens, grammar
+state and seed; when a row finishes and no new request waits, it rejoins, its prompt and tokens
+prefilled anew, and goes on as if never paused (same tokens, up to the float noise of padding).
+So a new request starts after at most PREEMPT_AFTER steps, however long the answers being
+decoded, and each arrival costs at most one row's second prefill. A request whose
 caller is gone (cancelled: a client that hung up) leaves the batch at the next step. `close()`
 stops the decode loop within one step.
 
@@ -269,8 +270,8 @@ class BatchEngine:
                     break  # back to the event loop, which admits the newcomers
                 if room and self._paused and (back := self._resume(room)):
                     self._admit(back)
-                elif (self._arrived.is_set() or self._paused) and self._pause_one():
-                    continue  # a row that had its turn made room
+                elif self._arrived.is_set() and self._pause_one():
+                    continue  # a row that had its turn made room for the newcomers
                 else:
                     self._step()
                 finished += self._retire()

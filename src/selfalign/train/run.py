@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from selfalign.errors import DiskFull, is_disk_full
 from selfalign.store import lock
 from selfalign.store.files import write_text_atomic
 
@@ -112,6 +113,10 @@ def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
     held = lock.acquire(out, wait=wait) if main_process else None
     try:
         return _train(cfg, records, out, main_process)
+    except Exception as exc:
+        if is_disk_full(exc, out):  # the half-written checkpoint is removed on the rerun
+            raise DiskFull(out) from exc
+        raise
     finally:
         if held is not None:
             lock.release(held)
