@@ -40,6 +40,6 @@ def llamacpp_smollm2(tmp_path_factory):
 @pytest.mark.parametrize("generator", list(GENERATORS))
 def test_generators_finish_on_smollm2(llamacpp_smollm2, generator, tmp_path):
     out = tmp_path / "run"
-    run_generator(generator, f"openai:smollm2@{llamacpp_smollm2.url}", questions(tmp_path), out, max_tokens=128)
+    run_generator(generator, f"openai:smollm2@{llamacpp_smollm2.url}", questions(tmp_path), out, max_tokens=256)
     if generator != "critique-revise":
         assert structured_mode(out) == "json_object"
