@@ -223,7 +223,11 @@ class _Judge:
 
 
 def _provider_options(spec: str, config: EvalConfig) -> dict[str, Any]:
-    return {"device": config.device} if config.device and spec.startswith("hf:") else {}
+    """hf: models: the device, and the plain Question/Answer format for a model without a chat
+    template (a base model), which generators refuse but an evaluation compares."""
+    if not spec.startswith("hf:"):
+        return {}
+    return {"plain_format": True, **({"device": config.device} if config.device else {})}
 
 
 def _has_work(store: RunStore, items: list[Item]) -> bool:

@@ -32,6 +32,19 @@ from .types import ChatRequest, Completion
 GRAMMAR_CACHE_SIZE = 256  # compiled grammars kept (least recently used dropped first)
 
 
+# How a model without a chat template is asked: "Question: ...\nAnswer:" (a system message as
+# plain text first); callers stop generation at a next "\nQuestion:".
+PLAIN_CHAT_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'user' %}Question: {{ m['content'] }}\n"
+    "{% elif m['role'] == 'assistant' %}Answer: {{ m['content'] }}\n\n"
+    "{% else %}{{ m['content'] }}\n\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Answer:{% endif %}"
+)
+
+
 class HFProvider:
     """A Hugging Face causal LM with a chat template, batched across concurrent requests.
 
@@ -42,6 +55,8 @@ class HFProvider:
         max_batch_size: most requests decoded together (rows in the running batch).
         batch_wait_ms: how long the first request to an idle engine waits for others to join.
         trust_remote_code: passed to transformers, for models with their own code.
+        plain_format: a model without a chat template (a base model) is asked in the plain
+            "Question: ...\nAnswer:" format instead of refused; `chat_format` says which was used.
     """
 
     constrained = True
@@ -55,6 +70,7 @@ class HFProvider:
         max_batch_size: int = 32,
         batch_wait_ms: float = 5,
         trust_remote_code: bool = False,
+        plain_format: bool = False,
     ) -> None:
         if max_batch_size < 1:
             raise UserError(f"hf: max_batch_size must be at least 1, got {max_batch_size}")
@@ -63,11 +79,15 @@ class HFProvider:
         self.model, self.tokenizer = load_pretrained(
             target, dtype=resolve_dtype(dtype, self.device), trust_remote_code=trust_remote_code
         )
+        self.chat_format = "chat"
         if not getattr(self.tokenizer, "chat_template", None):
-            raise UserError(
-                f"hf:{target} has no chat template (is it a base model?). Use a chat/instruct model, "
-                "or add a 'chat_template' to its tokenizer_config.json."
-            )
+            if not plain_format:
+                raise UserError(
+                    f"hf:{target} has no chat template (is it a base model?). Use a chat/instruct model, "
+                    "or add a 'chat_template' to its tokenizer_config.json."
+                )
+            self.tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
+            self.chat_format = "plain"
         self.model.to(self.device)
         self.model.eval()
         eos_token_ids = _eos_ids(self.model, self.tokenizer)
