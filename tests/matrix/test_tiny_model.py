@@ -14,8 +14,7 @@ from selfalign.runner import run_items
 from selfalign.store import RunStore, load_items
 
 pytest.importorskip("xgrammar")
-# a random model never ends its turn: its answers are kept cut (as when serving) instead of failing
-CONFIG = MatrixConfig(num_roles=2, num_steps=2, max_tokens=16, temperature=0.7, keep_truncated=True)
+CONFIG = MatrixConfig(num_roles=2, num_steps=2, max_tokens=64, revision_max_tokens=64, temperature=0.7)
 
 
 def run(folder, prompts, spec):

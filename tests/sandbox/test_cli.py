@@ -55,7 +55,35 @@ def test_cli_checks_options_before_any_model_call(tmp_path, rules, questions_fil
     assert proc.returncode == 2 and "stances.jsonl:1: bad stance pair (answer" in proc.stderr
 
 
-def test_tiny_model_one_round_never_trains_on_cut_text(tmp_path, tiny_model_dir, questions_file):
+def test_tiny_model_one_round(tmp_path, tiny_model_dir, questions_file):
+    pytest.importorskip("selfalign.llm.hf")
+    from selfalign.cli import sandbox
+
+    parser = argparse.ArgumentParser()
+    sandbox.register(parser.add_subparsers())
+    out = tmp_path / "run"
+    args = parser.parse_args([
+        "sandbox", "--model", f"hf:{tiny_model_dir}", "--questions", str(questions_file), "--grid", "2",
+        "--rounds", "1", "--raters", "2", "--out", str(out), "--max-tokens", "64", "--revision-max-tokens", "64",
+        "--judge-max-tokens", "160", "--device", "cpu", "--quiet",
+    ])
+    try:
+        sandbox.run(args)
+    except Exception as exc:  # a round whose every turn failed stops with the first reason
+        assert "every agent's turn failed" in str(exc)
+    from selfalign.store import RunStore
+
+    store = RunStore(out)
+    assert store.counts()["done"] + store.counts()["failed"] == 4 and store.counts()["done"] >= 1
+    for _, rec in store.done_records():
+        assert len(rec["feedback"]) == 2
+        for f in rec["feedback"]:  # a real rating in 1..7, or a failed one with its reason: never a placeholder
+            assert (f["rating"] is not None and 1 <= f["rating"] <= 7) or (f["rating"] is None and f["error"])
+    for _, reason in store.failures():
+        assert reason
+
+
+def test_random_model_one_round_never_trains_on_cut_text(tmp_path, random_model_dir, questions_file):
     """The random tiny model never ends its turn: every draft is cut at --max-tokens, asked
     again with twice the budget, cut again, so every turn fails with that reason and no cut text
     becomes data."""
@@ -67,7 +95,7 @@ def test_tiny_model_one_round_never_trains_on_cut_text(tmp_path, tiny_model_dir,
     sandbox.register(parser.add_subparsers())
     out = tmp_path / "run"
     args = parser.parse_args([
-        "sandbox", "--model", f"hf:{tiny_model_dir}", "--questions", str(questions_file), "--grid", "2",
+        "sandbox", "--model", f"hf:{random_model_dir}", "--questions", str(questions_file), "--grid", "2",
         "--rounds", "1", "--raters", "2", "--out", str(out), "--max-tokens", "8", "--judge-max-tokens", "160",
         "--device", "cpu", "--quiet",
     ])
