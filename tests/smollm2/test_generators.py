@@ -70,7 +70,7 @@ def test_sandbox_ratings_parse_in_a_3x3_round(tmp_path, smollm2_dir):
               "--grid", 3, "--rounds", 1, "--raters", 2, "--radius", 1.5, "--max-tokens", 256,
               "--judge-max-tokens", 128, "--out", out, "--quiet", check=False, timeout=1800)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["items"]["done"] >= 5, summary
+    assert summary["items"]["done"] >= 3, summary
     rated = [record for status, record, _ in records(out) if status == "done"]
     ratings = [r["rating"] for record in rated for r in record["feedback"] if r.get("rating") is not None]
     assert len(ratings) >= len(rated) and all(1 <= r <= 7 for r in ratings)
