@@ -34,9 +34,6 @@ class Checkpoint:
     source: str
     gguf_file: str | None = None
 
-    def __str__(self) -> str:
-        return str(Path(self.source) / self.gguf_file) if self.gguf_file else self.source
-
 
 def locate(target: str) -> Checkpoint:
     """The checkpoint a `hf:` target names, or a UserError that says how to get it."""
@@ -111,19 +108,18 @@ def save_checkpoint(target: str, out_dir: str | Path, *, dtype: str = "auto") ->
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not empty; choose a new folder")
-    model, tokenizer = load_pretrained(target, dtype=resolve_dtype(dtype, torch.device("cpu"), keep="auto"))
+    # "auto" passes through: transformers keeps the checkpoint's own dtype.
+    model, tokenizer = load_pretrained(target, dtype="auto" if dtype == "auto" else resolve_dtype(dtype, torch.device("cpu")))
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
 
 
-def resolve_dtype(dtype: str, device: torch.device, *, keep: Any = None) -> Any:
+def resolve_dtype(dtype: str, device: torch.device) -> Any:
     """A torch dtype from its name. "auto": float32 on CPU (half precision is slow and rough
-    there), the checkpoint's own dtype elsewhere; `keep` overrides what "auto" means."""
+    there), the checkpoint's own dtype elsewhere."""
     if dtype == "auto":
-        if keep is not None:
-            return keep
         return torch.float32 if device.type == "cpu" else "auto"
     resolved = getattr(torch, dtype, None)
     if not isinstance(resolved, torch.dtype):
