@@ -23,7 +23,8 @@ import numpy as np
 
 from selfalign.llm import Model
 from selfalign.llm.scripted import ScriptedProvider
-from selfalign.methods.sandbox import load_stances, make_config, simulate
+from selfalign.cli.sandbox import simulate
+from selfalign.methods.sandbox import load_stances, make_config
 from selfalign.methods.sandbox.embed import LexicalEmbedder
 from selfalign.methods.sandbox.memory import AgentMemory, MemoryEntry
 from selfalign.store import RunStore

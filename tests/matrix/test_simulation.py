@@ -254,6 +254,37 @@ def test_a_blank_plan_step_is_a_schema_violation_retried_like_any_other():
         simulate(provider=ScriptedProvider(lambda r: blank_plan(r, 99)))
 
 
+@pytest.mark.parametrize("blank", ["   ", "\n\t", "\x1c\x1d"])  # \x1c: whitespace to str.split, not to pydantic
+def test_a_blank_role_name_is_a_schema_violation_retried_like_any_other(blank):
+    from selfalign.llm.errors import SchemaError
+
+    asked = []
+
+    def blank_name(request, blank_times):
+        out = respond(request)
+        if (request.json_schema or {}).get("title") == "Roles":
+            asked.append(request)
+            if len(asked) <= blank_times:
+                out["roles"][0]["name"] = blank
+        return out
+
+    record, _ = simulate(provider=ScriptedProvider(lambda r: blank_name(r, 1)))
+    assert len(asked) == 2 and all(role.name.strip() for role in record.scene.roles)
+    with pytest.raises(SchemaError, match=r"no valid Roles after 3 attempts; last: [\w.]+: String should have at least 1 character"):
+        simulate(provider=ScriptedProvider(lambda r: blank_name(r, 99)))
+
+
+def test_strings_of_the_simulation_arrive_on_one_line():
+    def spread(request):
+        out = respond(request)
+        if (request.json_schema or {}).get("title") == "SceneSetting":
+            out["situation"] = "  a shop,\n\n  at   noon \t"
+        return out
+
+    record, _ = simulate(provider=ScriptedProvider(spread))
+    assert record.scene.situation == "a shop, at noon"
+
+
 def test_duplicate_role_names_are_made_distinct():
     def dupes(request):
         out = respond(request)

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from selfalign.methods.sandbox import export_run, load_stances, make_config, simulate
+from selfalign.cli.sandbox import simulate
+from selfalign.methods.sandbox import export_run, load_stances, make_config
 from selfalign.methods.sandbox.embed import LexicalEmbedder
 from selfalign.methods.sandbox.export import EXPORTS, KINDS, mix_groups, parse_mix
 from selfalign.methods.sandbox.grid import neighbours

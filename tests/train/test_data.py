@@ -91,6 +91,8 @@ def test_dpo_rejects_sft_and_skips_flat_groups(tmp_path, data_dir):
         ({"prompt": "q", "chosen": "a"}, "rejected: Field required"),
         ({"messages": [{"role": "user", "content": "q"}]}, "role 'assistant'"),
         ({"messages": [{"role": "user"}]}, "content: Field required"),
+        ({"messages": [{"role": "tool", "content": "q"}, {"role": "assistant", "content": "a"}]},
+         "Input should be 'system', 'user' or 'assistant'"),
         ({"text": "hello"}, "unknown record format"),
     ],
 )
@@ -101,6 +103,12 @@ def test_bad_records_name_file_and_line(tmp_path, row, expected):
         load_records(str(path))
     msg = str(info.value)
     assert f"{path}:3" in msg and expected in msg and "nothing was trained" in msg
+
+
+def test_extra_message_keys_are_ignored(tmp_path):
+    path = write_jsonl(tmp_path / "named.jsonl", [{"messages": [{"role": "user", "content": "q", "name": "ann"},
+                                                                {"role": "assistant", "content": "a"}]}])
+    assert to_sft(load_records(str(path)))[0][0] == {"role": "user", "content": "q"}
 
 
 def test_broken_json_line_and_all_errors_reported(tmp_path):

@@ -13,13 +13,18 @@ import argparse
 import asyncio
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from selfalign.errors import UserError
+from selfalign.llm import Model
 from selfalign.methods.prompts import Prompts
-from selfalign.methods.sandbox import STANCES, export_run, load_stances, make_config, parse_mix, simulate
+from selfalign.methods.sandbox import STANCES, SandboxConfig, export_run, load_stances, make_config, parse_mix, start_simulation
 from selfalign.methods.sandbox.backscatter import PROMPTS_DIR
-from selfalign.methods.sandbox.embed import load_embedder
+from selfalign.methods.sandbox.embed import Embedder, load_embedder
+from selfalign.methods.sandbox.stances import StanceSet
+from selfalign.runner import run_rounds
 from selfalign.store import RunStore, load_items
 from selfalign.store.export import write_rows
 from selfalign.store.files import write_text_atomic
@@ -129,6 +134,34 @@ async def _simulate(args, store, config, questions, stances, embedder, prompts, 
         await model.close()
         if observer is not None:
             await observer.close()
+
+
+@dataclass
+class SimulationResult:
+    metrics: list[dict[str, Any]]  # one per round, in order
+    memories: int  # memories held by all agents at the end
+
+
+async def simulate(
+    store: RunStore,
+    model: Model,
+    config: SandboxConfig,
+    questions: list[str],
+    stances: StanceSet,
+    embedder: Embedder,
+    *,
+    observer: Model | None = None,
+    prompts: Prompts | None = None,
+    concurrency: int = 32,
+    retry_failed: bool = True,
+    progress: bool = False,
+    report: Callable[[str], None] = print,
+) -> SimulationResult:
+    """A whole simulation into `store`, resuming where a previous run stopped."""
+    simulation = start_simulation(store, model, config, questions, stances, embedder, observer=observer, prompts=prompts)
+    metrics = await run_rounds(store, simulation, concurrency=concurrency, retry_failed=retry_failed,
+                               progress=progress, report=report)
+    return SimulationResult(metrics, simulation.memories())
 
 
 def _sha(text: str) -> str:

@@ -11,6 +11,13 @@ Role = Literal["system", "user", "assistant"]
 
 
 class Message(BaseModel):
+    """One chat message: the one definition, for model calls and for training records alike.
+
+    Three roles, because they are what every provider and chat template takes: a training record
+    with another role ("tool", "human") fails validation naming its line, before any training,
+    rather than in a chat template mid-run. Other keys of a message (a dataset's "name") are
+    ignored, as the trainers render role and content only."""
+
     model_config = ConfigDict(frozen=True)
     role: Role
     content: str

@@ -20,21 +20,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
-Messages = list[dict[str, str]]
+from selfalign.llm.types import Message
+
+Messages = list[dict[str, str]]  # what chat templates and TRL take
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    role: str
-    content: str
-
-
-def as_messages(value: list[Message] | str, role: str) -> Messages:
-    """A plain string becomes one message of `role`."""
+def to_dicts(value: list[Message] | str, role: str) -> Messages:
+    """Messages as dicts; a plain string becomes one message of `role`."""
     if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    return [{"role": m.role, "content": m.content} for m in value]
+        value = [Message(role=role, content=value)]  # type: ignore[arg-type]
+    return [m.model_dump() for m in value]
 
 
 def _check_ratings(values: Any, info: ValidationInfo) -> list[float]:
@@ -72,7 +67,7 @@ class SFTRecord(BaseModel):
         return value
 
     def conversation(self) -> Messages:
-        return as_messages(self.messages, "user")
+        return to_dicts(self.messages, "user")
 
 
 class PreferenceRecord(BaseModel):
@@ -92,10 +87,10 @@ class PreferenceRecord(BaseModel):
 
     def split(self) -> tuple[Messages, Messages, Messages]:
         """(prompt, chosen completion, rejected completion) as message lists."""
-        chosen = as_messages(self.chosen, "assistant")
-        rejected = as_messages(self.rejected, "assistant")
+        chosen = to_dicts(self.chosen, "assistant")
+        rejected = to_dicts(self.rejected, "assistant")
         if self.prompt is not None:
-            return as_messages(self.prompt, "user"), chosen, rejected
+            return to_dicts(self.prompt, "user"), chosen, rejected
         # Implicit prompt: the messages both conversations share (HH-RLHF style records).
         n = 0
         while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
@@ -128,7 +123,7 @@ class GroupRecord(BaseModel):
         return self
 
     def prompt_messages(self) -> Messages:
-        return as_messages(self.prompt, "user")
+        return to_dicts(self.prompt, "user")
 
 
 class SandboxRecord(BaseModel):

@@ -135,10 +135,10 @@ async def judge(
         actor=actor,
         action=action,
         feasible=feasible,
-        reason=verdict.reason.strip(),
-        consequence=verdict.consequence.strip() if feasible else "",
+        reason=verdict.reason,
+        consequence=verdict.consequence if feasible else "",
         value_conflict=bool(verdict.value_conflict) if feasible else False,
-        conflict=verdict.conflict.strip() if feasible and verdict.value_conflict else "",
+        conflict=verdict.conflict if feasible and verdict.value_conflict else "",
         perceivers=[name for name in candidates if name in chosen] if feasible else [],
     )
 
@@ -153,6 +153,6 @@ async def summarise_memory(sim: Sim, world: World, step: int) -> None:
     old, new = entries[: len(entries) - keep], entries[len(entries) - keep :]
     messages = sim.render("memory", summary=world.memory.summary, entries=[e.text for e in old])
     result = await sim.ask(f"s{step}/memory", messages, MemorySummary)
-    world.memory.summary = result.summary.strip()
+    world.memory.summary = result.summary
     world.memory.summarised.extend(e.event for e in old)
     world.memory.entries = new

@@ -9,8 +9,6 @@ and then cleared.
 
 from __future__ import annotations
 
-from selfalign.errors import ItemFailed
-
 from .calls import Sim
 from .modulator import Notice, World
 from .record import Event
@@ -31,7 +29,7 @@ async def ego_retry(sim: Sim, world: World, index: int, step: int, notice: Notic
         notice=notice,
     )
     result = await sim.ask(f"e{index}/act", messages, EgoAction)
-    return _action(result.action, f"the ego's action for step {step + 1}")
+    return result.action
 
 
 async def react(sim: Sim, world: World, index: int, name: str, perceived: Event) -> str:
@@ -45,11 +43,5 @@ async def react(sim: Sim, world: World, index: int, name: str, perceived: Event)
         notice=world.notices.pop(name, None),
     )
     result = await sim.ask(f"e{index}/react", messages, Reaction)
-    return _action(result.action, f"{name}'s reaction to event {perceived.index}")
+    return result.action
 
-
-def _action(text: str, what: str) -> str:
-    action = " ".join(text.split())
-    if not action:
-        raise ItemFailed(f"{what} is blank")
-    return action

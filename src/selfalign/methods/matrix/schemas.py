@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model, model_validator
 
 NAME = 40  # a role's name
 SHORT = 160  # a plan step, a value conflict, a harm
@@ -25,11 +25,26 @@ def _bounded_str(n: int) -> Any:
     return Annotated[str, Field(min_length=1, max_length=n)]
 
 
-class Output(BaseModel):
-    """Strings are stripped before their checks, so a blank name, plan step or action breaks
-    its min_length: a schema violation, retried like any other, never an empty value."""
+def one_line(value: Any) -> Any:
+    """Every string in `value` on one line: whitespace runs (newlines, tabs, and the separators
+    str.split counts, such as \\x1c) become one space, and the ends are stripped."""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, list):
+        return [one_line(v) for v in value]
+    if isinstance(value, dict):
+        return {k: one_line(v) for k, v in value.items()}
+    return value
 
-    model_config = ConfigDict(str_strip_whitespace=True)
+
+class Output(BaseModel):
+    """Strings are made one line before their checks, so a blank name, plan step or action
+    breaks its min_length: a schema violation, retried like any other, never an empty value."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_line(cls, data: Any) -> Any:
+        return one_line(data)
 
 
 class RoleSpec(Output):

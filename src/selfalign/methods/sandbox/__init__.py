@@ -3,7 +3,7 @@ Each round every agent drafts an answer with its memory, neighbours within the s
 rate it, the agent revises; observers rate draft and revision. The records become imitation,
 self-critic and realignment groups for Stable Alignment, and preference pairs.
 
-    simulate.py    rounds of back-scatter turns, resumable      backscatter.py  one agent's turn
+    simulate.py    rounds of turns (the runner drives them)     backscatter.py  one agent's turn
     grid.py        positions, neighbours within the radius      observers.py    memory-less judges
     memory.py      agents' memories and their recall             embed.py        lexical / sentence-transformers
     stances.py     initial stances and the seed pairs            metrics.py      per-round metrics
@@ -13,7 +13,7 @@ self-critic and realignment groups for Stable Alignment, and preference pairs.
 from .config import STANCES, SandboxConfig, make_config
 from .export import EXPORTS, export_run, parse_mix
 from .record import SandboxRecord
-from .simulate import SimulationResult, simulate
+from .simulate import Simulation, start_simulation
 from .stances import load_stances
 
 __all__ = [
@@ -21,10 +21,10 @@ __all__ = [
     "STANCES",
     "SandboxConfig",
     "SandboxRecord",
-    "SimulationResult",
+    "Simulation",
     "export_run",
     "load_stances",
     "make_config",
     "parse_mix",
-    "simulate",
+    "start_simulation",
 ]

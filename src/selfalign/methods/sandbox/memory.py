@@ -24,9 +24,11 @@ NAMESPACE = "sandbox.memory"
 
 
 class StateStore(Protocol):
-    """The part of the run store memories need (selfalign.store.RunStore has it)."""
+    """The part of the run store a simulation needs (selfalign.store.RunStore has it)."""
 
     def put_state(self, ns: str, key: str, value: Any) -> None: ...
+
+    def get_state(self, ns: str, key: str) -> Any | None: ...
 
     def state_items(self, ns: str) -> list[tuple[str, Any]]: ...
 

@@ -1,23 +1,21 @@
-"""A Sandbox simulation, round by round, resumable at the agent and round where it stopped.
+"""A Sandbox simulation as rounds of turns, for the runner's `run_rounds`.
 
-Each (round, agent) turn is a runner item ("r002-a00017"). A round runs all its agents
-concurrently (bounded) against the memories as they were at the end of the previous round;
-when every turn of the round has finished, the revisions go to the agents' memories in agent
-order (state table `sandbox.memory`) and the round's metrics are stored (`sandbox.rounds`),
-which marks the round finished. A killed simulation reruns only the turns not yet done (their
-finished model calls replay from the cache) and finishes the round end idempotently, so a
-resumed run gives the same records as an uninterrupted one.
+Each (round, agent) turn is an item ("r002-a00017"). A round runs all its agents concurrently
+against the memories as they were at the end of the previous round; when every turn of the
+round has finished, `end_round` adds the revisions to the agents' memories in agent order (state
+namespace `sandbox.memory`, each add idempotent) and returns the round's metrics, which the
+runner stores (`sandbox.rounds`), marking the round finished. So rounds are deterministic under
+a seed, and a run resumed after a kill gives the same records as an uninterrupted one.
 
-A turn that failed in a finished round stays failed: later rounds were built on the memories
-without its revision, and rerunning it would make the run differ from what they saw.
+The simulation touches the run only through `StateStore` (memory.py): the runner and the store
+drive it, it does not drive them.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,14 +23,13 @@ from selfalign.errors import UserError
 from selfalign.llm import Model
 from selfalign.methods.prompts import Prompts
 from selfalign.methods.seeding import derive_seed
-from selfalign.runner import run_items
-from selfalign.store import RunStore
+from selfalign.store.inputs import Item
 
 from .backscatter import PROMPTS_DIR, Society, run_turn, turn_id, turn_item
 from .config import SandboxConfig
 from .embed import Embedder
 from .grid import round_id
-from .memory import MemoryBank, MemoryEntry
+from .memory import MemoryBank, MemoryEntry, StateStore
 from .metrics import format_metrics, round_metrics
 from .record import SandboxRecord
 from .stances import StanceSet, assign_stances, check_stances_cover
@@ -41,14 +38,45 @@ ROUNDS_NS = "sandbox.rounds"
 META_NS = "sandbox.meta"
 
 
-@dataclass
-class SimulationResult:
-    metrics: list[dict[str, Any]]  # one per round, in order
-    memories: int  # memories held by all agents at the end
+class Simulation:
+    """The rounds of one simulation (selfalign.runner.Rounds). Build it with `start_simulation`."""
+
+    namespace = ROUNDS_NS
+
+    def __init__(self, state: StateStore, society: Society, embedder: Embedder) -> None:
+        self.state, self.society, self.embedder = state, society, embedder
+        self.rounds = society.config.rounds
+        self.run_item = partial(run_turn, society=society)
+
+    def key(self, round_: int) -> str:
+        return round_id(round_)
+
+    def items(self, round_: int) -> list[Item]:
+        cfg = self.society.config
+        return [turn_item(round_, agent, cfg, self.society.questions) for agent in range(cfg.agents)]
+
+    def end_round(self, round_: int, records: list[dict[str, Any]], failures: list[tuple[str, str]]) -> dict[str, Any]:
+        """Revisions to memory in agent order, then the round's metrics."""
+        if not records:
+            first = failures[0][1] if failures else "unknown"
+            raise UserError(f"round {round_}: every agent's turn failed (first: {first}); fix the cause and rerun to resume")
+        turns = sorted((SandboxRecord.model_validate(r) for r in records), key=lambda r: r.agent)
+        vectors = _embed_unique(self.embedder, [t.question for t in turns])
+        for turn, vector in zip(turns, vectors):
+            entry = MemoryEntry(turn.question, turn.revision, vector, round_, turn_id(round_, turn.agent))
+            self.society.bank.add(self.state, turn.agent, 0, entry)
+        return round_metrics(round_, self.society.config.agents, turns, len(failures))
+
+    def describe(self, summary: dict[str, Any]) -> str:
+        return format_metrics(summary, self.rounds)
+
+    def memories(self) -> int:
+        """Memories held by all agents."""
+        return self.society.bank.size()
 
 
-async def simulate(
-    store: RunStore,
+def start_simulation(
+    state: StateStore,
     model: Model,
     config: SandboxConfig,
     questions: list[str],
@@ -57,17 +85,14 @@ async def simulate(
     *,
     observer: Model | None = None,
     prompts: Prompts | None = None,
-    concurrency: int = 32,
-    retry_failed: bool = True,
-    progress: bool = False,
-    report: Callable[[str], None] = print,
-) -> SimulationResult:
+) -> Simulation:
+    """A simulation with its agents' memories loaded, seeded once per run."""
     if not questions:
         raise UserError("the question pool is empty")
     stance_of = assign_stances(config.stance, config.agents, config.seed)
     check_stances_cover(stances, set(stance_of))
-    bank = MemoryBank.load(store, config.agents)
-    _seed_memories(store, bank, stance_of, stances, embedder, config)
+    bank = MemoryBank.load(state, config.agents)
+    _seed_memories(state, bank, stance_of, stances, embedder, config)
     society = Society(
         model=model,
         observer=observer or model,
@@ -78,54 +103,15 @@ async def simulate(
         bank=bank,
         prompts=prompts or Prompts(PROMPTS_DIR, config.templates),
     )
-    metrics = []
-    for round_ in range(1, config.rounds + 1):
-        done = store.get_state(ROUNDS_NS, round_id(round_))
-        if done is not None:
-            report(format_metrics(done, config.rounds) + " (finished earlier)")
-            metrics.append(done)
-            continue
-        items = [turn_item(round_, agent, config, questions) for agent in range(config.agents)]
-        # the runner reopens failed turns of this round only: finished rounds stay as they are
-        await run_items(store, items, partial(run_turn, society=society), concurrency=concurrency,
-                        retry_failed=retry_failed, progress=progress)
-        m = _end_round(store, society, embedder, round_, [item.id for item in items])
-        report(format_metrics(m, config.rounds))
-        metrics.append(m)
-    return SimulationResult(metrics, bank.size())
-
-
-def round_records(store: RunStore, round_: int) -> list[SandboxRecord]:
-    prefix = f"{round_id(round_)}-"
-    return [SandboxRecord.model_validate(rec) for item, rec in store.done_records() if item.id.startswith(prefix)]
-
-
-def _end_round(store: RunStore, society: Society, embedder: Embedder, round_: int, ids: list[str]) -> dict[str, Any]:
-    """Revisions to memory in agent order, then the round's metrics (which mark it finished)."""
-    records = round_records(store, round_)
-    failed = len(ids) - len(records)
-    if not records:
-        reasons = dict(store.failures())
-        first = reasons.get(ids[0], "unknown")
-        raise UserError(
-            f"round {round_}: every agent's turn failed (first: {first}); fix the cause and rerun to resume"
-        )
-    records.sort(key=lambda r: r.agent)
-    vectors = _embed_unique(embedder, [r.question for r in records])
-    for rec, vector in zip(records, vectors):
-        entry = MemoryEntry(rec.question, rec.revision, vector, round_, turn_id(round_, rec.agent))
-        society.bank.add(store, rec.agent, 0, entry)
-    m = round_metrics(round_, society.config.agents, records, failed)
-    store.put_state(ROUNDS_NS, round_id(round_), m)
-    return m
+    return Simulation(state, society, embedder)
 
 
 def _seed_memories(
-    store: RunStore, bank: MemoryBank, stance_of: list[str], stances: StanceSet, embedder: Embedder, config: SandboxConfig
+    state: StateStore, bank: MemoryBank, stance_of: list[str], stances: StanceSet, embedder: Embedder, config: SandboxConfig
 ) -> None:
     """Each agent's memory starts with its own seeded sample of `memory_seeds` pairs of its
     stance (round 0), so agents of one stance still differ; done once per run."""
-    if store.get_state(META_NS, "seeded"):
+    if state.get_state(META_NS, "seeded"):
         return
     pairs = {s: stances.of(s) for s in set(stance_of)}
     vectors = {s: _embed_unique(embedder, [p.question for p in ps]) for s, ps in pairs.items()}
@@ -133,8 +119,8 @@ def _seed_memories(
         for n, pick in enumerate(seed_sample(len(pairs[stance]), config.memory_seeds, config.seed, agent)):
             pair = pairs[stance][pick]
             entry = MemoryEntry(pair.question, pair.answer, vectors[stance][pick], 0, f"seed:{stance}:{pick}")
-            bank.add(store, agent, n, entry)
-    store.put_state(META_NS, "seeded", True)
+            bank.add(state, agent, n, entry)
+    state.put_state(META_NS, "seeded", True)
 
 
 def seed_sample(available: int, wanted: int, seed: int, agent: int) -> list[int]:
