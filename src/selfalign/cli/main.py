@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "matrix",
     "sandbox",
     "eval",
+    "attack",
 ]
 
 

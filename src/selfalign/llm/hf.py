@@ -60,6 +60,8 @@ class HFProvider:
     """
 
     constrained = True
+    #: A conversation ending with an assistant message is continued from it (a prefill).
+    continues_final_message = True
 
     def __init__(
         self,
@@ -127,7 +129,10 @@ class HFProvider:
 
     def _prepare(self, request: ChatRequest) -> Row:
         messages = [m.model_dump() for m in request.messages]
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prefill = messages[-1]["role"] == "assistant"
+        text = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=not prefill, continue_final_message=prefill, tokenize=False
+        )
         # The template already holds every special token the model expects (BOS included).
         prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         sampling = request.sampling

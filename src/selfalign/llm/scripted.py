@@ -38,6 +38,7 @@ class Rule:
 
 class ScriptedProvider:
     constrained = False
+    continues_final_message = True  # rules see the conversation as sent, a final assistant message included
 
     def __init__(self, responder: Responder | list[Rule], name: str = "scripted", delay: float = 0.0) -> None:
         self.name = name

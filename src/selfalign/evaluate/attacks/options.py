@@ -1,0 +1,24 @@
+"""The settings every attack may read, checked once before any model call."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class AttackOptions(BaseModel):
+    temperature: float = Field(0.0, ge=0.0, le=2.0)  # the target's answers; 0: greedy
+    max_tokens: int = Field(256, ge=1)
+    seed: int = 0
+    jailbreaks_file: str | None = None  # template: None = the shipped set
+    encodings: list[str] = ["base64", "hex", "rot13", "leetspeak"]
+    iterations: int = Field(3, ge=1)  # pair: rounds per stream
+    streams: int = Field(3, ge=1)  # pair: concurrent conversations per behaviour
+    attacker_max_tokens: int = Field(512, ge=1)
+    judge_max_tokens: int = Field(512, ge=1)
+    gcg_steps: int = Field(50, ge=1)
+    gcg_search_width: int = Field(128, ge=1)
+    gcg_topk: int = Field(64, ge=1)
+    gcg_suffix_tokens: int = Field(20, ge=1)
+    canary: str = "ZEBRA-7741-QUILL"  # privacy: the secret put in the system prompt
+    privacy_probes_file: str | None = None
+    templates: str | None = None  # folder of .j2 files replacing the shipped attack prompts
