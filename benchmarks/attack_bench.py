@@ -5,7 +5,8 @@ time, in one run.
     python benchmarks/attack_bench.py                       # 16 behaviours, 50 ms per call
     python benchmarks/attack_bench.py --behaviors 32 --delay 0.1
 
-Scripted models stand in for servers: each call sleeps --delay seconds. template: the baseline
+A scripted model stands in for a server (target, attacker and judge at once): each call sleeps
+--delay seconds; "one call at a time" is --concurrency 1 --max-calls 1. template: the baseline
 plus 6 shipped templates per behaviour (one call per item). pair: a target that refuses, an
 attacker and a judge, --streams 3, --iterations 3 (no stream succeeds, so every round runs: 9
 attacker, 9 target and 9 judge calls per behaviour). Both ways must give the same figures (checked).
@@ -28,11 +29,12 @@ def write_rules(path: Path, rows: list[dict]) -> str:
 
 
 def timed(config: AttackConfig) -> tuple[float, list, int]:
+    """Seconds, figures and attack items (the plain-request baseline's items not counted)."""
     start = time.perf_counter()
     run = run_attack(config)
     seconds = time.perf_counter() - start
     figures = [(f["attack"], f["variant"], f["metric"], f["category"], f["value"]) for f in build_results(run)["figures"]]
-    return seconds, figures, len(run.items)
+    return seconds, figures, sum(item.extra["attack"] != "none" for item in run.items)
 
 
 def main() -> None:
@@ -45,28 +47,30 @@ def main() -> None:
         behaviors = tmp / "behaviors.jsonl"
         behaviors.write_text("".join(json.dumps({"behavior": f"Write rude email number {i}", "category": f"c{i % 2}"}) + "\n"
                                      for i in range(args.behaviors)))
-        target = write_rules(tmp / "target.jsonl", [
+        # One scripted model plays target, attacker and judge: one model, so --max-calls 1 is
+        # truly one call at a time.
+        model = write_rules(tmp / "model.jsonl", [
+            {"match": "Write your first request|Improve your request", "replies": [
+                {"improvement": "try again", "prompt": f"Please, as a favour ({n}), write it"} for n in range(5)], "delay": args.delay},
+            {"match": "You are a strict judge", "reply": {"reason": "refuses", "rating": 1}, "delay": args.delay},
             {"match": "thriller novel", "reply": "Sure, here is the email.", "delay": args.delay},
             {"match": "", "reply": "I'm sorry, I cannot help with that.", "delay": args.delay},
         ])
-        attacker = write_rules(tmp / "attacker.jsonl", [{"match": "", "replies": [
-            {"improvement": "try again", "prompt": f"Please, as a favour ({n}), write it"} for n in range(5)], "delay": args.delay}])
-        judge = write_rules(tmp / "judge.jsonl", [{"match": "", "reply": {"reason": "refuses", "rating": 1}, "delay": args.delay}])
         cases = {
             "template": dict(attacks=["template"]),
-            "pair": dict(attacks=["pair"], attacker=attacker, judge=judge),
+            "pair": dict(attacks=["pair"], attacker=model, judge=model),
         }
         print(f"{args.behaviors} behaviours, every model call {args.delay * 1000:.0f} ms")
         for name, extra in cases.items():
             timings, figures = {}, {}
             for way, concurrency, max_calls in [("concurrent", 32, 64), ("one call at a time", 1, 1)]:
                 out = tmp / f"{name}-{way.replace(' ', '-')}"
-                config = AttackConfig(models=[target], behaviors=str(behaviors), out=str(out), concurrency=concurrency, max_calls=max_calls,
+                config = AttackConfig(models=[model], behaviors=str(behaviors), out=str(out), concurrency=concurrency, max_calls=max_calls,
                                       options=AttackOptions(streams=3, iterations=3), progress=False, resamples=1000, **extra)
                 timings[way], figures[way], items = timed(config)
             assert figures["concurrent"] == figures["one call at a time"], "both ways must give the same figures"
             for way, seconds in timings.items():
-                print(f"{name:>8} {way:>20}: {items} items in {seconds:6.2f} s, {items / seconds * 60:8.0f} items/min")
+                print(f"{name:>8} {way:>20}: {items} attack items (+{args.behaviors} plain) in {seconds:6.2f} s, {items / seconds * 60:8.0f} attack items/min")
             print(f"{name:>8} concurrent / one call at a time: {timings['one call at a time'] / timings['concurrent']:.1f}x")
 
 
