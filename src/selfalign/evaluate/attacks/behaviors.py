@@ -84,5 +84,8 @@ def _hub_rows(name: str) -> list[Row]:
             f"--behaviors {name}: could not load {dataset} from the hub ({type(exc).__name__}); offline, download "
             f"{local_format} and pass --behaviors FILE, or write your own ({FIX})"
         ) from exc
-    split = next((s for s in ("harmful", "train", "test") if s in data), next(iter(data)))
+    if "harmful" in data:  # JailbreakBench: the harmful split, and the benign one for over-refusal
+        return [Row(f"{dataset} {split} row {i}", {**row, "harmful": split == "harmful"})
+                for split in ("harmful", "benign") if split in data for i, row in enumerate(data[split], 1)]
+    split = next((s for s in ("train", "test") if s in data), next(iter(data)))
     return [Row(f"{dataset} {split} row {i}", row) for i, row in enumerate(data[split], 1)]

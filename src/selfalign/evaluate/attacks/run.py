@@ -91,9 +91,10 @@ def prepare(config: AttackConfig) -> Plan:
     judged = [s.name for s in scorers if s.needs_judge] + needs["judge"]
     if judged and config.judge is None:
         raise UserError(f"{judged[0]} needs a judge: add --judge SPEC (any model spec)")
-    for need, flag in (("hf", "an hf: model (it reads the model's gradients)"),):
-        if needs[need] and (not_hf := [m for m in config.models if not m.startswith("hf:")]):
-            raise UserError(f"--attacks {needs[need][0]} needs {flag}; --model {not_hf[0]} is not one: drop {needs[need][0]} for it, or attack hf:PATH")
+    not_hf = [m for m in config.models if not m.startswith("hf:")]
+    if needs["hf"] and not_hf:
+        raise UserError(f"--attacks {needs['hf'][0]} needs an hf: model (it reads the model's gradients); --model {not_hf[0]} "
+                        f"is not one: drop {needs['hf'][0]} for it, or attack hf:PATH")
     prompts = Prompts(PROMPTS_DIR, config.options.templates)
     return Plan(behaviors, attacks, scorers, prompts, build_items(config.models, behaviors, attacks))
 
