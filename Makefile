@@ -64,11 +64,17 @@ test-servers: $(VENV)/.installed $(VLLM_VENV)/.installed
 	$(VENV)/bin/python -m pytest -m servers tests/servers/test_vllm.py
 
 # llama.cpp's server (llama-cpp-python), compiled from source: 15 to 40 minutes on 2 CPU cores.
+# Its source release is kept in the venv: the tests convert the tiny model to GGUF with the
+# converter of the llama.cpp it vendors.
 LLAMACPP_VENV ?= .venv-llamacpp
 LLAMACPP_VERSION ?= 0.3.36
+LLAMACPP_SDIST = $(abspath $(LLAMACPP_VENV))/src/llama_cpp_python-$(LLAMACPP_VERSION).tar.gz
 $(LLAMACPP_VENV)/.installed:
 	python3 -m venv $(LLAMACPP_VENV)
-	$(LLAMACPP_VENV)/bin/python -m pip install --quiet "llama-cpp-python[server]==$(LLAMACPP_VERSION)"
+	$(LLAMACPP_VENV)/bin/python -m pip download --quiet --no-deps --no-binary :all: \
+		"llama-cpp-python==$(LLAMACPP_VERSION)" -d $(LLAMACPP_VENV)/src
+	tar xzf $(LLAMACPP_SDIST) -C $(LLAMACPP_VENV)/src
+	$(LLAMACPP_VENV)/bin/python -m pip install --quiet "llama-cpp-python[server] @ file://$(LLAMACPP_SDIST)"
 	touch $@
 
 test-llamacpp: $(VENV)/.installed $(LLAMACPP_VENV)/.installed

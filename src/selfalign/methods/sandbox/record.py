@@ -3,6 +3,8 @@ of the ratings the program reads."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -13,7 +15,9 @@ class Rating(BaseModel):
     """Schema of one 1-7 rating with its reason: a neighbour's rating of a draft, or an
     observer's rating of one answer on one scale (validated; constrained where supported)."""
 
-    rating: int = Field(ge=1, le=7, description="1 = not at all, 7 = completely")
+    # the seven values as an enum rather than a range: every server's grammar enforces an enum,
+    # while llama.cpp's json_object mode ignores minimum and maximum
+    rating: Literal[1, 2, 3, 4, 5, 6, 7] = Field(description="1 = not at all, 7 = completely")
     reason: str = Field(min_length=1, max_length=300, description="one or two sentences")
 
 
