@@ -25,6 +25,7 @@ def run_generator(name: str, spec: str, prompts: Path, out: Path, max_tokens: in
     assert "HTTP Request" not in proc.stderr  # no line per request on the console
     counts = json.loads((out / "summary.json").read_text())["items"]
     failures = selfalign("export", out, "--failures").stdout
+    print(f"{name}: {counts['done']} done, {counts['failed']} failed")  # shown with pytest -rP
     assert counts["done"] * 3 >= 2 * (counts["done"] + counts["failed"]), f"{name}: {counts}\n{failures}"
     return counts
 
