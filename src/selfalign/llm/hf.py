@@ -27,7 +27,7 @@ from selfalign.errors import UserError
 from .checkpoints import load_pretrained, resolve_dtype
 from .engine import BatchEngine, Row
 from .errors import ModelError
-from .types import ChatRequest, Completion
+from .types import ChatRequest, Completion, Sampling, TextRequest
 
 GRAMMAR_CACHE_SIZE = 256  # compiled grammars kept (least recently used dropped first)
 
@@ -117,6 +117,13 @@ class HFProvider:
         row = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self._prepare, request)
         return await self.engine.generate(row)
 
+    async def complete_text(self, request: TextRequest) -> Completion:
+        """Continue a raw prompt (no chat template; the tokenizer adds BOS where the model uses one)."""
+        if self._closed:
+            raise ModelError(f"{self.name}: the provider is closed")
+        row = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self._prepare_text, request)
+        return await self.engine.generate(row)
+
     async def close(self) -> None:
         """Stop the engine, fail queued requests, let go of the model."""
         self._closed = True
@@ -135,7 +142,12 @@ class HFProvider:
         )
         # The template already holds every special token the model expects (BOS included).
         prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        sampling = request.sampling
+        return self._row(prompt_ids, request.sampling, request.json_schema)
+
+    def _prepare_text(self, request: TextRequest) -> Row:
+        return self._row(self.tokenizer(request.prompt)["input_ids"], request.sampling, None)
+
+    def _row(self, prompt_ids: list[int], sampling: Sampling, json_schema: dict[str, Any] | None) -> Row:
         max_tokens = sampling.max_tokens
         if self.context_length is not None:
             if len(prompt_ids) >= self.context_length:
@@ -145,10 +157,10 @@ class HFProvider:
                 )
             max_tokens = min(max_tokens, self.context_length - len(prompt_ids))
         matcher = None
-        if request.json_schema is not None:
+        if json_schema is not None:
             import xgrammar as xgr
 
-            matcher = xgr.GrammarMatcher(self._grammar(request.json_schema))
+            matcher = xgr.GrammarMatcher(self._grammar(json_schema))
         return Row(
             prompt_ids=list(prompt_ids),
             max_tokens=max_tokens,

@@ -14,9 +14,11 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from selfalign.errors import UserError
+
 from .errors import ModelError, SchemaError, TransientError
-from .provider import Provider
-from .types import CallStats, ChatRequest, ChatResult, Completion, Message, Sampling, as_messages
+from .provider import Provider, TextProvider
+from .types import CallStats, ChatRequest, ChatResult, Completion, Message, Sampling, TextRequest, as_messages
 from .usage import record_usage
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,20 @@ class Model:
         self.stats.failures += 1
         raise SchemaError(f"no valid {schema.__name__} after {attempts} attempts; last: {last_error}")
 
+    @property
+    def completes_text(self) -> bool:
+        """Whether the provider takes raw text prompts (`text`)."""
+        return isinstance(self.provider, TextProvider)
+
+    async def text(self, prompt: str, *, sampling: Sampling | None = None, **overrides: Any) -> ChatResult:
+        """A raw text completion: `prompt` continued as it is, with no chat template (how a base
+        model is prompted); stop strings in `stop=`. Cached, limited and retried as `chat` is."""
+        if not self.completes_text:
+            raise UserError(f"{self.name} does not complete raw text; use a chat prompt with this model")
+        request = TextRequest(prompt, (sampling or self.default_sampling).model_copy(update=overrides))
+        completion, cached = await self._complete(request)
+        return _result(completion, None, cached, 1)
+
     async def complete(
         self, messages: Any, sampling: Sampling, json_schema: dict[str, Any] | None = None
     ) -> tuple[Completion, bool]:
@@ -132,8 +148,9 @@ class Model:
             self.cache.put_call(key, {"structured": mode})
         self._structured_known = True
 
-    async def _complete(self, request: ChatRequest) -> tuple[Completion, bool]:
-        structured = getattr(self.provider, "structured", None) if request.json_schema is not None else None
+    async def _complete(self, request: ChatRequest | TextRequest) -> tuple[Completion, bool]:
+        schema = request.json_schema if isinstance(request, ChatRequest) else None
+        structured = getattr(self.provider, "structured", None) if schema is not None else None
         key = call_key(self.provider.name, request, structured)
         if self.cache is not None and (hit := self.cache.get_call(key)) is not None:
             completion = Completion(**hit)
@@ -150,9 +167,11 @@ class Model:
             self.cache.put_call(key, completion.to_json())
         return completion, False
 
-    async def _complete_with_retries(self, request: ChatRequest) -> Completion:
+    async def _complete_with_retries(self, request: ChatRequest | TextRequest) -> Completion:
         for retry in range(self.retry.max_retries + 1):
             try:
+                if isinstance(request, TextRequest):
+                    return await self.provider.complete_text(request)  # type: ignore[attr-defined]
                 return await self.provider.complete(request)
             except TransientError as exc:
                 if retry == self.retry.max_retries:
@@ -168,11 +187,14 @@ class Model:
         await self.provider.close()
 
 
-def call_key(model_name: str, request: ChatRequest | None, structured: str | None = None) -> str:
-    """Cache key: model, messages, sampling (seed included), schema and, where a server has
-    several, the structured-output mode. No request: the key of the model's remembered mode."""
+def call_key(model_name: str, request: ChatRequest | TextRequest | None, structured: str | None = None) -> str:
+    """Cache key: model, messages (or a raw prompt), sampling (seed included), schema and, where
+    a server has several, the structured-output mode. No request: the key of the model's
+    remembered mode."""
     if request is None:
         payload: dict[str, Any] = {"model": model_name, "structured_mode": True}
+    elif isinstance(request, TextRequest):
+        payload = {"model": model_name, "prompt": request.prompt, "sampling": request.sampling.model_dump(mode="json")}
     else:
         payload = {
             "model": model_name,

@@ -17,6 +17,8 @@ in the run, so a resumed run sends the same prompts):
 - `none`: nothing is sent; the Model wrapper puts the schema into the prompt and validates.
 `?structured=MODE` on the spec skips the probe.
 
+Raw text prompts (`Model.text`, for base models) go to the server's /v1/completions.
+
 This provider sends one request per call and reports failures: 429, timeouts, lost connections
 and 5xx as TransientError (the Model wrapper retries those with backoff); a refusal (400, 422,
 or a 500 whose body says the request is invalid) as ModelError naming what the server does not
@@ -37,7 +39,7 @@ import openai
 from selfalign.errors import UserError
 
 from .errors import ModelError, TransientError
-from .types import ChatRequest, Completion, Message, Sampling
+from .types import ChatRequest, Completion, Message, Sampling, TextRequest
 
 log = logging.getLogger(__name__)
 
@@ -159,36 +161,46 @@ class OpenAIProvider:
             mode = await self.find_structured_mode()
         return await self._send(request, mode)
 
+    async def complete_text(self, request: TextRequest) -> Completion:
+        """A raw prompt through the server's /v1/completions (no chat template)."""
+        params = {"model": self.model, "prompt": request.prompt, **_sampling_params(request.sampling)}
+        response = await self._call(self._get_client().completions.create, params, "none")
+        if not getattr(response, "choices", None):
+            raise ModelError(f"{self.name}: the server answered with no choices")
+        usage = response.usage
+        return Completion(
+            text=response.choices[0].text or "",
+            prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+            completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+            finish_reason=response.choices[0].finish_reason or "stop",
+        )
+
     async def _send(self, request: ChatRequest, mode: str) -> Completion:
-        client = self._get_client()
-        params = self._params(request, mode)
+        create = self._get_client().chat.completions.create
+        response = await self._call(create, self._params(request, mode), mode if request.json_schema is not None else "none")
+        return _completion(self.name, response)
+
+    async def _call(self, create: Any, params: dict[str, Any], mode: str) -> Any:
+        """One request; the server's failures as TransientError (worth a retry) or ModelError."""
         try:
-            response = await client.chat.completions.create(**params)
+            return await create(**params)
         except openai.APIStatusError as exc:
-            raise _status_error(self.name, exc, mode if request.json_schema is not None else "none") from exc
+            raise _status_error(self.name, exc, mode) from exc
         except openai.APITimeoutError as exc:
             raise TransientError(f"{self.name}: no answer within {self.timeout:g}s") from exc
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc.__context__
             detail = f": {type(cause).__name__}: {cause}" if cause else ""
             raise TransientError(f"{self.name}: cannot connect{detail}") from exc
-        except openai.APIError as exc:  # e.g. a response that is not a chat completion
+        except openai.APIError as exc:  # e.g. a response that is not a completion
             raise ModelError(f"{self.name}: {exc.message}") from exc
-        return _completion(self.name, response)
 
     def _params(self, request: ChatRequest, mode: str = "none") -> dict[str, Any]:
-        s = request.sampling
         params: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_tokens,
+            **_sampling_params(request.sampling),
         }
-        if s.stop:
-            params["stop"] = list(s.stop)
-        if s.seed is not None:
-            params["seed"] = s.seed
         if request.json_schema is not None:
             params.update(_schema_params(request.json_schema, mode))
         return params
@@ -215,6 +227,15 @@ class OpenAIProvider:
                 await client.close()
             except RuntimeError:  # its loop is gone; nothing left to release
                 pass
+
+
+def _sampling_params(s: Sampling) -> dict[str, Any]:
+    params: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
+    if s.stop:
+        params["stop"] = list(s.stop)
+    if s.seed is not None:
+        params["seed"] = s.seed
+    return params
 
 
 def _limits(max_connections: int) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from .types import ChatRequest, Completion
+from .types import ChatRequest, Completion, TextRequest
 
 
 @runtime_checkable
@@ -21,4 +21,14 @@ class Provider(Protocol):
 
     async def close(self) -> None:
         """Release engines, threads and connections."""
+        ...
+
+
+@runtime_checkable
+class TextProvider(Provider, Protocol):
+    """A provider that also completes raw text (no chat template): hf:, vllm:, openai: through
+    /v1/completions, scripted:. `Model.text` calls it."""
+
+    async def complete_text(self, request: TextRequest) -> Completion:
+        """Continue `request.prompt` as it is. Raise TransientError for failures worth retrying."""
         ...

@@ -7,7 +7,8 @@ searched in the last message) fits answers:
     {"match": "Rate the draft", "reply": {"rating": 5, "reason": "kind"}}
     {"match": "", "replies": ["first answer", "second answer"]}
 
-`reply` is a string or a JSON object (sent as its JSON text). With `replies`, the answer is
+`reply` is a string or a JSON object (sent as its JSON text). A raw text prompt (`Model.text`)
+is matched as a last message would be, and its reply cut at the first stop string. With `replies`, the answer is
 picked by a hash of the request, so the same request always gets the same answer. A rule may
 add `"delay": SECONDS` to stand in for a real model's latency in dry runs.
 """
@@ -24,7 +25,7 @@ from typing import Any, Callable
 
 from selfalign.errors import InputError
 
-from .types import ChatRequest, Completion
+from .types import ChatRequest, Completion, Message, TextRequest
 
 Responder = Callable[[ChatRequest], "str | dict[str, Any] | list[Any]"]
 
@@ -60,6 +61,15 @@ class ScriptedProvider:
         text = reply if isinstance(reply, str) else json.dumps(reply)
         prompt_words = sum(len(m.content.split()) for m in request.messages)
         return Completion(text=text, prompt_tokens=prompt_words, completion_tokens=len(text.split()), finish_reason="stop")
+
+    async def complete_text(self, request: TextRequest) -> Completion:
+        """A raw prompt is answered as a chat whose one user message is the prompt (rules match
+        against it), cut at the first stop string as a model's text would be."""
+        completion = await self.complete(ChatRequest((Message(role="user", content=request.prompt),), request.sampling))
+        cuts = [i for i in (completion.text.find(s) for s in request.sampling.stop if s) if i >= 0]
+        if cuts:
+            completion.text = completion.text[: min(cuts)]
+        return completion
 
     async def close(self) -> None:
         return None

@@ -43,6 +43,15 @@ class ChatRequest:
     json_schema: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class TextRequest:
+    """A raw text completion: the prompt string goes to the model as it is, with no chat
+    template (how a base model is prompted). Stop strings are in `sampling.stop`."""
+
+    prompt: str
+    sampling: Sampling
+
+
 @dataclass
 class Completion:
     """What a provider returns for one request."""

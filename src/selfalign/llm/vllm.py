@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ModelError
 from .extras import require
-from .types import ChatRequest, Completion
+from .types import ChatRequest, Completion, TextRequest
 
 
 class VLLMProvider:
@@ -41,18 +41,25 @@ class VLLMProvider:
             engine_args.get("tokenizer") or model,
             trust_remote_code=bool(engine_args.get("trust_remote_code", False)),
         )
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ModelError(
-                f"{self.name} has no chat template (is it a base model?). Use a chat/instruct "
-                "model, or add a 'chat_template' to its tokenizer_config.json."
-            )
         self._ids = itertools.count()
 
     async def complete(self, request: ChatRequest) -> Completion:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelError(
+                f"{self.name} has no chat template (is it a base model?). Use a chat/instruct "
+                "model, add a 'chat_template' to its tokenizer_config.json, or prompt it with raw text."
+            )
         messages = [m.model_dump() for m in request.messages]
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        params = self._sampling_params(request)
+        return await self._generate(prompt_ids, self._sampling_params(request))
+
+    async def complete_text(self, request: TextRequest) -> Completion:
+        """Continue a raw prompt (no chat template; the tokenizer adds BOS where the model uses one)."""
+        prompt_ids = self.tokenizer(request.prompt)["input_ids"]
+        return await self._generate(prompt_ids, self._sampling_params(ChatRequest((), request.sampling)))
+
+    async def _generate(self, prompt_ids: list[int], params: Any) -> Completion:
         final = None
         async for output in self.engine.generate(
             {"prompt_token_ids": list(prompt_ids)}, params, f"selfalign-{next(self._ids)}"
