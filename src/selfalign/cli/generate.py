@@ -31,14 +31,17 @@ MakeRunItem = Callable[[Model], Callable[[Item], Any]]
 EXIT_ALL_DONE, EXIT_SOME_FAILED = 0, 1  # 2: bad usage or input (selfalign.cli.main)
 
 
-def add_generator_options(p: argparse.ArgumentParser, *, inputs: str = "prompts") -> None:
-    """The options every generator shares (critique-revise, matrix, sandbox)."""
+def add_generator_options(p: argparse.ArgumentParser, *, inputs: str | None = "prompts") -> None:
+    """The options every generator shares (critique-revise, matrix, sandbox, the SELF-ALIGN
+    stages); `inputs=None` for a generator that reads no prompts (self-instruct)."""
     p.add_argument("--model", required=True, help="model spec: hf:PATH, openai:MODEL@URL[?structured=MODE], vllm:PATH, scripted:FILE")
-    p.add_argument("--prompts", "--questions", dest="prompts", required=True, metavar="FILE",
-                   help=f"the {inputs}: .jsonl/.json/.csv/.txt/.parquet, a datasets folder or hub name")
-    p.add_argument("--field", default=None, help="the prompt field or CSV column (default: prompt, or messages)")
+    if inputs is not None:
+        p.add_argument("--prompts", "--questions", dest="prompts", required=True, metavar="FILE",
+                       help=f"the {inputs}: .jsonl/.json/.csv/.txt/.parquet, a datasets folder or hub name")
+        p.add_argument("--field", default=None, help="the prompt field or CSV column (default: prompt, or messages)")
     p.add_argument("--out", required=True, help="run folder; rerunning the same command resumes it")
-    p.add_argument("--limit", type=int, default=None, help=f"only the first N {inputs} (default: all)")
+    if inputs is not None:
+        p.add_argument("--limit", type=int, default=None, help=f"only the first N {inputs} (default: all)")
     p.add_argument("--concurrency", type=int, default=32, help="items in flight at once")
     p.add_argument("--max-calls", type=int, default=64, help="model calls in flight at once")
     p.add_argument("--seed", type=int, default=0, help="seed of every sampled call (a retry uses the next)")
@@ -51,19 +54,40 @@ def add_generator_options(p: argparse.ArgumentParser, *, inputs: str = "prompts"
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run_generator(args: argparse.Namespace, method: str, config: BaseModel, make_run_item: MakeRunItem) -> int:
-    """Load and check the inputs, open the run, run every item, write and print the summary;
-    returns the exit code."""
+#: What a method adds to a run's summary, from its done records (e.g. dropped answers by reason).
+Tally = Callable[[list[tuple[Item, dict[str, Any]]]], dict[str, Any]]
+
+
+def run_generator(
+    args: argparse.Namespace, method: str, config: BaseModel, make_run_item: MakeRunItem, *,
+    tally: Tally | None = None, plain_format: bool = False,
+) -> int:
+    """Load and check the inputs, open the run, run every item, write and print the summary
+    (with the method's `tally` of the records, when it has one); returns the exit code.
+    `plain_format`: an hf: model without a chat template loads (for methods that prompt base
+    models with raw text)."""
     items = load_items(args.prompts, field_name=args.field, limit=args.limit)  # fails before any model call
     store = RunStore(args.out, wait=args.wait)  # one writer per run folder
     try:
         settings = {"model": args.model, **config.model_dump(mode="json")}
-        summary = asyncio.run(_run(args, store, items, make_run_item, lambda: store.bind_config(method, settings)))
-        _write_summary(store, method, summary)
+        bind = lambda: store.bind_config(method, settings)  # noqa: E731
+        summary = asyncio.run(_run(args, store, items, make_run_item, bind, plain_format))
+        extra = tally(list(store.done_records())) if tally else {}
+        _write_summary(store, method, summary, extra)
     finally:
         store.close()
     print(summary.line())
+    print_tally(extra)
     return finish(args.out, method, summary.failed)
+
+
+def print_tally(tally: dict[str, Any]) -> None:
+    """Counts by reason (or by name), one a line, under their heading."""
+    for heading, counts in tally.items():
+        if isinstance(counts, dict) and counts:
+            print(f"{heading}:")
+            for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+                print(f"  {n:6d}  {name}")
 
 
 def finish(out: str, method: str, failed: int, exports: str | None = None) -> int:
@@ -84,9 +108,10 @@ def finish(out: str, method: str, failed: int, exports: str | None = None) -> in
 
 
 async def _run(
-    args: argparse.Namespace, store: RunStore, items: list[Item], make_run_item: MakeRunItem, bind: Callable[[], None]
+    args: argparse.Namespace, store: RunStore, items: list[Item], make_run_item: MakeRunItem, bind: Callable[[], None],
+    plain_format: bool = False,
 ) -> RunSummary:
-    model = open_model(args.model, store, args)
+    model = open_model(args.model, store, args, plain_format=plain_format)
     try:
         bind()  # only once the model has loaded: a failed load leaves the folder free for other settings
         return await run_items(
@@ -101,10 +126,15 @@ async def _run(
         await model.close()
 
 
-def open_model(spec: str, store: RunStore, args: argparse.Namespace, flag: str = "--model") -> Model:
+def open_model(
+    spec: str, store: RunStore, args: argparse.Namespace, flag: str = "--model", *, plain_format: bool = False
+) -> Model:
     """The model a run's calls go through: cached in its store, `--max-calls` in flight, and on
-    `--device` when it is an hf: model (other providers have no device)."""
-    options = {"device": args.device} if args.device and spec.startswith("hf:") else {}
+    `--device` when it is an hf: model (other providers have no device). `plain_format`: an
+    hf: model without a chat template loads rather than being refused."""
+    options: dict[str, Any] = {"device": args.device} if args.device and spec.startswith("hf:") else {}
+    if plain_format and spec.startswith("hf:"):
+        options["plain_format"] = True
     try:
         return load_model(spec, cache=store, max_concurrency=args.max_calls, **options)
     except UserError as exc:  # the provider's own words, which name the spec
@@ -113,12 +143,13 @@ def open_model(spec: str, store: RunStore, args: argparse.Namespace, flag: str =
         raise UserError(f"{flag} {spec}: cannot load the model: {exc}") from exc
 
 
-def _write_summary(store: RunStore, method: str, summary: RunSummary) -> None:
+def _write_summary(store: RunStore, method: str, summary: RunSummary, extra: dict[str, Any] | None = None) -> None:
     data = {
         "method": method,
         "items": store.counts(),
         "seconds_last_session": round(summary.seconds, 2),
         "usage": summary.usage,
+        **(extra or {}),
         "failures": [{"id": i, "reason": r} for i, r in store.failures()],
     }
     write_text_atomic(Path(store.folder) / "summary.json", json.dumps(data, indent=2))

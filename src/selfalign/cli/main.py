@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "sandbox",
     "eval",
     "attack",
+    "self_instruct",
 ]
 
 

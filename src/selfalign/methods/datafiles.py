@@ -30,12 +30,17 @@ def read_data_file(package: str, default_name: str, path: str | Path | None, fla
 def parse_jsonl_rows(text: str, where: str, row_type: type[Row], what: str, fix: str) -> list[Row]:
     """One `row_type` a row (JSON lines, or a JSON array when `where` ends in .json); the first
     bad row raises InputError with its line."""
+    return [row for _, row in parse_jsonl_rows_where(text, where, row_type, what, fix)]
+
+
+def parse_jsonl_rows_where(text: str, where: str, row_type: type[Row], what: str, fix: str) -> list[tuple[str, Row]]:
+    """As `parse_jsonl_rows`, each row with where it is ("file.jsonl:3"), for checks across rows."""
     rows = []
     for row in rows_of_text(text, where, Path(where).suffix.lower() if where.endswith(".json") else ".jsonl", fix):
         if isinstance(row.value, BrokenRow):
             raise InputError(row.value.problem)
         try:
-            rows.append(row_type.model_validate(row.value))
+            rows.append((row.where, row_type.model_validate(row.value)))
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(map(str, err["loc"])) or "line"

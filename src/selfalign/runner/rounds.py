@@ -7,6 +7,8 @@ which is stored, marking the round finished. A run killed at any instant reruns 
 not yet done (their finished model calls replay from the cache), then the round end, which must
 therefore be idempotent; so a resumed run gives the same records as an uninterrupted one.
 
+A round whose `items` are empty ends the rounds early: the method has nothing left to do.
+
 A failed item of a finished round stays failed: later rounds were built without its record, and
 rerunning it would make the run differ from what they saw. `retry_failed` reopens the failed
 items of the unfinished round only.
@@ -63,6 +65,8 @@ async def run_rounds(
             report(method.describe(summary) + " (finished earlier)")
         else:
             items = method.items(round_)
+            if not items:  # the method has nothing left to do (e.g. it has kept all it wanted)
+                break
             await run_items(store, items, method.run_item, concurrency=concurrency, retry_failed=retry_failed,
                             progress=progress)
             summary = method.end_round(round_, *_outcome(store, items))

@@ -1,0 +1,31 @@
+"""One model call of a SELF-ALIGN stage: a prompt as raw text (a base model, as the paper
+prompts one) or as one user message (a chat model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selfalign.errors import UserError
+from selfalign.llm import Model
+from selfalign.llm.types import ChatResult
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+
+
+def use_raw(raw: bool | None, model: Model) -> bool:
+    """Raw text when asked (`--raw`), or by default when the model has no chat template."""
+    if raw and not model.completes_text:
+        raise UserError(f"--raw: {model.name} does not complete raw text; drop --raw to prompt it as a chat model")
+    if raw is not None:
+        return raw
+    return model.completes_text and getattr(model.provider, "chat_format", "chat") == "plain"
+
+
+async def ask(
+    model: Model, prompt: str, *, raw: bool, seed: int, temperature: float, top_p: float, max_tokens: int,
+    stop: tuple[str, ...] = (),
+) -> ChatResult:
+    sampling = dict(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=stop)
+    if raw:
+        return await model.text(prompt, **sampling)
+    return await model.chat([{"role": "user", "content": prompt}], **sampling)
