@@ -84,7 +84,9 @@ def run_generator(
 def print_tally(tally: dict[str, Any]) -> None:
     """Counts by reason (or by name), one a line, under their heading."""
     for heading, counts in tally.items():
-        if isinstance(counts, dict) and counts:
+        if isinstance(counts, int):
+            print(f"{heading}: {counts}")
+        elif isinstance(counts, dict) and counts:
             print(f"{heading}:")
             for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
                 print(f"  {n:6d}  {name}")

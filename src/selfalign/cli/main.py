@@ -28,6 +28,9 @@ COMMAND_MODULES = [
     "eval",
     "attack",
     "self_instruct",
+    "principles",
+    "verbose",
+    "self_align",
 ]
 
 

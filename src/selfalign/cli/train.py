@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="JSONL / JSON / Parquet files or datasets folders, each PATH or PATH:WEIGHT "
                         "(--data matrix.jsonl --data helpful.jsonl:0.5 mixes in half of helpful.jsonl)")
     p.add_argument("--out", help="output folder (checkpoints, final model, train_summary.json)")
-    p.add_argument("--config", default=None, help="YAML file with these options (keys as the flags, '-' or '_')")
+    p.add_argument("--config", default=None, help="YAML file with these options (keys as the flags, '-' or '_'), or a shipped recipe: "
+                        "engrave, engrave-cpu, distill, distill-cpu (SELF-ALIGN)")
     p.add_argument("--wait", action="store_true", help="if another process trains into --out, wait for it instead of stopping")
     p.add_argument("--accelerate-config", metavar="NAME", default=None,
                    help="print the path of a shipped accelerate config (zero2, zero3, fsdp) and exit")

@@ -12,6 +12,8 @@ METHOD_MODULES = {
     "critique-revise": "selfalign.methods.critique",
     "matrix": "selfalign.methods.matrix",
     "sandbox": "selfalign.methods.sandbox",
+    "principles": "selfalign.methods.principles.principled",
+    "verbose": "selfalign.methods.principles.verbose",
 }
 
 

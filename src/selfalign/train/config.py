@@ -82,13 +82,27 @@ class TrainConfig(BaseModel):
         return self.lora or self.qlora
 
 
+#: Shipped training recipes, named instead of a path with `--config NAME` (train/configs/NAME.yaml):
+#: SELF-ALIGN's engraving and verbose-cloning recipes, and smaller ones for CPU trials.
+RECIPES = ("engrave", "engrave-cpu", "distill", "distill-cpu")
+CONFIGS_DIR = Path(__file__).parent / "configs"
+
+
+def recipe_path(path: str | Path) -> Path:
+    """A config file, or the shipped recipe of that name."""
+    if not Path(path).is_file() and str(path) in RECIPES:
+        return CONFIGS_DIR / f"{path}.yaml"
+    return Path(path)
+
+
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Read a YAML config (keys as in TrainConfig, dashes allowed) and apply `overrides` on top."""
+    """Read a YAML config (keys as in TrainConfig, dashes allowed; or a shipped recipe's name,
+    see RECIPES) and apply `overrides` on top."""
     values: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
+        p = recipe_path(path)
         if not p.is_file():
-            raise UserError(f"config file not found: {p}")
+            raise UserError(f"config file not found: {p} (or name a shipped recipe: {', '.join(RECIPES)})")
         try:
             loaded = yaml.safe_load(p.read_text("utf-8")) or {}
         except yaml.YAMLError as exc:

@@ -47,6 +47,7 @@ class PrinciplesConfig(StageConfig):
 
 
 class VerboseConfig(StageConfig):
+    min_chars: int = Field(128, ge=1, description="shorter answers are dropped (the paper's rule: 128)")
     temperature: float = Field(0.3, ge=0, le=2)
     top_p: float = Field(0.7, gt=0, le=1)
     max_tokens: int = Field(512, ge=1)

@@ -213,11 +213,11 @@ def prompt_leaked(answer: str, prompt: str) -> bool:
     return any(" ".join(body[i : i + LEAK_SHINGLE]) in shingles for i in range(len(body) - LEAK_SHINGLE + 1))
 
 
-def verbose_problem(answer: str, finish_reason: str, prompt: str) -> str | None:
+def verbose_problem(answer: str, finish_reason: str, prompt: str, min_chars: int = MIN_VERBOSE_CHARS) -> str | None:
     if finish_reason == "length":
         return "truncated"
-    if len(answer.strip()) < MIN_VERBOSE_CHARS:
-        return "shorter than 128 characters"
+    if len(answer.strip()) < min_chars:
+        return f"shorter than {min_chars} characters"
     if is_repetitive(answer):
         return "repetitive"
     if prompt_leaked(answer, prompt):

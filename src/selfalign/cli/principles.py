@@ -1,0 +1,50 @@
+"""`selfalign principles`: SELF-ALIGN stage 2, principle-driven self-alignment (Sun et al., 2023).
+
+    selfalign principles --model hf:BASE --prompts runs/si1/prompts.jsonl --out runs/pd1
+    selfalign export runs/pd1 --format sft --to data/engrave.jsonl      # stage 3 trains on this
+
+A base model (no chat template, or --raw) is prompted with raw text, as the paper prompts one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+
+from selfalign.methods.principles import PROMPTS_DIR, PrinciplesConfig, load_exemplars, load_principles, use_raw
+from selfalign.methods.principles import principled
+from selfalign.methods.prompts import Prompts
+
+from .generate import add_generator_options, run_generator
+from .self_instruct import add_raw_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "principles",
+        help="SELF-ALIGN stage 2: answers after internal thoughts that name the principles that apply",
+        description=("Example: selfalign principles --model hf:smollm2 --prompts runs/si1/prompts.jsonl --out runs/pd1; "
+                     "then selfalign export runs/pd1 --format sft|thoughts"),
+    )
+    add_generator_options(p)
+    add_raw_option(p)
+    p.add_argument("--principles", default=None, help="JSONL of {id, name, text} (default: the 16 shipped principles)")
+    p.add_argument("--exemplars", default=None, help="JSONL of {turns: [{user, thoughts, answer}], leaks} (default: shipped)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling")
+    p.set_defaults(func=run, temperature=0.5, max_tokens=256)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = PrinciplesConfig(
+        seed=args.seed, raw=args.raw, templates=args.templates, principles_file=args.principles,
+        exemplars_file=args.exemplars, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+    )
+    principles = load_principles(config.principles_file)  # every file checked before any model call
+    exemplars = load_exemplars(config.exemplars_file, principles)
+    prompts = Prompts(PROMPTS_DIR, config.templates)
+
+    def make_run_item(model):  # type: ignore[no-untyped-def]
+        return partial(principled.run_item, model=model, config=config, principles=principles, exemplars=exemplars,
+                       prompts=prompts, raw=use_raw(config.raw, model))
+
+    return run_generator(args, "principles", config, make_run_item, tally=principled.tally, plain_format=True)
