@@ -128,7 +128,7 @@ _REFUSAL_OPENING = re.compile(
 )
 #: Words with which a refusal gives its reason (a refusal without any of them is bare).
 _REASON = re.compile(
-    r"\b(?:because|since|as it|as this|would|could|might|may|harm\w*|danger\w*|illegal|unsafe|risk\w*|hurt|"
+    r"(?:,\s*so\b)|\b(?:because|since|as it|as this|would|could|might|may|harm\w*|danger\w*|illegal|unsafe|risk\w*|hurt|"
     r"law\w*|crime|criminal|privacy|private|personal information|real[- ]time|internet|up-to-date|"
     r"instead|recommend|suggest|please)\b",
     re.IGNORECASE,
