@@ -123,3 +123,16 @@ def test_malformed_principles_and_exemplars_name_file_line_and_fix(tmp_path, cli
     code, text = cli("principles", "--model", "scripted:/nonexistent", "--prompts", prompts, "--out", tmp_path / "r", flag, path)
     assert code == 2 and f"{path}:{where}" in text and says in text, text
     assert not (tmp_path / "r").exists()
+
+
+def test_shipped_training_recipes_follow_the_paper():
+    from selfalign.train.config import load_config
+
+    need = {"model": "m", "data": ["d.jsonl"], "out": "o"}
+    engrave = load_config("engrave", need)
+    assert (engrave.method, engrave.lora, engrave.lora_r, engrave.lr, engrave.epochs, engrave.max_length) == (
+        "sft", True, 16, 4e-4, 1.0, 512)
+    assert engrave.lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert load_config("distill", need).max_length == 768
+    cpu = load_config("engrave-cpu", {**need, "max_steps": 3})  # flags still win over the recipe
+    assert cpu.max_steps == 3 and cpu.lora_r == 16
