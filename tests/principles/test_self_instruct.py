@@ -39,6 +39,8 @@ def test_numbered_lists_and_topics():
     assert numbered_lines(" Tokyo Tower\n2. Big Ben\n\nnoise\n3) Nile River\n4.", first=1) == [
         (1, "Tokyo Tower"), (2, "Big Ben"), (3, "Nile River")]
     assert numbered_lines("7. a\n8. b", first=7) == [(7, "a"), (8, "b")]
+    assert numbered_lines("Sure:\n- Big Ben\n* Nile River", bullets=True) == [(1, "Sure:"), (2, "Big Ben"), (3, "Nile River")]
+    assert numbered_lines("- Big Ben") == [(1, "- Big Ben")]  # hints are numbered: no bullets there
     assert topic_problem("Great Barrier Reef") is None
     assert topic_problem("The Great Barrier Reef Today") == "topic longer than 3 words"
     assert topic_problem("coral reefs") == "topic not a capitalised noun phrase"

@@ -16,17 +16,23 @@ from .rouge import RougePool
 # -- numbered lists -------------------------------------------------------------------------
 
 _NUMBERED = re.compile(r"^\s*(\d{1,4})\s*[.)]\s*(.*?)\s*$")
+_BULLET = re.compile(r"^\s*[-*\u2022]\s+(.*?)\s*$")
 
 
-def numbered_lines(text: str, first: int = 1) -> list[tuple[int, str]]:
+def numbered_lines(text: str, first: int = 1, bullets: bool = False) -> list[tuple[int, str]]:
     """(number, text) of each numbered line: "3. Paris" -> (3, "Paris"). The prompt ends with
-    "first." for the model to continue, so a first line without a number is item `first`."""
+    "first." for the model to continue, so a first line without a number is item `first`.
+    With `bullets`, a "- item" line counts too, numbered after the item before it (chat
+    models often answer a numbered list with bullets)."""
     out: list[tuple[int, str]] = []
     for n, line in enumerate(text.splitlines()):
         match = _NUMBERED.match(line)
+        bullet = _BULLET.match(line) if bullets and not match else None
         if match:
             if match.group(2):
                 out.append((int(match.group(1)), match.group(2)))
+        elif bullet:
+            out.append((out[-1][0] + 1 if out else first, bullet.group(1)))
         elif n == 0 and line.strip():
             out.append((first, line.strip()))
     return out
@@ -49,7 +55,7 @@ def topic_problem(topic: str) -> str | None:
 
 
 def clean_topic(text: str) -> str:
-    return " ".join(text.strip().strip('"*').split())
+    return " ".join(text.strip().strip('"*\u2013\u2014-').split())
 
 
 def balance(topics: dict[int, list[str]]) -> tuple[dict[int, list[str]], int]:

@@ -137,7 +137,7 @@ class SelfInstruct:
         found: dict[int, list[str]] = {t: [] for t in range(len(self.types))}
         for record in records:
             seen = {t.lower() for t in found[record["type"]]}
-            for _, line in numbered_lines(record["text"]):
+            for _, line in numbered_lines(record["text"], bullets=True):
                 topic = clean_topic(line)
                 problem = topic_problem(topic) if topic else "topic empty"
                 if problem is None and topic.lower() in seen:
@@ -183,7 +183,7 @@ class SelfInstruct:
         room = self.config.self_instruct - (len(pool.rouge) - len(self.seed_tasks))
         kept: list[str] = []
         for record in records:
-            for _, line in numbered_lines(record["text"], first=record["first"]):
+            for _, line in numbered_lines(record["text"], first=record["first"], bullets=True):
                 if len(kept) >= room:
                     dropped["self-instruct: beyond --self-instruct"] += 1
                     continue
