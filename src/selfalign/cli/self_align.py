@@ -46,6 +46,7 @@ class SelfAlignConfig(BaseModel):
     principles: str | None = None
     exemplars: str | None = None
     templates: str | None = None
+    self_instruct_max_tokens: int = Field(512, ge=1)
     principles_max_tokens: int = Field(256, ge=1)
     verbose_max_tokens: int = Field(512, ge=1)
     verbose_min_chars: int = Field(128, ge=1, description="shorter verbose answers are dropped (the paper: 128)")
@@ -124,7 +125,7 @@ def _stages(args: argparse.Namespace, c: SelfAlignConfig, out: Path) -> list[tup
     raw = [] if c.raw is None else ["--raw" if c.raw else "--no-raw"]
     prompts = out / "1-self-instruct" / "prompts.jsonl"
     stage1 = ["self-instruct", "--model", model, "--out", out / "1-self-instruct", "--per-type", c.per_type,
-              "--self-instruct", c.self_instruct, *raw, *common, *_files(red_team_types=c.red_team_types, seeds=c.seeds)]
+              "--self-instruct", c.self_instruct, "--max-tokens", c.self_instruct_max_tokens, *raw, *common, *_files(red_team_types=c.red_team_types, seeds=c.seeds)]
     stage2 = ["principles", "--model", model, "--prompts", prompts, "--out", out / "2-principles",
               "--max-tokens", c.principles_max_tokens, *raw, *common,
               *_files(principles=c.principles, exemplars=c.exemplars),
