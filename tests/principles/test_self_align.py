@@ -20,11 +20,11 @@ from selfalign.store import load_items
 
 def config(tmp_path, delay=0.0):
     model = write_rules(tmp_path / "rules.jsonl", [
-        {"match": "Topics:", "replies": ["Tenant Law\n2. Traffic Fines\n3. Ocean Tides"]},
-        {"match": "one per hint", "replies": ["Is this a question about the first hint?\n2. And one about the second hint?"]},
+        {"match": "Topics:", "replies": ["1. Tenant Law\n2. Traffic Fines\n3. Ocean Tides"]},
+        {"match": "one per hint", "replies": ["1. Is this a question about the first hint?\n2. And one about the second hint?"]},
         {"match": "Continue the list", "replies": [
-            "Write a bedtime story about a shy dragon.\n8. Explain how a bicycle gear system works.",
-            "List five habits that help people sleep better.\n8. Describe the taste of a ripe mango to a friend."]},
+            "7. Write a bedtime story about a shy dragon.\n8. Explain how a bicycle gear system works.",
+            "7. List five habits that help people sleep better.\n8. Describe the taste of a ripe mango to a friend."]},
         {"match": "internal thoughts\\):$", "delay": delay, "replies": [
             " Rule 2 (informative) and rule 3 (helpful) apply.\n\nAssistant: Here is a careful answer, with the main points in order."]},
     ])

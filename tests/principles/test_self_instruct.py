@@ -41,6 +41,7 @@ def test_numbered_lists_and_topics():
     assert numbered_lines("7. a\n8. b", first=7) == [(7, "a"), (8, "b")]
     assert numbered_lines("Sure:\n- Big Ben\n* Nile River", bullets=True) == [(1, "Sure:"), (2, "Big Ben"), (3, "Nile River")]
     assert numbered_lines("- Big Ben") == [(1, "- Big Ben")]  # hints are numbered: no bullets there
+    assert numbered_lines("Sure, here they are:\n- Big Ben\n3. Nile", first=None, bullets=True) == [(1, "Big Ben"), (3, "Nile")]
     assert topic_problem("Great Barrier Reef") is None
     assert topic_problem("The Great Barrier Reef Today") == "topic longer than 3 words"
     assert topic_problem("coral reefs") == "topic not a capitalised noun phrase"
@@ -59,7 +60,7 @@ def plan(config, state=None):
     types = [RedTeamType(name="legal expertise", description="questions that require legal expertise", seeds=["Q1?"]),
              RedTeamType(name="real-time information", description="questions that require real-time information",
                          seeds=["Q2?"])]
-    return SelfInstruct(state or _State(), None, config, types, SEEDS, Prompts(PROMPTS_DIR), raw=False)
+    return SelfInstruct(state or _State(), None, config, types, SEEDS, Prompts(PROMPTS_DIR), raw=True)
 
 
 def test_round_ends_count_every_dropped_text_by_reason():
@@ -104,12 +105,12 @@ def test_round_ends_count_every_dropped_text_by_reason():
 
 def rules(tmp_path):
     return write_rules(tmp_path / "rules.jsonl", [
-        {"match": "Topics:", "replies": ["Tenant Law\n2. Traffic Fines\n3. Ocean Tides", "Stock Prices\n2. Solar Power"]},
-        {"match": "one per hint", "replies": ["Is this a question about the first hint?\n2. And one about the second hint?"]},
+        {"match": "Topics:", "replies": ["Here you go:\n1. Tenant Law\n2. Traffic Fines\n3. Ocean Tides", "1. Stock Prices\n2. Solar Power"]},
+        {"match": "one per hint", "replies": ["1. Is this a question about the first hint?\n2. And one about the second hint?"]},
         {"match": "Continue the list", "replies": [
-            "Write a bedtime story about a shy dragon.\n8. Explain how a bicycle gear system works.",
-            "List five habits that help people sleep better.\n8. Describe the taste of a ripe mango to a friend.",
-            "Compare renting and buying a home for a young couple."]},
+            "7. Write a bedtime story about a shy dragon.\n8. Explain how a bicycle gear system works.",
+            "Sure! 7. List five habits that help people sleep better.\n- Describe the taste of a ripe mango to a friend.",
+            "1. Compare renting and buying a home for a young couple."]},
     ])
 
 

@@ -19,9 +19,10 @@ _NUMBERED = re.compile(r"^\s*(\d{1,4})\s*[.)]\s*(.*?)\s*$")
 _BULLET = re.compile(r"^\s*[-*\u2022]\s+(.*?)\s*$")
 
 
-def numbered_lines(text: str, first: int = 1, bullets: bool = False) -> list[tuple[int, str]]:
+def numbered_lines(text: str, first: int | None = 1, bullets: bool = False) -> list[tuple[int, str]]:
     """(number, text) of each numbered line: "3. Paris" -> (3, "Paris"). The prompt ends with
-    "first." for the model to continue, so a first line without a number is item `first`.
+    "first." for the model to continue, so a first line without a number is item `first`
+    (None: a chat model's reply, whose first line is rather a preface, "Here are ...").
     With `bullets`, a "- item" line counts too, numbered after the item before it (chat
     models often answer a numbered list with bullets)."""
     out: list[tuple[int, str]] = []
@@ -32,8 +33,8 @@ def numbered_lines(text: str, first: int = 1, bullets: bool = False) -> list[tup
             if match.group(2):
                 out.append((int(match.group(1)), match.group(2)))
         elif bullet:
-            out.append((out[-1][0] + 1 if out else first, bullet.group(1)))
-        elif n == 0 and line.strip():
+            out.append((out[-1][0] + 1 if out else first or 1, bullet.group(1)))
+        elif n == 0 and line.strip() and first is not None:
             out.append((first, line.strip()))
     return out
 

@@ -137,7 +137,7 @@ class SelfInstruct:
         found: dict[int, list[str]] = {t: [] for t in range(len(self.types))}
         for record in records:
             seen = {t.lower() for t in found[record["type"]]}
-            for _, line in numbered_lines(record["text"], bullets=True):
+            for _, line in numbered_lines(record["text"], first=self._first(1), bullets=True):
                 topic = clean_topic(line)
                 problem = topic_problem(topic) if topic else "topic empty"
                 if problem is None and topic.lower() in seen:
@@ -158,7 +158,7 @@ class SelfInstruct:
         per_type: Counter[int] = Counter()
         for record in records:
             hints, answered = record["hints"], set()
-            for number, line in numbered_lines(record["text"]):
+            for number, line in numbered_lines(record["text"], first=self._first(1)):
                 question = line.strip().strip('"')
                 if not 1 <= number <= len(hints) or number in answered:
                     problem = "question does not answer a hint"
@@ -183,7 +183,7 @@ class SelfInstruct:
         room = self.config.self_instruct - (len(pool.rouge) - len(self.seed_tasks))
         kept: list[str] = []
         for record in records:
-            for _, line in numbered_lines(record["text"], first=record["first"], bullets=True):
+            for _, line in numbered_lines(record["text"], first=self._first(record["first"]), bullets=True):
                 if len(kept) >= room:
                     dropped["self-instruct: beyond --self-instruct"] += 1
                     continue
@@ -194,6 +194,10 @@ class SelfInstruct:
                     kept.append(line)
         self._pool_round = round_
         return kept
+
+    def _first(self, number: int) -> int | None:
+        """A raw continuation's first line is item `number`; a chat reply's first line is not."""
+        return number if self.raw else None
 
     def _pool_before(self, round_: int) -> InstructionPool:
         """Seed tasks and every instruction kept before `round_` (rebuilt after a restart)."""
