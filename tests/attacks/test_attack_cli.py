@@ -175,3 +175,17 @@ def test_kill_and_resume_finishes_without_repeating_an_item(files):
     assert db.execute("SELECT MAX(tries) FROM items").fetchone()[0] <= 2  # at most the items in flight ran twice
     assert db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == total  # every call made once, then cached
     assert figure(files["out"], attack="template", variant="any", category=None)["n"] == 3
+
+
+def test_another_scorer_rescores_the_same_attempts_without_asking_the_target_again(files):
+    attack(files, "--attacks", "encoding", "--encodings", "base64,hex")
+    db = sqlite3.connect(files["out"] / "run.sqlite")
+    target_calls = db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    assert target_calls == 5 + 3 * 2
+    attack(files, "--attacks", "encoding", "--encodings", "base64,hex", "--scorer", "refusal,harm", "--judge", files["judge"])
+    judge_calls = 3 + 3 * 2  # the harmful behaviours' attempts; benign ones are not classified
+    assert db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == target_calls + judge_calls
+    assert figure(files["out"], scorer="harm", attack="encoding", variant="base64", category=None)["value"] == 1.0
+    assert figure(files["out"], scorer="harm", attack="encoding", variant="hex", category=None)["value"] == 0.0
+    proc = attack(files, "--attacks", "encoding", "--encodings", "base64,hex", "--iterations", "5", check=False)
+    assert proc.returncode == 2 and "holds a run made with other settings (options:" in proc.stderr

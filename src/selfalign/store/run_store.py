@@ -176,6 +176,12 @@ class RunStore:
                 [(item_id, *statuses) for item_id in ids],
             )
 
+    def reopen_done(self, ids: list[str]) -> None:
+        """Done items in `ids` become pending, to be run again (their model calls stay cached, so
+        what a changed scorer needs is the only new work)."""
+        with self._transaction():
+            self.db.executemany("UPDATE items SET status='pending' WHERE id=? AND status='done'", [(i,) for i in ids])
+
     def pending(self, ids: list[str] | None = None) -> list[Item]:
         """Pending items in input order; only those in `ids` when given."""
         rows = self.db.execute("SELECT id, input FROM items WHERE status='pending' ORDER BY idx").fetchall()

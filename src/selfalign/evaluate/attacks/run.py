@@ -121,6 +121,7 @@ def run_attack(config: AttackConfig) -> AttackRun:
         store.add_items(plan.items)
         ids = [item.id for item in plan.items]
         store.reopen_unfinished(retry_failed=True, ids=ids)
+        _rescore_if_scoring_changed(store, config, plan, ids)
         if store.pending(ids):
             asyncio.run(_run(config, plan, store))
         done = {item.id: record for item, record in store.done_records()}
@@ -134,12 +135,22 @@ def run_attack(config: AttackConfig) -> AttackRun:
 
 
 def _bound_settings(config: AttackConfig, plan: Plan) -> dict[str, Any]:
-    """What shapes the records: changing it needs a new --out (models, behaviours, attacks may grow)."""
+    """What shapes the attempts: changing it needs a new --out (models, behaviours, attacks may
+    grow). PAIR's judge steers its attempts, so it is bound when PAIR runs."""
+    steering_judge = config.judge if any("judge" in a.needs for a in plan.attacks.values()) else None
     return {
-        "judge": config.judge, "attacker": config.attacker, "scorers": {s.name: s.fingerprint for s in plan.scorers},
-        "options": config.options.model_dump(mode="json"),
+        "attacker": config.attacker, "steering_judge": steering_judge, "options": config.options.model_dump(mode="json"),
         "prompts": _hash(*(plan.prompts.source(n) for n in plan.prompts.names())),
     }
+
+
+def _rescore_if_scoring_changed(store: RunStore, config: AttackConfig, plan: Plan, ids: list[str]) -> None:
+    """Other scorers or another judge than the run's last: every item runs again, its attack
+    replayed from the call cache (GCG alone recomputes its suffix), and is scored anew."""
+    scoring = {"judge": config.judge, "scorers": {s.name: s.fingerprint for s in plan.scorers}}
+    if store.get_state("attack", "scoring") not in (None, scoring):
+        store.reopen_done(ids)
+    store.put_state("attack", "scoring", scoring)
 
 
 async def _run(config: AttackConfig, plan: Plan, store: RunStore) -> None:
