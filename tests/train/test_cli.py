@@ -19,7 +19,7 @@ def test_cli_trains_end_to_end_with_config_and_flag_overrides(tiny_lm, data_dir,
     config = tmp_path / "train.yaml"
     config.write_text(
         f"method: stable\nmodel: {tiny_lm}\ndata: {data_dir / 'sandbox.jsonl'}\nout: {out}\n"
-        "max-steps: 5\nbatch_size: 3\nlr: 0.001\nwarmup_ratio: 0.0\nratio: 0.5\n"
+        "max-steps: 5\nbatch_size: 3\nlr: 0.001\nwarmup_ratio: 0.0\nratio: 0.5\nlogging_steps: 1\n"
     )
     rc = main(["train", "--config", str(config), "--max-steps", "2", "--save-steps", "1", "--no-bf16"])
     assert rc == 0
@@ -31,6 +31,11 @@ def test_cli_trains_end_to_end_with_config_and_flag_overrides(tiny_lm, data_dir,
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
     saved = (out / "train_config.yaml").read_text()
     assert "ratio: 0.5" in saved and "max_steps: 2" in saved
+    from selfalign.report import read_run  # the whole log, for the report's curves
+
+    run = read_run(out)
+    assert run["view"]["state_file"] == str(out / "trainer_state.json") and run["overview"]["finished"]
+    assert [e["step"] for e in run["view"]["log"]] == [1, 2]
 
 
 def test_cli_bad_rating_exits_2_naming_the_line(tiny_lm, tmp_path, capsys):

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "principles",
     "verbose",
     "self_align",
+    "report",
 ]
 
 

@@ -216,6 +216,23 @@ class RunStore:
         for inp, rec in rows.fetchall():
             yield Item.from_json(json.loads(inp)), json.loads(rec)
 
+    def item_rows(self) -> list[dict[str, Any]]:
+        """Every item in input order, whatever its status: id, input, status, record (or None),
+        error, usage, tries and the time of its last change (for reports)."""
+        rows = self.db.execute(
+            "SELECT id, input, status, record, error, usage, tries, updated FROM items ORDER BY idx"
+        ).fetchall()
+        return [
+            {"id": i, "input": json.loads(inp), "status": status, "record": json.loads(rec) if rec else None,
+             "error": error, "usage": json.loads(usage) if usage else {}, "tries": tries, "updated": updated}
+            for i, inp, status, rec, error, usage, tries, updated in rows
+        ]
+
+    def created(self) -> float | None:
+        """When the run's config was first bound (its start), as a Unix time."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='created'").fetchone()
+        return float(row[0]) if row else None
+
     def failures(self) -> list[tuple[str, str]]:
         return self.db.execute("SELECT id, error FROM items WHERE status='failed' ORDER BY idx").fetchall()
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 ADAPTER_DIR = "adapter"
 STATE_FILE = "trainer_state.json"  # the Trainer writes it last into a checkpoint
+SUMMARY_FILE = "train_summary.json"  # written last by a finished run: the model is whole
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 

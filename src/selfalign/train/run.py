@@ -16,7 +16,7 @@ from selfalign.errors import DiskFull, is_disk_full
 from selfalign.store import lock
 from selfalign.store.files import write_text_atomic
 
-from .checkpoint import last_checkpoint, remove_incomplete, save_final
+from .checkpoint import STATE_FILE, SUMMARY_FILE, last_checkpoint, remove_incomplete, save_final
 from .config import TrainConfig
 from .data import load_records
 from .modeling import load_model, load_tokenizer, wrap_peft
@@ -24,7 +24,6 @@ from .progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
-SUMMARY_FILE = "train_summary.json"
 CONFIG_FILE = "train_config.yaml"
 
 
@@ -148,6 +147,8 @@ def _train(cfg: TrainConfig, records: list[Any], out: Path, main_process: bool) 
     seconds = time.perf_counter() - start
 
     save_final(trainer, cfg, tokenizer)
+    if trainer.is_world_process_zero():  # the whole log history, for `selfalign report`'s curves
+        trainer.state.save_to_json(str(out / STATE_FILE))
     summary = {
         "method": cfg.method,
         "model": cfg.model,

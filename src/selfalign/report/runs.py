@@ -1,0 +1,59 @@
+"""Read one run folder for the report: what kind of run it is, its overview, its view's data.
+
+    a generator run   FOLDER/run.sqlite (matrix, sandbox, critique-revise, ...): items, records,
+                      failures, calls, tokens, time
+    an evaluation     FOLDER/results.json (selfalign.eval/1) and its scores/ runs
+    a training run    FOLDER/trainer_state.json or FOLDER/checkpoint-N/trainer_state.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from selfalign.errors import UserError
+from selfalign.store import RunStore
+from selfalign.store.run_store import STORE_FILE
+
+from . import views
+from .overview import store_overview
+
+
+def read_run(folder: str | Path, *, full: bool = False) -> dict[str, Any]:
+    """{"name", "kind", "overview", "view"} of the run in `folder`."""
+    path = Path(folder)
+    if (path / "results.json").is_file():
+        return {"name": str(folder), "kind": "eval", **views.evaluation.load(path)}
+    if (path / STORE_FILE).is_file():
+        return _store_run(path, full)
+    if views.training.is_training_run(path):
+        return {"name": str(folder), "kind": "train", **views.training.load(path)}
+    raise UserError(
+        f"{folder}: not a run folder; a report reads the --out folder of a generator (run.sqlite), "
+        "of `selfalign eval` (results.json) or of `selfalign train` (trainer_state.json)"
+    )
+
+
+def _store_run(path: Path, full: bool) -> dict[str, Any]:
+    store = RunStore.open_existing(path)
+    try:
+        rows = store.item_rows()
+        method = store.run_info().get("method", "unknown")
+        view = views.VIEWS.get(method)
+        items = [_item(row, view, full) for row in rows]
+        return {
+            "name": str(path),
+            "kind": method if view else "run",
+            "overview": store_overview(store, rows),
+            "view": {"items": items, **(view.extra(store) if view else {})},
+        }
+    finally:
+        store.close()
+
+
+def _item(row: dict[str, Any], view: Any, full: bool) -> dict[str, Any]:
+    record = row["record"]
+    if record is not None and view is not None:
+        record = view.record(record, full)
+    inp = {k: row["input"][k] for k in ("messages", "extra") if k in row["input"]}
+    return {"id": row["id"], "status": row["status"], "error": row["error"], "input": inp, "record": record}

@@ -1,0 +1,17 @@
+"""One module per kind of run the report shows; each has a script, assets/views/NAME.js, that
+draws it on the page (it sets `VIEWS[kind]`).
+
+A generator method's module (listed in VIEWS under the method's name) has
+    record(record, full) -> dict   what of one record the page embeds (full: everything)
+    extra(store) -> dict           what else of the run the view needs, read from the store
+Evaluations and training runs are folders of their own kind; their modules have load(folder).
+
+Adding a view: a module here, its script, and a line in VIEWS. A run of a method without a view
+still gets its overview and a list of its items.
+"""
+
+from . import critique, evaluation, matrix, sandbox, training
+
+VIEWS = {"matrix": matrix, "sandbox": sandbox, "critique-revise": critique}
+
+__all__ = ["VIEWS", "critique", "evaluation", "matrix", "sandbox", "training"]

@@ -1,0 +1,132 @@
+"""`selfalign report`: one self-contained page per set of runs; model text never becomes markup."""
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+
+import pytest
+from clitools import selfalign
+from sample_runs import HOSTILE
+
+from selfalign.errors import UserError
+from selfalign.report import build_report, read_run
+from selfalign.report.overview import failure_groups
+from selfalign.report.page import embed_json
+from selfalign.store import Item, RunStore
+
+
+def page_data(html):
+    """The data block as the page's script reads it."""
+    kind, block = re.search(r'<script type="(application/json|application/gzip)" id="report-data">(.*?)</script>', html, re.S).groups()
+    return json.loads(block if kind == "application/json" else gzip.decompress(base64.b64decode(block)))
+
+
+def sha256(text):
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def test_one_page_for_every_kind_of_run_side_by_side(sample_runs):
+    html = build_report(list(map(str, sample_runs.values())))
+    runs = page_data(html)["runs"]
+    assert [r["kind"] for r in runs] == ["critique-revise", "matrix", "sandbox", "eval", "train"]
+    matrix = runs[1]
+    assert matrix["overview"]["items"] == {"done": 4, "failed": 0, "pending": 0, "running": 0}
+    assert matrix["overview"]["usage"]["calls"] > 0 and matrix["overview"]["tokens_per_second"] > 0
+    record = matrix["view"]["items"][0]["record"]
+    assert record["scene"]["roles"][0]["name"] == "neighbour" and record["events"] and "calls" not in record
+    sandbox = runs[2]
+    assert [m["round"] for m in sandbox["view"]["rounds"]] == [1, 2, 3] and len(sandbox["view"]["items"]) == 27
+    judged = runs[3]["view"]["judged"]
+    assert {j["scorer"] for j in judged} >= {"refusal", "harm", "pairwise"}
+    assert any(j["record"] and j["record"].get("reasons") for j in judged)  # pairwise: the judge's reasons
+    log = runs[4]["view"]["log"]  # the steps that logged a loss; the closing entry (train_loss) is not one
+    assert [e["step"] for e in log] == list(range(1, 41)) and set(log[0]) == {"step", "loss", "learning_rate", "grad_norm", "epoch"}
+
+
+def test_the_page_asks_for_nothing_and_its_csp_allows_only_its_own_script_and_style(sample_runs):
+    html = build_report([str(sample_runs["matrix"])])
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    styles = re.findall(r"<style>(.*?)</style>", html, re.S)
+    assert len(scripts) == 1 and len(styles) == 1
+    assert csp.startswith("default-src 'none';")
+    assert f"script-src '{sha256(scripts[0])}'" in csp and f"style-src '{sha256(styles[0])}'" in csp
+    outside_data = re.sub(r'<script type="application/json".*?</script>', "", html, flags=re.S)
+    assert not re.search(r"<(link|img|iframe|object|embed)\b|\bsrc=|@import|url\(|fetch\(|XMLHttpRequest|WebSocket", outside_data)
+
+
+def test_hostile_text_stays_inside_the_json_block(hostile_runs):
+    html = build_report(list(map(str, hostile_runs.values())))
+    head, data = html.split('<script type="application/json" id="report-data">')
+    block, tail = data.split("</script>", 1)  # the first end tag is the block's own
+    assert "<" not in block and ">" not in block and "\u2028" not in block
+    assert tail.count("</script>") == 1 and "<!--" not in html
+    decoded = json.dumps(page_data(html))
+    assert decoded.count(json.dumps(HOSTILE)[1:-1]) > 20  # the text is all there, as data
+
+
+def test_a_large_report_is_gzipped_into_base64(sample_runs):
+    runs = [str(sample_runs["sandbox"])]
+    plain, packed = build_report(runs), build_report(runs, compress_above=1000)
+    assert 'type="application/gzip"' in packed and re.search(r'id="report-data">[A-Za-z0-9+/=]+</script>', packed)
+    block = lambda html: html.split('id="report-data">')[1].split("</script>")[0]  # noqa: E731
+    assert page_data(packed) == page_data(plain) and len(block(packed)) < len(block(plain)) / 2
+
+
+def test_embedded_json_escapes_what_html_reads():
+    assert embed_json("</script><!--&\u2028") == '"\\u003c/script\\u003e\\u003c!--\\u0026\\u2028"'
+    assert json.loads(embed_json({"a": "\ud800 lone"})) == {"a": "\ud800 lone"}  # a lone surrogate survives
+    assert embed_json({"x": float("nan"), "y": [float("inf"), 1.5]}) == '{"x":null,"y":[null,1.5]}'
+
+
+def test_full_adds_the_raw_simulation_calls(sample_runs):
+    item = read_run(sample_runs["matrix"], full=True)["view"]["items"][0]
+    assert item["record"]["calls"] and item["record"]["calls"][0]["messages"]
+
+
+def test_failures_are_grouped_by_reason_with_numbers_blanked(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.bind_config("matrix", {"seed": 0})
+    store.add_items([Item(f"{i:03d}", i, ({"role": "user", "content": f"q{i}"},)) for i in range(5)])
+    for i, reason in enumerate(["SchemaError: no valid Plan after 3 attempts", "SchemaError: no valid Plan after 4 attempts",
+                                "ItemFailed: cut at 512 tokens"]):
+        store.mark_failed(f"{i:03d}", reason, {"calls": 2})
+    store.mark_done("003", {"x": 1}, {"calls": 1, "prompt_tokens": 10, "completion_tokens": 5})
+    store.close()
+    overview = read_run(tmp_path / "run")["overview"]
+    assert overview["items"] == {"done": 1, "failed": 3, "pending": 1, "running": 0}
+    assert overview["usage"] == {"calls": 7, "prompt_tokens": 10, "completion_tokens": 5}
+    assert [(g["reason"], g["n"], g["ids"]) for g in overview["failures"]] == [
+        ("SchemaError: no valid Plan after N attempts", 2, ["000", "001"]),
+        ("ItemFailed: cut at N tokens", 1, ["002"]),
+    ]
+    assert failure_groups([]) == []
+
+
+def test_a_training_run_not_yet_finished_shows_its_last_whole_checkpoint(tmp_path):
+    for step, written in ((10, 10), (20, 10)):  # checkpoint-20 was cut while being written
+        folder = tmp_path / "ckpt" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        log = [{"step": s, "loss": 1.0 / s, "learning_rate": 1e-5} for s in range(1, written + 1)]
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": written, "log_history": log}))
+    run = read_run(tmp_path / "ckpt")
+    assert run["kind"] == "train" and run["view"]["state_file"].endswith("checkpoint-10/trainer_state.json")
+    assert len(run["view"]["log"]) == 10 and not run["overview"]["finished"]
+
+
+def test_folders_that_are_not_runs_are_named(tmp_path):
+    with pytest.raises(UserError, match=f"{tmp_path}: not a run folder.*results.json"):
+        read_run(tmp_path)
+    (tmp_path / "results.json").write_text('{"schema": "other"}')
+    with pytest.raises(UserError, match="not an evaluation's results"):
+        read_run(tmp_path)
+
+
+def test_command_writes_the_page_into_the_run_by_default(sample_runs, tmp_path):
+    proc = selfalign("report", sample_runs["critique-revise"])
+    page = sample_runs["critique-revise"] / "report.html"
+    assert f"report: {page}" in proc.stdout and page_data(page.read_text())["runs"][0]["kind"] == "critique-revise"
+    proc = selfalign("report", sample_runs["train"], tmp_path / "nothing", "--out", tmp_path / "r.html", check=False)
+    assert proc.returncode == 2 and "nothing: not a run folder" in proc.stderr and not (tmp_path / "r.html").exists()
