@@ -105,6 +105,18 @@ def test_failures_are_grouped_by_reason_with_numbers_blanked(tmp_path):
     assert failure_groups([]) == []
 
 
+def test_a_run_of_a_method_without_a_view_gets_its_overview_and_items(tmp_path):
+    store = RunStore(tmp_path / "attack")
+    store.bind_config("attack", {"attacks": ["template"]})
+    store.add_items([Item("m/template/-/b1", 0, ({"role": "user", "content": "pick a lock"},))])
+    store.mark_done("m/template/-/b1", {"answer": "no"}, {"calls": 1})
+    store.close()
+    (tmp_path / "attack" / "results.json").write_text('{"schema": "selfalign.attack/1"}')
+    run = read_run(tmp_path / "attack")
+    assert run["kind"] == "run" and run["overview"]["method"] == "attack"
+    assert run["view"]["items"][0]["record"] == {"answer": "no"}
+
+
 def test_a_training_run_not_yet_finished_shows_its_last_whole_checkpoint(tmp_path):
     for step, written in ((10, 10), (20, 10)):  # checkpoint-20 was cut while being written
         folder = tmp_path / "ckpt" / f"checkpoint-{step}"

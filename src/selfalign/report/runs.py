@@ -3,6 +3,7 @@
     a generator run   FOLDER/run.sqlite (matrix, sandbox, critique-revise, ...): items, records,
                       failures, calls, tokens, time
     an evaluation     FOLDER/results.json (selfalign.eval/1) and its scores/ runs
+    another run       FOLDER/run.sqlite of a method without a view (attack): overview and items
     a training run    FOLDER/trainer_state.json or FOLDER/checkpoint-N/trainer_state.json
 """
 
@@ -22,10 +23,12 @@ from .overview import store_overview
 def read_run(folder: str | Path, *, full: bool = False) -> dict[str, Any]:
     """{"name", "kind", "overview", "view"} of the run in `folder`."""
     path = Path(folder)
-    if (path / "results.json").is_file():
+    if views.evaluation.is_evaluation(path):
         return {"name": str(folder), "kind": "eval", **views.evaluation.load(path)}
-    if (path / STORE_FILE).is_file():
+    if (path / STORE_FILE).is_file():  # a generator's run, or another kind of run with a store (attack)
         return _store_run(path, full)
+    if (path / "results.json").is_file():
+        views.evaluation.load(path)  # says what is wrong with it
     if views.training.is_training_run(path):
         return {"name": str(folder), "kind": "train", **views.training.load(path)}
     raise UserError(

@@ -17,6 +17,13 @@ from ..overview import overview
 ANSWERED = ("answer", "candidate", "baseline")
 
 
+def is_evaluation(folder: Path) -> bool:
+    try:
+        return _results(folder / "results.json") is not None
+    except UserError:
+        return False
+
+
 def load(folder: Path) -> dict[str, Any]:
     results = _results(folder / "results.json")
     spec_of = {m["answers"].split("/", 1)[1]: m["spec"] for m in results["models"]}
