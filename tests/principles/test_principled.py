@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import read_jsonl, write_rules
+from .conftest import read_jsonl, write_rules
 
 from selfalign.methods.principles import load_exemplars, load_principles
 from selfalign.methods.principles.filters import is_bare_refusal, prompt_leaked, verbose_problem

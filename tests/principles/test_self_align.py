@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import read_jsonl, write_rules
+from .conftest import read_jsonl, write_rules
 
 from selfalign.store import load_items
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import read_jsonl, write_rules
+from .conftest import read_jsonl, write_rules
 
 from selfalign.methods.principles.filters import InstructionPool, balance, numbered_lines, topic_problem
 from selfalign.methods.principles.selfinstruct import SelfInstruct

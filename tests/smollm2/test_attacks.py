@@ -6,7 +6,7 @@ import json
 import pytest
 from clitools import selfalign
 
-from conftest import records
+from .conftest import records
 
 pytestmark = pytest.mark.smollm2
 

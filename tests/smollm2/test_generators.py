@@ -5,7 +5,7 @@ import json
 
 import pytest
 from clitools import selfalign
-from conftest import completions, records
+from .conftest import completions, records
 
 pytestmark = pytest.mark.smollm2
 
