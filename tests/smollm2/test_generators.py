@@ -64,13 +64,13 @@ def test_matrix_scenes_parse_and_the_simulation_runs(tmp_path, smollm2_dir):
         assert all(event["action"].strip() for event in record["events"])
 
 
-def test_sandbox_ratings_parse_in_a_3x3_round(tmp_path, smollm2_dir):
+def test_sandbox_ratings_parse_in_a_2x2_round(tmp_path, smollm2_dir):
     out = tmp_path / "s"
     selfalign("sandbox", "--model", f"hf:{smollm2_dir}", "--questions", prompts_file(tmp_path, QUESTIONS),
-              "--grid", 3, "--rounds", 1, "--raters", 2, "--radius", 1.5, "--max-tokens", 256,
+              "--grid", 2, "--rounds", 1, "--raters", 2, "--radius", 1.5, "--max-tokens", 256,
               "--judge-max-tokens", 128, "--out", out, "--quiet", check=False, timeout=1800)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["items"]["done"] >= 3, summary
+    assert summary["items"]["done"] >= 2, summary  # of 4 turns: SmolLM2 runs past its budget at times
     rated = [record for status, record, _ in records(out) if status == "done"]
     ratings = [r["rating"] for record in rated for r in record["feedback"] if r.get("rating") is not None]
     assert len(ratings) >= len(rated) and all(1 <= r <= 7 for r in ratings)
