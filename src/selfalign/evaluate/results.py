@@ -6,8 +6,10 @@ Written as DIR/results.json (schema below) and DIR/results.md, and printed as a 
 results.json:
 
     {"schema": "selfalign.eval/1",
-     "models": [{"spec", "answers": "answers/KEY", "baseline": bool, "formats": ["chat"|"plain"],
-                 "answered": int, "failed": int}],
+     "models": [{"spec", "answers": "answers/KEY" | null, "baseline": bool, "formats": ["chat"|"plain"],
+                 "answered": int, "failed": int,
+                 "likelihood": "likelihood/KEY", "scored": int, "scoring_failed": int}],   # the last three
+                                                             # with log-likelihood benchmarks only
      "generation": {"temperature", "max_tokens", "seed"},
      "judge": SPEC | null, "judge_max_tokens": int,
      "benchmarks": [{"name", "source", "n", "harmful": bool | null}],
@@ -18,7 +20,9 @@ results.json:
 
 `value` is null (and `ci` too) when no item of that figure could be scored; `failed` counts the
 items whose score failed (a judge that never gave a usable verdict), never folded into a value.
-Pairwise figures' details: wins, ties, losses, position_consistency (share of prompts where both
+Log-likelihood figures (truthfulqa_mc: mc1, mc2; hhh: acc, per subset as categories) have
+scorer "loglikelihood" and details {"stderr"}: lm-evaluation-harness's standard error of the
+mean (sample standard deviation / sqrt(n)); null below two questions. Pairwise figures' details: wins, ties, losses, position_consistency (share of prompts where both
 orders named the same answer), mean_length (characters) of the candidate's and the baseline's
 answers. Differences are the candidate's mean minus the baseline's on the prompts both have.
 """
@@ -31,8 +35,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .benchmarks import BENCHMARKS
-from .run import Evaluation, ScoreRun, bench_of
-from .stats import LEVEL, Estimate, bootstrap_mean, paired_bootstrap_difference
+from .run import Evaluation, LikelihoodRun, ScoreRun, bench_of
+from .stats import LEVEL, Estimate, bootstrap_mean, mean_stderr, paired_bootstrap_difference
 
 SCHEMA = "selfalign.eval/1"
 
@@ -43,17 +47,16 @@ def build_results(ev: Evaluation) -> dict[str, Any]:
     figures = []
     for run in ev.scores:
         figures.extend(_run_figures(run, ev, boot))
+    for likelihood_run in ev.likelihoods:
+        figures.extend(_likelihood_figures(likelihood_run, ev, boot))
     figures.extend(_differences(ev, boot))
+    figures.extend(_likelihood_differences(ev, boot))
     counts: dict[str, int] = defaultdict(int)
     for item in ev.items:
         counts[bench_of(item.id)] += 1
     return {
         "schema": SCHEMA,
-        "models": [
-            {"spec": a.spec, "answers": f"answers/{a.key}", "baseline": i == 0, "formats": a.formats,
-             "answered": len(a.records), "failed": len(a.failures)}
-            for i, a in enumerate(ev.answers)
-        ],
+        "models": [_model_entry(spec, i, ev) for i, spec in enumerate(config.models)],
         "generation": config.generation.model_dump(),
         "judge": config.judge,
         "judge_max_tokens": config.judge_max_tokens,
@@ -63,6 +66,62 @@ def build_results(ev: Evaluation) -> dict[str, Any]:
         "bootstrap": boot,
         "figures": figures,
     }
+
+
+def _model_entry(spec: str, i: int, ev: Evaluation) -> dict[str, Any]:
+    entry: dict[str, Any] = {"spec": spec, "answers": None, "baseline": i == 0, "formats": [], "answered": 0, "failed": 0}
+    if ev.answers:
+        a = ev.answers[i]
+        entry.update(answers=f"answers/{a.key}", formats=a.formats, answered=len(a.records), failed=len(a.failures))
+    if ev.likelihoods:
+        run = ev.likelihoods[i]
+        entry.update(likelihood=f"likelihood/{run.key}", scored=len(run.records), scoring_failed=len(run.failures))
+    return entry
+
+
+def _likelihood_figures(run: LikelihoodRun, ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Per benchmark, metric (mc1, mc2, acc) and category (HHH subsets): the mean over questions
+    with lm-evaluation-harness's standard error (in details) and the bootstrap interval."""
+    categories = {item.id: item.extra.get("categories", []) for item in ev.items}
+    values: dict[tuple[str, str, str | None], list[float]] = defaultdict(list)
+    for item_id, record in run.records.items():
+        for metric, value in record["metrics"].items():
+            values[(bench_of(item_id), metric, None)].append(value)
+            for category in categories[item_id]:
+                values[(bench_of(item_id), metric, category)].append(value)
+    failed: dict[str, int] = defaultdict(int)
+    for item_id in run.failures:
+        failed[bench_of(item_id)] += 1
+    for (bench, metric, category), vals in sorted(values.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
+        est = _estimate(vals, boot)
+        yield {
+            "model": run.spec, "bench": bench, "category": category, "metric": metric, "kind": "mean",
+            "value": est.value if est else None, "ci": [est.low, est.high] if est else None, "n": len(vals),
+            "failed": failed[bench] if category is None else 0, "scorer": "loglikelihood", "vs": None,
+            "run": f"likelihood/{run.key}", "details": {"stderr": mean_stderr(vals)},
+        }
+
+
+def _likelihood_differences(ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Each other model's likelihood figures minus the baseline's, on the questions both scored."""
+    if not ev.likelihoods:
+        return
+    base = ev.likelihoods[0]
+    for run in ev.likelihoods[1:]:
+        pairs: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+        for item_id, record in run.records.items():
+            other = base.records.get(item_id)
+            for metric, value in record["metrics"].items() if other else ():
+                a, b = pairs[(bench_of(item_id), metric)]
+                a.append(value)
+                b.append(other["metrics"][metric])
+        for (bench, metric), (a, b) in sorted(pairs.items()):
+            est = paired_bootstrap_difference(a, b, resamples=boot["resamples"], seed=boot["seed"])
+            yield {
+                "model": run.spec, "bench": bench, "category": None, "metric": metric, "kind": "difference",
+                "value": est.value, "ci": [est.low, est.high], "n": est.n, "failed": 0, "scorer": "loglikelihood",
+                "vs": base.spec, "run": f"likelihood/{run.key}", "details": {},
+            }
 
 
 def _estimate(values: list[float], boot: dict[str, Any]) -> Estimate | None:
@@ -132,6 +191,8 @@ def _pair_details(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
 
 def _differences(ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any]]:
     """Each single-answer metric of every other model minus the baseline's, on shared prompts."""
+    if not ev.answers:
+        return
     baseline = ev.answers[0]
     runs = [r for r in ev.scores if r.baseline is None]
     base_runs = {r.scorer: r for r in runs if r.candidate is baseline}
@@ -170,6 +231,10 @@ def _cell(f: dict[str, Any]) -> str:
         return f"- n=0{failed}"
     sign = "+" if f["kind"] == "difference" and f["value"] >= 0 else ""
     low, high = f["ci"]
+    if "stderr" in f["details"]:  # lm-evaluation-harness's figures: 4 decimals and the standard error
+        stderr = f["details"]["stderr"]
+        pm = f" ± {stderr:.4f}" if stderr is not None else ""
+        return f"{f['value']:.4f}{pm} [{low:.3g}, {high:.3g}] n={f['n']}{failed}"
     return f"{sign}{f['value']:.3g} [{low:.3g}, {high:.3g}] n={f['n']}{failed}"
 
 
@@ -220,7 +285,11 @@ def _notes(results: dict[str, Any]) -> list[str]:
     for m in results["models"]:
         fmt = "/".join(m["formats"]) or "-"
         failed = f", {m['failed']} failed" if m["failed"] else ""
-        notes.append(f"{m['spec']}{' (baseline)' if m['baseline'] else ''}: {m['answered']} answered{failed}, format {fmt}")
+        parts = [f"{m['answered']} answered{failed}, format {fmt}"] if m["answers"] else []
+        if "likelihood" in m:
+            lost = f", {m['scoring_failed']} failed" if m["scoring_failed"] else ""
+            parts.append(f"{m['scored']} questions scored by log-likelihood{lost}")
+        notes.append(f"{m['spec']}{' (baseline)' if m['baseline'] else ''}: {'; '.join(parts)}")
     for f in results["figures"]:
         if f["kind"] == "win_rate" and f["category"] is None and f["details"]:
             d = f["details"]

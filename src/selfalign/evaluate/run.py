@@ -3,12 +3,15 @@
     DIR/answers/<model>-<hash>/run.sqlite          one run per model and generation setting
     DIR/scores/<scorer>-<hash>/<model>[-vs-<baseline>]/run.sqlite
                                                    one run per scorer (and judge) and model or pair
+    DIR/likelihood/<model>-<hash>/run.sqlite       one run per model: log-likelihood benchmarks
     DIR/results.json, DIR/results.md
 
 A scoring run reads the answers runs and never makes an answer, so a second judge or scorer
 reuses the answers; a changed generation setting hashes to a new answers run, a changed judge,
 template or rubric to a new scoring run. Every run resumes, and its model calls are cached in
-it. A model or judge is loaded only when its run has work left.
+it. A model or judge is loaded only when its run has work left. Benchmarks scored by
+log-likelihood (truthfulqa_mc, hhh) are not answered: each model scores their choices in a run
+of its own, whose records hold every choice's log-likelihood and the question's figures.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from selfalign.store.inputs import Item
 
 from .answers import Generation, answer
 from .benchmarks import BENCHMARKS, load_benchmarks
+from .likelihood import score_choices
 from .scorers import JudgeSettings, Scorer, build_scorers
 
 
@@ -79,6 +83,14 @@ class AnswerRun:
 
 
 @dataclass
+class LikelihoodRun:
+    spec: str
+    key: str  # folder name under likelihood/
+    records: dict[str, dict[str, Any]]  # item id -> {"metrics": {...}, "loglikelihoods": [...], ...}
+    failures: dict[str, str]
+
+
+@dataclass
 class ScoreRun:
     scorer: str
     candidate: AnswerRun
@@ -92,8 +104,9 @@ class ScoreRun:
 class Evaluation:
     config: EvalConfig
     items: list[Item]
-    answers: list[AnswerRun]
+    answers: list[AnswerRun]  # none when every benchmark is scored by log-likelihood
     scores: list[ScoreRun]
+    likelihoods: list[LikelihoodRun]
 
 
 def prepare(config: EvalConfig) -> tuple[list[Item], list[Scorer]]:
@@ -123,16 +136,23 @@ def run_eval(config: EvalConfig) -> Evaluation:
 
 
 async def _evaluate(config: EvalConfig, items: list[Item], scorers: list[Scorer]) -> Evaluation:
-    answers = [await _answer_run(spec, items, config) for spec in config.models]
+    answered = [item for item in items if not is_likelihood(item)]
+    scored = [item for item in items if is_likelihood(item)]
+    answers = [await _answer_run(spec, answered, config) for spec in config.models] if answered else []
     judge = _Judge(config)
     scores = []
     try:
-        for scorer in scorers:
+        for scorer in scorers if answered else []:
             for candidate, baseline in _jobs(scorer, answers, config.pairs):
-                scores.append(await _score_run(scorer, candidate, baseline, items, judge, config))
+                scores.append(await _score_run(scorer, candidate, baseline, answered, judge, config))
     finally:
         await judge.close()
-    return Evaluation(config, items, answers, scores)
+    likelihoods = [await _likelihood_run(spec, scored, config) for spec in config.models] if scored else []
+    return Evaluation(config, items, answers, scores, likelihoods)
+
+
+def is_likelihood(item: Item) -> bool:
+    return BENCHMARKS[bench_of(item.id)].likelihood
 
 
 def _jobs(scorer: Scorer, answers: list[AnswerRun], pairs: str) -> list[tuple[AnswerRun, AnswerRun | None]]:
@@ -159,6 +179,25 @@ async def _answer_run(spec: str, items: list[Item], config: EvalConfig) -> Answe
     finally:
         store.close()
     return AnswerRun(spec, key, records, failures)
+
+
+async def _likelihood_run(spec: str, items: list[Item], config: EvalConfig) -> LikelihoodRun:
+    key = f"{_slug(spec)}-{_hash(spec, 'loglikelihood')}"
+    store = RunStore(Path(config.out) / "likelihood" / key)
+    try:
+        store.bind_config("eval-likelihood", {"model": spec})
+        if _has_work(store, items):
+            options = _provider_options(spec, config)
+            model = load_model(spec, cache=store, max_concurrency=config.max_calls, **options)
+            try:
+                work = partial(score_choices, model=model)
+                await run_items(store, items, work, concurrency=config.concurrency, progress=config.progress)
+            finally:
+                await model.close()
+        records, failures = _results(store, items)
+    finally:
+        store.close()
+    return LikelihoodRun(spec, key, records, failures)
 
 
 async def _score_run(

@@ -36,7 +36,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 
@@ -54,6 +54,7 @@ from .errors import ModelError, TransientError
 from .types import Completion
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Tokens a row decodes after joining the batch before it may step aside for waiting requests.
 PREEMPT_AFTER = 32
@@ -156,6 +157,8 @@ class BatchEngine:
         self._active: list[_Pending] = []  # its requests, as the async side last saw them
         self._paused: list[_Live] = []  # rows that stepped aside, oldest first (thread side)
         self._arrived = threading.Event()  # set by generate(): new work waits in the queue
+        self._jobs_waiting = 0  # run_exclusive jobs queued behind the decode loop
+        self._jobs_lock = threading.Lock()
         self._bitmask: torch.Tensor | None = None
         self._forbidden_in_json: torch.Tensor | None = None  # see decoding.control_token_mask
 
@@ -171,6 +174,23 @@ class BatchEngine:
         queue.put_nowait(_Pending(row, future))
         self._arrived.set()
         return await future
+
+    async def run_exclusive(self, fn: Callable[[], T]) -> T:
+        """Run `fn()` in the engine's thread under inference mode, between two decoding steps
+        (the decode loop yields after its current step), so its forward passes (scoring) never
+        race the batch's for the device."""
+        if self._closed:
+            raise ModelError(f"{self.name}: the provider is closed")
+
+        def job() -> T:
+            with self._jobs_lock:
+                self._jobs_waiting -= 1
+            with torch.inference_mode():
+                return fn()
+
+        with self._jobs_lock:
+            self._jobs_waiting += 1
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
 
     def _ensure_worker(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[_Pending]:
         # The queue and worker belong to one event loop; an engine reused under a new loop
@@ -275,6 +295,8 @@ class BatchEngine:
                 else:
                     self._step()
                 finished += self._retire()
+                if self._jobs_waiting:
+                    break  # a scoring job waits in the executor's queue: let it run now
         return finished
 
     def _batch_size(self) -> int:

@@ -8,6 +8,10 @@ A request without a seed samples with seed 0. A prompt longer than the model's c
 refused (UserError) before any decoding, and `max_tokens` is capped at what the context holds
 after the prompt. Compiled grammars are kept for the last GRAMMAR_CACHE_SIZE schemas.
 
+It also scores continuations (`loglikelihood`, plain text without the chat template) as
+lm-evaluation-harness does (see `scoring.py`): the rows of concurrent requests share batched
+forward passes, run in the engine's thread between two decoding steps.
+
 No retries, no cache: the `Model` wrapper does those.
 """
 
@@ -27,7 +31,8 @@ from selfalign.errors import UserError
 from .checkpoints import load_pretrained, resolve_dtype
 from .engine import BatchEngine, Row
 from .errors import ModelError
-from .types import ChatRequest, Completion, Sampling, TextRequest
+from .scoring import ScoreBatcher, ScoreRow, encode_pair, score_rows
+from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, Sampling, TextRequest
 
 GRAMMAR_CACHE_SIZE = 256  # compiled grammars kept (least recently used dropped first)
 
@@ -108,6 +113,7 @@ class HFProvider:
         self._grammar_lock = threading.Lock()
         # Templating and grammar compilation (slow for a new schema) stay off the event loop.
         self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfalign-hf-prepare")
+        self._scorer = ScoreBatcher(self._score, batch_wait_ms / 1000)
         self._closed = False
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -123,6 +129,38 @@ class HFProvider:
             raise ModelError(f"{self.name}: the provider is closed")
         row = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self._prepare_text, request)
         return await self.engine.generate(row)
+
+    async def loglikelihood(self, request: LoglikelihoodRequest) -> list[Loglikelihood]:
+        """Each continuation's summed log-probability after the context, and whether it is greedy."""
+        if self._closed:
+            raise ModelError(f"{self.name}: the provider is closed")
+        rows = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self._encode, request)
+        return await self._scorer.score(rows)
+
+    def _encode(self, request: LoglikelihoodRequest) -> list[ScoreRow]:
+        # An empty context's token, as lm-evaluation-harness picks it: BOS, else the tokenizer's EOS.
+        prefix_id = next(i for i in (self.tokenizer.bos_token_id, self.tokenizer.eos_token_id, self.engine.eos_token_ids[0]) if i is not None)
+        rows = [encode_pair(self.tokenizer, request.context, c, prefix_id) for c in request.continuations]
+        for row, text in zip(rows, request.continuations, strict=True):
+            if not row.continuation:
+                raise UserError(f"the continuation {text!r} has no tokens after its context; nothing to score")
+            if len(row.continuation) > self._max_length:
+                raise UserError(
+                    f"the continuation {text[:40]!r}... is {len(row.continuation)} tokens, more than {self.name} "
+                    f"reads at once ({self._max_length})"
+                )
+        return rows
+
+    @property
+    def _max_length(self) -> int:
+        """Tokens a scored row may hold (lm-evaluation-harness's default when the model does not say)."""
+        return self.context_length or 2048
+
+    async def _score(self, rows: list[ScoreRow]) -> list[Loglikelihood]:
+        pad_id = self.engine.pad_token_id
+        return await self.engine.run_exclusive(
+            lambda: score_rows(self.model, rows, pad_id=pad_id, max_length=self._max_length)
+        )
 
     async def close(self) -> None:
         """Stop the engine, fail queued requests, let go of the model."""

@@ -10,7 +10,7 @@ import logging
 import random
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,11 +18,23 @@ from selfalign.errors import UserError
 
 from .errors import ModelError, SchemaError, TransientError
 from .provider import Provider, TextProvider
-from .types import CallStats, ChatRequest, ChatResult, Completion, Message, Sampling, TextRequest, as_messages
+from .types import (
+    CallStats,
+    ChatRequest,
+    ChatResult,
+    Completion,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    Message,
+    Sampling,
+    TextRequest,
+    as_messages,
+)
 from .usage import record_usage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
 
 
 class CallCache(Protocol):
@@ -126,6 +138,25 @@ class Model:
         msgs = await self._prepare(as_messages(messages), json_schema)
         return await self._complete(ChatRequest(msgs, sampling, json_schema))
 
+    async def loglikelihood(self, context: str, continuations: Any) -> list[Loglikelihood]:
+        """Each continuation's summed log-probability after `context` (plain text, no chat
+        template) and whether greedy decoding writes it: one call, cached and retried like chat.
+        Providers that can score implement `loglikelihood(LoglikelihoodRequest)`."""
+        request = LoglikelihoodRequest(context, tuple(continuations))
+        score = getattr(self.provider, "loglikelihood", None)
+        if score is None:
+            raise ModelError(f"{self.provider.name} cannot score continuations (log-likelihoods); use an hf:, vllm: or openai: model")
+        key = loglikelihood_key(self.provider.name, request)
+        if self.cache is not None and (hit := self.cache.get_call(key)) is not None:
+            self.stats.cached_calls += 1
+            return [Loglikelihood(**r) for r in hit["loglikelihoods"]]
+        async with self._limit:
+            results = await self._with_retries(lambda: score(request))
+        self.stats.calls += 1
+        if self.cache is not None:
+            self.cache.put_call(key, {"loglikelihoods": [r.to_json() for r in results]})
+        return results
+
     async def _prepare(self, msgs: tuple[Message, ...], json_schema: dict[str, Any] | None) -> tuple[Message, ...]:
         """A provider that cannot constrain its decoding is told the schema in the prompt."""
         if json_schema is None:
@@ -168,11 +199,14 @@ class Model:
         return completion, False
 
     async def _complete_with_retries(self, request: ChatRequest | TextRequest) -> Completion:
+        if isinstance(request, TextRequest):
+            return await self._with_retries(lambda: self.provider.complete_text(request))  # type: ignore[attr-defined]
+        return await self._with_retries(lambda: self.provider.complete(request))
+
+    async def _with_retries(self, call: Callable[[], Awaitable[R]]) -> R:
         for retry in range(self.retry.max_retries + 1):
             try:
-                if isinstance(request, TextRequest):
-                    return await self.provider.complete_text(request)  # type: ignore[attr-defined]
-                return await self.provider.complete(request)
+                return await call()
             except TransientError as exc:
                 if retry == self.retry.max_retries:
                     self.stats.failures += 1
@@ -185,6 +219,12 @@ class Model:
 
     async def close(self) -> None:
         await self.provider.close()
+
+
+def loglikelihood_key(model_name: str, request: LoglikelihoodRequest) -> str:
+    """Cache key of a scoring call: model, context and continuations."""
+    payload = {"model": model_name, "context": request.context, "continuations": list(request.continuations)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def call_key(model_name: str, request: ChatRequest | TextRequest | None, structured: str | None = None) -> str:

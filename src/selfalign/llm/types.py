@@ -70,6 +70,26 @@ class Completion:
         }
 
 
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """Score each continuation after the same context (plain text, no chat template)."""
+
+    context: str
+    continuations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Loglikelihood:
+    """One continuation's summed log-probability given its context, and whether greedy decoding
+    from the context writes exactly its tokens."""
+
+    logprob: float
+    is_greedy: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"logprob": self.logprob, "is_greedy": self.is_greedy}
+
+
 @dataclass
 class ChatResult:
     """What a caller of `Model.chat` gets: the text, the parsed object when a schema was given."""
