@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from selfalign.llm import Sampling, load_model
     from selfalign.llm.extras import require
     from selfalign.serve import create_app
-    from selfalign.serve.app import spec_aliases
+    from selfalign.serve.app import prompt_scorer, spec_aliases
     from selfalign.serve.server import run_server
 
     require("uvicorn", "serve")
@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens_limit=args.max_tokens_limit,
         slots=args.max_concurrency,
         slot_wait_s=args.queue_timeout,
+        score_prompts=prompt_scorer(model),
     )
     print(f"serving {args.model} as {served_name!r} on http://{args.host}:{args.port}/v1", flush=True)
     # one access-log line per request only with -v

@@ -31,8 +31,8 @@ from selfalign.errors import UserError
 from .checkpoints import load_pretrained, resolve_dtype
 from .engine import BatchEngine, Row
 from .errors import ModelError
-from .scoring import ScoreBatcher, ScoreRow, encode_pair, score_rows
-from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, Sampling, TextRequest
+from .scoring import Batcher, ScoreRow, encode_pair, prompt_logprobs, score_rows
+from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, PromptLogprobs, Sampling, TextRequest
 
 GRAMMAR_CACHE_SIZE = 256  # compiled grammars kept (least recently used dropped first)
 
@@ -113,7 +113,9 @@ class HFProvider:
         self._grammar_lock = threading.Lock()
         # Templating and grammar compilation (slow for a new schema) stay off the event loop.
         self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfalign-hf-prepare")
-        self._scorer = ScoreBatcher(self._score, batch_wait_ms / 1000)
+        self._scorer = Batcher(self._score, batch_wait_ms / 1000)
+        # (prompt ids, top_k) -> PromptLogprobs
+        self._prompt_scorer: Batcher[tuple[list[int], int], PromptLogprobs] = Batcher(self._score_prompts, batch_wait_ms / 1000)
         self._closed = False
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -135,7 +137,7 @@ class HFProvider:
         if self._closed:
             raise ModelError(f"{self.name}: the provider is closed")
         rows = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self._encode, request)
-        return await self._scorer.score(rows)
+        return await self._scorer.submit(rows)
 
     def _encode(self, request: LoglikelihoodRequest) -> list[ScoreRow]:
         # An empty context's token, as lm-evaluation-harness picks it: BOS, else the tokenizer's EOS.
@@ -160,6 +162,38 @@ class HFProvider:
         pad_id = self.engine.pad_token_id
         return await self.engine.run_exclusive(
             lambda: score_rows(self.model, rows, pad_id=pad_id, max_length=self._max_length)
+        )
+
+    async def prompt_logprobs(self, prompts: list[str | list[int]], top_k: int) -> list[PromptLogprobs]:
+        """Each prompt's (text, tokenised with the tokenizer's own special tokens, or token ids)
+        token log-probabilities, the `top_k` most likely tokens at each position, and the greedy
+        next token. Prompts of concurrent calls share forward passes."""
+        if self._closed:
+            raise ModelError(f"{self.name}: the provider is closed")
+        ids = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self._prompt_ids, prompts)
+        results = await self._prompt_scorer.submit([(i, top_k) for i in ids])
+        return [_fewer_top(r, top_k) for r in results]
+
+    def _prompt_ids(self, prompts: list[str | list[int]]) -> list[list[int]]:
+        vocab = _vocab_size(self.model)
+        out = []
+        for n, prompt in enumerate(prompts):
+            ids = list(self.tokenizer(prompt)["input_ids"]) if isinstance(prompt, str) else list(prompt)
+            if not ids:
+                raise UserError(f"prompt {n} is empty: there is nothing to score")
+            if any(not 0 <= i < vocab for i in ids):
+                raise UserError(f"prompt {n} holds a token id outside this model's vocabulary (0 to {vocab - 1})")
+            if len(ids) > self._max_length:
+                raise UserError(f"prompt {n} is {len(ids)} tokens, and {self.name} reads at most {self._max_length}; shorten it")
+            out.append(ids)
+        return out
+
+    async def _score_prompts(self, rows: list[tuple[list[int], int]]) -> list[PromptLogprobs]:
+        """One pass for the prompts of many requests, with the most top tokens any of them asks."""
+        prompts, top_k = [ids for ids, _ in rows], max(k for _, k in rows)
+        pad_id = self.engine.pad_token_id
+        return await self.engine.run_exclusive(
+            lambda: prompt_logprobs(self.model, self.tokenizer, prompts, pad_id=pad_id, top_k=top_k)
         )
 
     async def close(self) -> None:
@@ -264,6 +298,14 @@ def _context_length(model: Any, tokenizer: Any) -> int | None:
             return value
     limit = getattr(tokenizer, "model_max_length", None)
     return limit if isinstance(limit, int) and 0 < limit < 10**7 else None
+
+
+def _fewer_top(result: PromptLogprobs, top_k: int) -> PromptLogprobs:
+    """A result computed for a larger top_k (another request in the same pass), cut to top_k."""
+    from dataclasses import replace
+
+    cut = lambda t: replace(t, top=t.top[:top_k])  # noqa: E731
+    return PromptLogprobs(tuple(cut(t) for t in result.tokens), cut(result.next))
 
 
 def _vocab_size(model: Any) -> int:

@@ -26,6 +26,7 @@ from .types import (
     Loglikelihood,
     LoglikelihoodRequest,
     Message,
+    PromptLogprobs,
     Sampling,
     TextRequest,
     as_messages,
@@ -156,6 +157,16 @@ class Model:
         if self.cache is not None:
             self.cache.put_call(key, {"loglikelihoods": [r.to_json() for r in results]})
         return results
+
+    async def prompt_logprobs(self, prompts: list[str | list[int]], top_k: int = 0) -> list[PromptLogprobs]:
+        """Each prompt's token log-probabilities (text, or token ids), the `top_k` most likely
+        tokens at each position and the greedy next token: what a server's /v1/completions with
+        `echo` and `logprobs` returns. Through the concurrency limit and retries; not cached."""
+        score = getattr(self.provider, "prompt_logprobs", None)
+        if score is None:
+            raise ModelError(f"{self.provider.name} cannot give prompt log-probabilities; serve an hf: model for /v1/completions")
+        async with self._limit:
+            return await self._with_retries(lambda: score(prompts, top_k))
 
     async def _prepare(self, msgs: tuple[Message, ...], json_schema: dict[str, Any] | None) -> tuple[Message, ...]:
         """A provider that cannot constrain its decoding is told the schema in the prompt."""

@@ -19,6 +19,13 @@ in the run, so a resumed run sends the same prompts):
 
 Raw text prompts (`Model.text`, for base models) go to the server's /v1/completions.
 
+Log-likelihoods (`loglikelihood`) come from `/v1/completions` with `echo` and `logprobs`, as
+lm-evaluation-harness's `local-completions` model asks for them: one request holds the
+context alone and the context followed by each continuation (trailing whitespace of the context
+moved to the continuations), and a continuation's tokens are those after the context's own.
+A server without prompt log-probabilities there (OpenAI's chat models, Ollama) is a ModelError
+that says so.
+
 This provider sends one request per call and reports failures: 429, timeouts, lost connections
 and 5xx as TransientError (the Model wrapper retries those with backoff); a refusal (400, 422,
 or a 500 whose body says the request is invalid) as ModelError naming what the server does not
@@ -39,7 +46,7 @@ import openai
 from selfalign.errors import UserError
 
 from .errors import ModelError, TransientError
-from .types import ChatRequest, Completion, Message, Sampling, TextRequest
+from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, Message, Sampling, TextRequest
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +202,42 @@ class OpenAIProvider:
         except openai.APIError as exc:  # e.g. a response that is not a completion
             raise ModelError(f"{self.name}: {exc.message}") from exc
 
+    async def loglikelihood(self, request: LoglikelihoodRequest) -> list[Loglikelihood]:
+        """Each continuation's summed log-probability after the context, and whether every one of
+        its tokens is the most likely there, from the server's prompt log-probabilities."""
+        context = request.context.rstrip()
+        spaces = request.context[len(context) :]
+        if not context:
+            raise UserError(f"{self.name}: an empty context cannot be scored through /v1/completions")
+        prompts = [context] + [context + spaces + c for c in request.continuations]
+        try:
+            response = await self._get_client().completions.create(
+                model=self.model, prompt=prompts, max_tokens=1, echo=True, logprobs=1, temperature=0
+            )
+        except openai.NotFoundError as exc:
+            raise ModelError(
+                f"{self.name}: the server has no /v1/completions for this model (HTTP 404: {_server_message(exc)}), so it "
+                f"cannot score continuations; {_SCORING_SERVERS}"
+            ) from exc
+        except openai.APIStatusError as exc:
+            error = _status_error(self.name, exc)
+            if isinstance(error, TransientError):
+                raise error from exc
+            raise ModelError(
+                f"{self.name}: the server refused /v1/completions with echo and logprobs (HTTP {exc.status_code}: "
+                f"{_server_message(exc)}); {_SCORING_SERVERS}"
+            ) from exc
+        except openai.APITimeoutError as exc:
+            raise TransientError(f"{self.name}: no answer within {self.timeout:g}s") from exc
+        except openai.APIConnectionError as exc:
+            raise TransientError(f"{self.name}: cannot connect: {exc}") from exc
+        choices = sorted(response.choices or [], key=lambda c: c.index)
+        logprobs = [_prompt_logprobs(self.name, c) for c in choices]
+        if len(logprobs) != len(prompts):
+            raise ModelError(f"{self.name}: /v1/completions answered {len(logprobs)} choices for {len(prompts)} prompts")
+        context_tokens = len(logprobs[0][0]) - 1  # the last is the one generated token
+        return [_continuation(tokens, tops, context_tokens) for tokens, tops in logprobs[1:]]
+
     def _params(self, request: ChatRequest, mode: str = "none") -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": self.model,
@@ -303,6 +346,34 @@ def _server_message(exc: Any) -> str:
     if isinstance(body, str) and body:
         return body[:500]
     return exc.message
+
+
+_SCORING_SERVERS = (
+    "log-likelihoods need a server that returns prompt log-probabilities from /v1/completions with echo and "
+    "logprobs (vLLM, SGLang, llama.cpp's server, selfalign serve)"
+)
+
+
+def _prompt_logprobs(name: str, choice: Any) -> tuple[list[float | None], list[dict[str, float] | None]]:
+    """(token_logprobs, top_logprobs) of one echoed prompt, or a ModelError naming the limitation."""
+    lp = getattr(choice, "logprobs", None)
+    tokens = getattr(lp, "token_logprobs", None) if lp is not None else None
+    if not tokens:
+        raise ModelError(
+            f"{name}: the server answered /v1/completions without prompt log-probabilities (it ignores echo or "
+            f"logprobs), so it cannot score continuations; {_SCORING_SERVERS}"
+        )
+    return list(tokens), list(getattr(lp, "top_logprobs", None) or [None] * len(tokens))
+
+
+def _continuation(tokens: list[float | None], tops: list[Any], context_tokens: int) -> Loglikelihood:
+    """The tokens after the context's (the last, generated one left out): their summed
+    log-probability, and greedy when each equals the best of its position's top log-probabilities."""
+    own, own_tops = tokens[context_tokens:-1], tops[context_tokens:-1]
+    if not own or any(t is None for t in own):
+        raise ModelError("the server returned no log-probability for a continuation token")
+    greedy = all(bool(top) and t == max(top.values()) for t, top in zip(own, own_tops))
+    return Loglikelihood(float(sum(own)), greedy)  # type: ignore[arg-type]
 
 
 def _schema_name(schema: dict[str, Any]) -> str:

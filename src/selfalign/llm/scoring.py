@@ -15,19 +15,26 @@ sorted by length (so rows of similar length are padded together), padded on the 
 attention mask and position ids set so that padding changes nothing but float rounding, and only
 the logits of continuation positions are computed.
 
-`ScoreBatcher` gathers the rows of concurrent requests into passes and runs them where the
-provider's forward passes run (the engine's thread), between two decoding steps.
+Prompt log-probabilities (`prompt_logprobs`, for a server's `/v1/completions` with `echo`):
+every token's log-probability after the ones before it, the most likely tokens at each
+position, and the greedy next token, from the same kind of padded passes.
+
+`Batcher` gathers the rows of concurrent requests into passes, which the provider runs where its
+forward passes run (the engine's thread), between two decoding steps.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 import torch
 
-from .types import Loglikelihood
+from .types import Loglikelihood, PromptLogprobs, TokenLogprob
+
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 #: Padded tokens per forward pass (rows x longest row) when scoring.
 SCORE_BATCH_TOKENS = 16_384
@@ -121,6 +128,56 @@ def _score_batch(model: Any, rows: list[ScoreRow], pad_id: int, max_length: int)
     return results
 
 
+def prompt_logprobs(
+    model: Any, tokenizer: Any, prompts: list[list[int]], *, pad_id: int, top_k: int, max_elements: int = 2**27
+) -> list[PromptLogprobs]:
+    """Each prompt's token log-probabilities, the `top_k` most likely tokens at every position and
+    the greedy next token. Passes hold at most `max_elements` logits (rows x width x vocabulary).
+    The caller holds torch.inference_mode."""
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    results: list[PromptLogprobs | None] = [None] * len(prompts)
+    batch: list[int] = []
+    for i in [*order, None]:
+        if batch and (i is None or (len(batch) + 1) * len(prompts[batch[0]]) * vocab > max_elements):
+            logprobs = _all_logprobs(model, [prompts[k] for k in batch], pad_id)
+            for row, k in enumerate(batch):
+                results[k] = _prompt_result(tokenizer, prompts[k], logprobs[row, -len(prompts[k]) :], top_k)
+            batch = []
+        if i is not None:
+            batch.append(i)
+    return [r for r in results if r is not None]
+
+
+def _all_logprobs(model: Any, prompts: list[list[int]], pad_id: int) -> torch.Tensor:
+    """log_softmax over the vocabulary at every position, float32, prompts padded on the left."""
+    device = next(model.parameters()).device
+    width = max(len(ids) for ids in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for k, ids in enumerate(prompts):
+        input_ids[k, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        mask[k, width - len(ids) :] = 1
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False)
+    return torch.log_softmax(out.logits.float(), dim=-1)
+
+
+def _prompt_result(tokenizer: Any, ids: list[int], logprobs: torch.Tensor, top_k: int) -> PromptLogprobs:
+    """`logprobs[i]` is the distribution after ids[: i + 1]: it scores ids[i + 1], and the last
+    row the next token."""
+    k = min(top_k, logprobs.shape[-1])
+    top_values, top_ids = logprobs.topk(k, dim=-1) if k else (logprobs[:, :0], logprobs[:, :0].long())
+    text = lambda t: tokenizer.decode([t])  # noqa: E731
+    tops = [tuple((text(t), float(v)) for t, v in zip(ti.tolist(), tv.tolist())) for ti, tv in zip(top_ids, top_values)]
+    tokens = [TokenLogprob(ids[0], text(ids[0]), None, ())]
+    for i in range(1, len(ids)):
+        tokens.append(TokenLogprob(ids[i], text(ids[i]), float(logprobs[i - 1, ids[i]]), tops[i - 1]))
+    greedy = int(logprobs[-1].argmax())
+    return PromptLogprobs(tuple(tokens), TokenLogprob(greedy, text(greedy), float(logprobs[-1, greedy]), tops[-1]))
+
+
 def _keep_kwargs(model: Any, keep: int) -> dict[str, Any]:
     """Only the last `keep` positions' logits, where the model can skip the others."""
     import inspect
@@ -129,39 +186,39 @@ def _keep_kwargs(model: Any, keep: int) -> dict[str, Any]:
 
 
 @dataclass
-class _Waiting:
-    rows: list[ScoreRow]
-    future: asyncio.Future[list[Loglikelihood]]
+class _Waiting(Generic[In, Out]):
+    rows: list[In]
+    future: asyncio.Future[list[Out]]
 
 
-class ScoreBatcher:
-    """Rows of concurrent `score()` calls, gathered for `wait_s` after the first, scored together
-    by `run(rows)` (which runs the forward passes and returns one result per row)."""
+class Batcher(Generic[In, Out]):
+    """Rows of concurrent `submit()` calls, gathered for `wait_s` after the first, handled
+    together by `run(rows)` (which returns one result per row, in order)."""
 
-    def __init__(self, run: Callable[[list[ScoreRow]], Awaitable[list[Loglikelihood]]], wait_s: float) -> None:
+    def __init__(self, run: Callable[[list[In]], Awaitable[list[Out]]], wait_s: float) -> None:
         self._run = run
         self.wait_s = wait_s
-        self._waiting: list[_Waiting] = []
+        self._waiting: list[_Waiting[In, Out]] = []
         self._flush: asyncio.TimerHandle | None = None
-        #: Scoring passes run so far (tests, benchmarks).
+        #: Batches run so far (tests, benchmarks).
         self.batches = 0
 
-    async def score(self, rows: list[ScoreRow]) -> list[Loglikelihood]:
+    async def submit(self, rows: list[In]) -> list[Out]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Loglikelihood]] = loop.create_future()
+        future: asyncio.Future[list[Out]] = loop.create_future()
         self._waiting.append(_Waiting(rows, future))
         if self._flush is None:
-            self._flush = loop.call_later(self.wait_s, lambda: loop.create_task(self._score_waiting()))
+            self._flush = loop.call_later(self.wait_s, lambda: loop.create_task(self._run_waiting()))
         return await future
 
-    async def _score_waiting(self) -> None:
+    async def _run_waiting(self) -> None:
         waiting, self._waiting, self._flush = [p for p in self._waiting if not p.future.done()], [], None
         if not waiting:
             return
         self.batches += 1
         try:
             results = await self._run([row for p in waiting for row in p.rows])
-        except Exception as exc:  # every caller of the pass learns why
+        except Exception as exc:  # every caller of the batch learns why
             for p in waiting:
                 if not p.future.done():
                     p.future.set_exception(exc)

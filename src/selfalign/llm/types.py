@@ -90,6 +90,26 @@ class Loglikelihood:
         return {"logprob": self.logprob, "is_greedy": self.is_greedy}
 
 
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One token of a scored prompt: its text, its log-probability after the tokens before it
+    (None for the first token, which nothing precedes), and the `top` most likely tokens at its
+    position with their log-probabilities, most likely first."""
+
+    token: int
+    text: str
+    logprob: float | None
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class PromptLogprobs:
+    """A prompt's tokens with their log-probabilities, and the greedy next token."""
+
+    tokens: tuple[TokenLogprob, ...]
+    next: TokenLogprob
+
+
 @dataclass
 class ChatResult:
     """What a caller of `Model.chat` gets: the text, the parsed object when a schema was given."""

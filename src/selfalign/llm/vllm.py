@@ -6,18 +6,25 @@ prompt goes in as token ids, so `hf:` and `vllm:` see the same prompt. JSON sche
 vLLM structured outputs (`StructuredOutputsParams`, or `GuidedDecodingParams` on vLLM older
 than 0.10.2).
 
+Log-likelihoods (`loglikelihood`): context and continuation are tokenised as lm-evaluation-
+harness does (`scoring.encode_pair`) and sent as token ids with `prompt_logprobs`; a
+continuation's score is the sum of its tokens' prompt log-probabilities, greedy when each has
+rank 1. Every continuation is its own engine request; vLLM batches them.
+
 No retries, no cache: the `Model` wrapper does those.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 from typing import Any
 
 from .errors import ModelError
 from .extras import require
-from .types import ChatRequest, Completion, TextRequest
+from .scoring import encode_pair
+from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, TextRequest
 
 
 class VLLMProvider:
@@ -75,6 +82,29 @@ class VLLMProvider:
             # vLLM says "stop" (EOS or stop string), "length" or "abort".
             finish_reason=choice.finish_reason or "stop",
         )
+
+    async def loglikelihood(self, request: LoglikelihoodRequest) -> list[Loglikelihood]:
+        tok = self.tokenizer
+        prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        rows = [encode_pair(tok, request.context, c, prefix_id) for c in request.continuations]
+        # prompt_logprobs=1: each position's own token's log-probability and rank
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
+        outputs = await asyncio.gather(*(self._final({"prompt_token_ids": r.context + r.continuation}, params) for r in rows))
+        results = []
+        for row, output in zip(rows, outputs, strict=True):
+            positions = output.prompt_logprobs or []
+            start = len(row.context)
+            picked = [positions[start + i][token] for i, token in enumerate(row.continuation)]
+            results.append(Loglikelihood(float(sum(p.logprob for p in picked)), all(p.rank == 1 for p in picked)))
+        return results
+
+    async def _final(self, prompt: dict[str, Any], params: Any) -> Any:
+        final = None
+        async for output in self.engine.generate(prompt, params, f"selfalign-{next(self._ids)}"):
+            final = output
+        if final is None:
+            raise ModelError(f"{self.name}: the engine returned no output")
+        return final
 
     def _sampling_params(self, request: ChatRequest) -> Any:
         s = request.sampling

@@ -2,6 +2,8 @@
 
     POST /v1/chat/completions    messages, temperature, top_p, max_tokens / max_completion_tokens,
                                  stop, seed, stream, response_format (json_schema, json_object)
+    POST /v1/completions         prompt scoring: prompts as text or token ids (one or a batch),
+                                 echo, logprobs / top_logprobs, max_tokens 0 or 1 (greedy next token)
     GET  /v1/models              the one model served
     GET  /health                 200 when up, with the requests running and waiting
 
@@ -14,7 +16,9 @@ The app does not know how an answer is made: it calls an *answerer*,
 `answer(messages, sampling, json_schema) -> (Completion, extra)`. The default one asks a
 `Model` (concurrency limit, retries, cache); another (e.g. `serve --matrix`, which answers each
 request through a simulation) can plug in its own, and its `extra` dict is returned in the
-response body under a `selfalign` field.
+response body under a `selfalign` field. `/v1/completions` calls a *prompt scorer*,
+`score(prompts, top_k) -> [PromptLogprobs]` (the model's `prompt_logprobs`), where the served
+model has one; lm-evaluation-harness's `local-completions` model evaluates through it.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route signatures at runtime.
@@ -35,15 +39,17 @@ from selfalign.errors import UserError
 from selfalign.llm.errors import ModelError, TransientError
 from selfalign.llm.extras import require
 from selfalign.llm.model import Model
-from selfalign.llm.types import Completion, Message, Sampling
+from selfalign.llm.types import Completion, Message, PromptLogprobs, Sampling, TokenLogprob
 
-from .schemas import ChatCompletionRequest
+from .schemas import ChatCompletionRequest, CompletionRequest
 
 log = logging.getLogger(__name__)
 
 Extra = Optional[dict[str, Any]]
 #: answer(messages, sampling, json_schema) -> (completion, extra for the `selfalign` field or None)
 Answerer = Callable[[tuple[Message, ...], Sampling, Optional[dict[str, Any]]], Awaitable[tuple[Completion, Extra]]]
+#: score(prompts, top_k) -> each prompt's token log-probabilities and greedy next token
+PromptScorer = Callable[[list[Any], int], Awaitable[list[PromptLogprobs]]]
 
 
 def model_answerer(model: Model) -> Answerer:
@@ -70,9 +76,15 @@ def app_for_model(model: Model, served_name: str | None = None, **options: Any) 
         name,
         aliases=options.pop("aliases", spec_aliases(model.name)),
         default_sampling=model.default_sampling,
-        on_shutdown=model.close,
+        on_shutdown=options.pop("on_shutdown", model.close),
+        score_prompts=options.pop("score_prompts", prompt_scorer(model)),
         **options,
     )
+
+
+def prompt_scorer(model: Model) -> PromptScorer | None:
+    """The model's prompt scoring for /v1/completions, where its provider has it (hf:)."""
+    return model.prompt_logprobs if hasattr(model.provider, "prompt_logprobs") else None
 
 
 def spec_aliases(spec: str) -> list[str]:
@@ -121,6 +133,7 @@ def create_app(
     max_tokens_limit: int | None = None,
     slots: int = 64,
     slot_wait_s: float = 30.0,
+    score_prompts: PromptScorer | None = None,
 ) -> Any:
     """A FastAPI app that answers OpenAI chat requests with `answer`.
 
@@ -178,13 +191,56 @@ def create_app(
         except ValidationError as exc:
             message, param = validation_message(exc.errors())
             return error(400, message, param)
+        outcome = await run_in_slot(request, answer(body.to_messages(), sampling, body.to_json_schema()))
+        if isinstance(outcome, JSONResponse):
+            return outcome
+        if outcome is None:  # the client is gone; nobody reads an answer
+            return error(499, "client closed the request")
+        completion, extra = outcome
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        now = int(time.time())
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            chunks = stream_chunks(completion_id, now, model_name, completion, extra, include_usage)
+            return StreamingResponse(chunks, media_type="text/event-stream")
+        return completion_body(completion_id, now, model_name, completion, extra)
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(body: CompletionRequest, request: Request) -> Any:
+        if body.model and body.model not in names:
+            return error(404, f"The model {body.model!r} does not exist; this server serves {model_name!r}", "model")
+        if score_prompts is None:
+            return error(400, f"{model_name} cannot score prompts (no prompt log-probabilities); /v1/completions needs an hf: model")
+        prompts = body.prompts()
+        outcome = await run_in_slot(request, score_prompts(prompts, body.top_k() or 0))
+        if isinstance(outcome, JSONResponse):
+            return outcome
+        if outcome is None:
+            return error(499, "client closed the request")
+        choices = [completion_choice(i, p, r, body) for i, (p, r) in enumerate(zip(prompts, outcome, strict=True))]
+        prompt_tokens = sum(len(r.tokens) for r in outcome)
+        generated = body.max_tokens * len(outcome)
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model_name,
+            "choices": choices,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": generated, "total_tokens": prompt_tokens + generated},
+        }
+
+    async def run_in_slot(request: Any, work: Awaitable[Any]) -> Any:
+        """The result of `work` run in a free slot; an error response (503 when no slot frees in
+        time, 400 for what the model refuses, 503/500 when it fails); None when the client left."""
         async with queue.take() as admitted:
             if not admitted:
+                if asyncio.iscoroutine(work):
+                    work.close()
                 retry = str(max(1, round(slot_wait_s)))
                 busy = f"the server is busy ({queue.running} requests running, {queue.waiting} waiting); retry later"
                 return error(503, busy, headers={"Retry-After": retry})
             try:
-                outcome = await until_disconnected(request, answer(body.to_messages(), sampling, body.to_json_schema()))
+                return await until_disconnected(request, work)
             except UserError as exc:  # e.g. an option this answerer does not support, a prompt too long
                 return error(400, str(exc))
             except TransientError as exc:
@@ -198,18 +254,46 @@ def create_app(
             except Exception as exc:  # an answerer's bug must not kill the server
                 log.exception("answer failed")
                 return error(500, f"{type(exc).__name__}: {exc}")
-        if outcome is None:  # the client is gone; nobody reads an answer
-            return error(499, "client closed the request")
-        completion, extra = outcome
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        now = int(time.time())
-        if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            chunks = stream_chunks(completion_id, now, model_name, completion, extra, include_usage)
-            return StreamingResponse(chunks, media_type="text/event-stream")
-        return completion_body(completion_id, now, model_name, completion, extra)
 
     return app
+
+
+def completion_choice(index: int, prompt: Any, result: PromptLogprobs, body: CompletionRequest) -> dict[str, Any]:
+    """One prompt's choice: with `echo` its tokens (and text) first, then the greedy next token
+    when max_tokens is 1; `logprobs` as OpenAI's legacy completions give them."""
+    generated = [result.next] if body.max_tokens == 1 else []
+    shown = [*result.tokens, *generated] if body.echo else generated
+    echoed = (prompt if isinstance(prompt, str) else "".join(t.text for t in result.tokens)) if body.echo else ""
+    top_k = body.top_k()
+    return {
+        "index": index,
+        "text": echoed + "".join(t.text for t in generated),
+        "finish_reason": "length",
+        "logprobs": None if top_k is None else logprobs_body(shown),
+    }
+
+
+def logprobs_body(tokens: list[TokenLogprob]) -> dict[str, Any]:
+    """OpenAI's legacy `logprobs`: tokens, their log-probabilities, the top tokens at each
+    position ({text: logprob}, most likely first; None where nothing precedes), text offsets."""
+    offsets, at = [], 0
+    for t in tokens:
+        offsets.append(at)
+        at += len(t.text)
+    return {
+        "tokens": [t.text for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        "top_logprobs": [None if t.logprob is None else _top_dict(t.top) for t in tokens],
+        "text_offset": offsets,
+    }
+
+
+def _top_dict(top: tuple[tuple[str, float], ...]) -> dict[str, float]:
+    """Tokens that decode to the same text keep the higher log-probability (the first)."""
+    out: dict[str, float] = {}
+    for text, logprob in top:
+        out.setdefault(text, logprob)
+    return out
 
 
 async def until_disconnected(request: Any, work: Awaitable[Any]) -> Any:

@@ -166,3 +166,84 @@ def _lone_surrogate(value: Any, where: str) -> str | None:
 
 def _printable(key: Any) -> str:
     return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+#: Most top log-probabilities a /v1/completions request may ask per position (vLLM's limit).
+MAX_TOP_LOGPROBS = 20
+#: Most prompts in one /v1/completions request.
+MAX_PROMPTS = 1024
+
+
+class CompletionRequest(_Body):
+    """`POST /v1/completions` as selfalign serves it: prompt scoring. Each prompt (text, or token
+    ids) is scored with `echo` and `logprobs`, and `max_tokens` 1 adds the greedy next token:
+    what lm-evaluation-harness's `local-completions` model and `openai:` scorers send. Longer
+    generation belongs to /v1/chat/completions."""
+
+    model: str = ""
+    prompt: Any = Field(description="text, texts, token ids, or lists of token ids")
+    max_tokens: int = Field(1, ge=0, description="0: score the prompt only; 1: and its greedy next token")
+    echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    seed: int | None = Field(None, ge=-INT64 - 1, le=INT64)
+    n: int | None = None
+    best_of: int | None = None
+    stream: bool = False
+    suffix: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode(cls, data: Any) -> Any:
+        if (where := _lone_surrogate(data, "")) is not None:
+            raise ValueError(f"{where or 'body'}: holds a lone UTF-16 surrogate (such as \\ud800), which is not text; send valid Unicode")
+        return data
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_shape(cls, prompt: Any) -> Any:
+        def ids(v: Any) -> bool:
+            return isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in v)
+
+        if isinstance(prompt, str) or ids(prompt):
+            return prompt
+        if isinstance(prompt, list) and (all(isinstance(p, str) for p in prompt) or all(ids(p) for p in prompt)):
+            return prompt
+        raise ValueError("must be a string, a list of strings, a list of token ids, or a list of such lists")
+
+    @model_validator(mode="after")
+    def _servable(self) -> "CompletionRequest":
+        if self.max_tokens > 1:
+            raise ValueError(
+                "max_tokens: /v1/completions here scores prompts: max_tokens 0, or 1 for the greedy next token; "
+                "generate text with /v1/chat/completions"
+            )
+        if self.n not in (None, 1) or self.best_of not in (None, 1):
+            raise ValueError("only n=1 and best_of=1 are supported")
+        if self.stream:
+            raise ValueError("stream is not supported by /v1/completions here; send stream=false")
+        if self.suffix:
+            raise ValueError("suffix is not supported")
+        if self.max_tokens == 1 and self.temperature:
+            raise ValueError("max_tokens 1 gives the greedy next token only; send temperature 0")
+        if not self.prompts():
+            raise ValueError("prompt: give at least one prompt")
+        if len(self.prompts()) > MAX_PROMPTS:
+            raise ValueError(f"prompt: at most {MAX_PROMPTS} prompts per request")
+        if any(isinstance(p, list) and not p for p in self.prompts()) or any(p == "" for p in self.prompts()):
+            raise ValueError("prompt: an empty prompt has nothing to score")
+        return self
+
+    def prompts(self) -> list[str | list[int]]:
+        """The batch: a text or a token-id list is one prompt; a list of them is many."""
+        p = self.prompt
+        if isinstance(p, str) or (p and all(isinstance(t, int) for t in p)):
+            return [p]  # type: ignore[list-item]
+        return list(p)  # type: ignore[arg-type]
+
+    def top_k(self) -> int | None:
+        """How many top log-probabilities per position; None: no logprobs in the answer."""
+        if self.logprobs is None and self.top_logprobs is None:
+            return None
+        return max(self.logprobs or 0, self.top_logprobs or 0)
