@@ -155,6 +155,9 @@ def test_scores_are_cached():
 
             return [Loglikelihood(-float(len(c)), False) for c in request.continuations]
 
+        async def complete(self, request):
+            raise NotImplementedError
+
         async def close(self):
             pass
 

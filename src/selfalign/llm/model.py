@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from selfalign.errors import UserError
 
 from .errors import ModelError, SchemaError, TransientError
-from .provider import Provider, TextProvider
+from .provider import PromptScoringProvider, Provider, ScoringProvider, TextProvider
 from .types import (
     CallStats,
     ChatRequest,
@@ -144,9 +144,9 @@ class Model:
         template) and whether greedy decoding writes it: one call, cached and retried like chat.
         Providers that can score implement `loglikelihood(LoglikelihoodRequest)`."""
         request = LoglikelihoodRequest(context, tuple(continuations))
-        score = getattr(self.provider, "loglikelihood", None)
-        if score is None:
+        if not isinstance(self.provider, ScoringProvider):
             raise ModelError(f"{self.provider.name} cannot score continuations (log-likelihoods); use an hf:, vllm: or openai: model")
+        score = self.provider.loglikelihood
         key = loglikelihood_key(self.provider.name, request)
         if self.cache is not None and (hit := self.cache.get_call(key)) is not None:
             self.stats.cached_calls += 1
@@ -162,9 +162,9 @@ class Model:
         """Each prompt's token log-probabilities (text, or token ids), the `top_k` most likely
         tokens at each position and the greedy next token: what a server's /v1/completions with
         `echo` and `logprobs` returns. Through the concurrency limit and retries; not cached."""
-        score = getattr(self.provider, "prompt_logprobs", None)
-        if score is None:
+        if not isinstance(self.provider, PromptScoringProvider):
             raise ModelError(f"{self.provider.name} cannot give prompt log-probabilities; serve an hf: model for /v1/completions")
+        score = self.provider.prompt_logprobs
         async with self._limit:
             return await self._with_retries(lambda: score(prompts, top_k))
 

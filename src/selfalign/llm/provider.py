@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from .types import ChatRequest, Completion, TextRequest
+from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, PromptLogprobs, TextRequest
 
 
 @runtime_checkable
@@ -31,4 +31,25 @@ class TextProvider(Provider, Protocol):
 
     async def complete_text(self, request: TextRequest) -> Completion:
         """Continue `request.prompt` as it is. Raise TransientError for failures worth retrying."""
+        ...
+
+
+@runtime_checkable
+class ScoringProvider(Provider, Protocol):
+    """A provider that also scores continuations (log-likelihoods, lm-evaluation-harness's way):
+    hf:, vllm:, openai: through /v1/completions with echo and logprobs. `Model.loglikelihood`
+    calls it."""
+
+    async def loglikelihood(self, request: LoglikelihoodRequest) -> list[Loglikelihood]:
+        """Each continuation's summed log-probability after the context, and whether it is greedy."""
+        ...
+
+
+@runtime_checkable
+class PromptScoringProvider(Provider, Protocol):
+    """A provider that gives every prompt token's log-probability (hf:); `selfalign serve`'s
+    /v1/completions answers with it. `Model.prompt_logprobs` calls it."""
+
+    async def prompt_logprobs(self, prompts: list[str | list[int]], top_k: int) -> list[PromptLogprobs]:
+        """Each prompt's token log-probabilities, top tokens per position, greedy next token."""
         ...

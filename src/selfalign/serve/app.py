@@ -39,6 +39,7 @@ from selfalign.errors import UserError
 from selfalign.llm.errors import ModelError, TransientError
 from selfalign.llm.extras import require
 from selfalign.llm.model import Model
+from selfalign.llm.provider import PromptScoringProvider
 from selfalign.llm.types import Completion, Message, PromptLogprobs, Sampling, TokenLogprob
 
 from .schemas import ChatCompletionRequest, CompletionRequest
@@ -84,7 +85,7 @@ def app_for_model(model: Model, served_name: str | None = None, **options: Any) 
 
 def prompt_scorer(model: Model) -> PromptScorer | None:
     """The model's prompt scoring for /v1/completions, where its provider has it (hf:)."""
-    return model.prompt_logprobs if hasattr(model.provider, "prompt_logprobs") else None
+    return model.prompt_logprobs if isinstance(model.provider, PromptScoringProvider) else None
 
 
 def spec_aliases(spec: str) -> list[str]:
