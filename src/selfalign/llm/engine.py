@@ -23,6 +23,10 @@ decoded, and each arrival costs at most one row's second prefill. A request whos
 caller is gone (cancelled: a client that hung up) leaves the batch at the next step. `close()`
 stops the decode loop within one step.
 
+Other forward passes on the same model (scoring log-likelihoods, see `scoring.py`) go through
+`run_exclusive`: they run in the engine's thread after the decode loop's current step, so they
+never race the batch for the device, and decoding goes on after them where it stopped.
+
 transformers' own continuous batching has no per-request seeds, stop strings or grammars, hence
 this loop. It reads the cache's layers (`DynamicCache.layers[i].keys/values`): the transformers
 versions it is tested with are pinned in pyproject.toml.
