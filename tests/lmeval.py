@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-LM_EVAL_VENV = Path(os.environ.get("LM_EVAL_VENV", REPO / ".venv-lmeval"))
+LM_EVAL_VENV = Path(os.environ.get("LM_EVAL_VENV", REPO / ".venv-lmeval")).absolute()
 LM_EVAL_PYTHON = LM_EVAL_VENV / "bin" / "python"
 # No hub at run time: lm-eval and datasets read only the local files.
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DISABLE_MULTIPROC": "1"}
