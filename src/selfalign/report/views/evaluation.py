@@ -26,7 +26,8 @@ def is_evaluation(folder: Path) -> bool:
 
 def load(folder: Path) -> dict[str, Any]:
     results = _results(folder / "results.json")
-    spec_of = {m["answers"].split("/", 1)[1]: m["spec"] for m in results["models"]}
+    # a model evaluated by log-likelihood only has no answers run
+    spec_of = {m["answers"].split("/", 1)[1]: m["spec"] for m in results["models"] if m.get("answers")}
     rows, judged, start = [], [], None
     for path in sorted(folder.glob(f"*/**/{STORE_FILE}")):
         store = RunStore.open_existing(path.parent)
