@@ -5,7 +5,7 @@ on the same model and questions, in one run, with the figures checked equal.
     python benchmarks/lm_eval_speed.py                          # the tiny model, 100 questions
     python benchmarks/lm_eval_speed.py --model DIR --questions 200 --lm-eval-batch-sizes 1,8,32
 
-The questions are written here (TruthfulQA's public row format, 2-5 MC1 and 4-8 MC2 choices
+The questions are written here (TruthfulQA's public row format, 2-5 MC1 and 3-8 MC2 choices
 of a few words to a sentence each, after lm-eval's six-question primer), so no hub is needed.
 Each way scores every question once with the model already loaded: ours is `run_eval` on a
 fresh folder (its run store included), lm-eval's is `simple_evaluate` on an `HFLM` built
