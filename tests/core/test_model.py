@@ -102,10 +102,12 @@ def test_cache_in_run_store_avoids_paying_twice(tmp_path):
     provider = ScriptedProvider(lambda req: "cached answer")
     model = Model(provider, cache=store, retry=FAST)
     first = asyncio.run(model.chat("hi", seed=1))
-    second = asyncio.run(Model(provider, cache=RunStore(tmp_path), retry=FAST).chat("hi", seed=1))
+    store.close()  # the run ends; a later run of the same folder replays the call
+    again = Model(provider, cache=RunStore(tmp_path), retry=FAST)
+    second = asyncio.run(again.chat("hi", seed=1))
     assert not first.cached and second.cached and second.text == "cached answer"
     assert len(provider.requests) == 1
-    asyncio.run(model.chat("hi", seed=2))  # another seed is another call
+    asyncio.run(again.chat("hi", seed=2))  # another seed is another call
     assert len(provider.requests) == 2
 
 

@@ -6,6 +6,7 @@ import functools
 import json
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -267,3 +268,81 @@ def test_runs_made_before_the_format_version_still_export_and_refuse_a_resume(tm
         assert len(EXPORTS[fmt](done).rows) == n, fmt
     with pytest.raises(UserError, match="other settings.*format: None -> 2"):
         store.bind_config("matrix", CONFIG.model_dump())
+
+
+KILLED_RUN = """
+import asyncio, functools, sys
+sys.path.insert(0, {society!r})
+from society import respond
+from selfalign.llm import Model
+from selfalign.llm.scripted import ScriptedProvider
+from selfalign.methods.matrix import MatrixConfig, run_item
+from selfalign.runner import run_items
+from selfalign.store import RunStore, load_items, run_store
+
+run_store.CALL_BATCH, run_store.CALL_FLUSH_SECONDS = 10**9, 10**9  # calls written only as items end
+store = RunStore({folder!r})
+model = Model(ScriptedProvider(respond, delay=0.01), cache=store)
+run = functools.partial(run_item, model=model, config=MatrixConfig(num_roles=3, num_steps=3))
+asyncio.run(run_items(store, load_items({prompts!r}), run, concurrency=3, progress=False))
+"""
+
+
+class NoCalls(ScriptedProvider):
+    def __init__(self):
+        super().__init__(lambda request: pytest.fail(f"a done item needed a call not in the cache: {request}"))
+
+
+def test_kill_9_keeps_every_call_a_done_item_was_built_from(tmp_path):
+    """Calls are written in batches, but with the item that used them: after a kill -9, every
+    done item replays from the cache alone (a model that fails any call) to the same record."""
+    import os
+    import signal
+    import time
+
+    prompts, folder = items_file(tmp_path, 12), tmp_path / "run"
+    script = KILLED_RUN.format(society=str(Path(__file__).parent), folder=str(folder), prompts=str(prompts))
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and done_ids(folder) < 3:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    store = RunStore(folder)
+    done = dict((item.id, record) for item, record in store.done_records())
+    assert 3 <= len(done) < 12, "the kill must land mid-run"
+    store.db.execute("DELETE FROM items WHERE status != 'done'")
+    store.db.execute("UPDATE items SET status='pending'")
+    summary = run(store, [i for i in load_items(prompts) if i.id in done], NoCalls())
+    assert summary.done == len(done) and summary.usage["cached_calls"] == summary.usage["calls"] > 0
+    assert {i.id: r for i, r in store.done_records()} == done
+
+
+def done_ids(folder):
+    import sqlite3
+
+    try:
+        with sqlite3.connect(folder / "run.sqlite") as db:
+            return db.execute("SELECT COUNT(*) FROM items WHERE status='done'").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_cached_calls_are_written_by_count_and_by_age(tmp_path, monkeypatch):
+    from selfalign.store import run_store
+
+    store = RunStore(tmp_path / "run")
+    reader = RunStore.open_existing(tmp_path / "run")
+    written = lambda: reader.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    monkeypatch.setattr(run_store, "CALL_BATCH", 3)
+    store.put_call("a", {"text": "1"})
+    store.put_call("b", {"text": "2"})
+    assert written() == 0 and store.get_call("b") == {"text": "2"}  # kept in memory, read from there
+    store.put_call("c", {"text": "3"})
+    assert written() == 3  # a full batch
+    monkeypatch.setattr(run_store, "CALL_FLUSH_SECONDS", 0.0)
+    store.put_call("d", {"text": "4"})
+    assert written() == 4  # the oldest unwritten call is old enough
+    store.close()
+    reader.close()

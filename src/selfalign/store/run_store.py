@@ -5,6 +5,12 @@ Every write is its own transaction, so a process killed at any instant leaves th
 consistent: an item is either done with its record, or not done. Only the event-loop thread
 touches the connection.
 
+Cached model calls are written in batches (every `CALL_BATCH` calls or `CALL_FLUSH_SECONDS`),
+and always in the same transaction that marks an item done or failed or writes method state:
+a kill loses at most the calls of the open batch, never one that a done item was built from.
+WAL checkpoints (copying the log into the database, with its fsyncs) run on a thread of their
+own, so they never stall the event loop.
+
 One process at a time writes a run folder (an OS lock, see `lock.py`); `open_existing` opens
 it for reading, which WAL allows while the writer writes. A full disk raises DiskFull, naming
 the folder and the space left, and loses nothing: the write that failed is rolled back.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,6 +54,9 @@ STORE_FILE = "run.sqlite"
 
 
 SQLITE_FULL = 13
+CALL_BATCH = 256  # cached calls per commit at most
+CALL_FLUSH_SECONDS = 1.0  # the oldest unwritten call waits no longer than this (checked on each put)
+CHECKPOINT_SECONDS = 0.5  # how often the checkpoint thread copies the log into the database
 
 
 class _Connection(sqlite3.Connection):
@@ -88,6 +98,8 @@ class RunStore:
         if not _read_only:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._lock = lock.acquire(self.folder, wait=wait)
+        self._calls: dict[str, tuple[str, float]] = {}  # cached calls not yet written
+        self._checkpoints: _Checkpoints | None = None
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
         self.db.folder = self.folder
         self.db.execute("PRAGMA busy_timeout=5000")
@@ -97,6 +109,8 @@ class RunStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
         self.db.executescript(SCHEMA)
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it, off the event loop
+        self._checkpoints = _Checkpoints(self.path)
 
     @classmethod
     def open_existing(cls, folder: str | Path) -> "RunStore":
@@ -106,10 +120,17 @@ class RunStore:
         return cls(folder, _read_only=True)
 
     def close(self) -> None:
-        self.db.close()
-        if self._lock is not None:
-            lock.release(self._lock)
-            self._lock = None
+        """Write the calls kept in memory and release the folder, even when the write fails."""
+        try:
+            if self._checkpoints is not None:
+                self._checkpoints.stop()
+                self._checkpoints = None
+                self.flush_calls()
+        finally:
+            self.db.close()
+            if self._lock is not None:
+                lock.release(self._lock)
+                self._lock = None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -194,16 +215,19 @@ class RunStore:
         )
 
     def mark_done(self, item_id: str, record: dict[str, Any], usage: dict[str, int]) -> None:
-        self.db.execute(
-            "UPDATE items SET status='done', record=?, error=NULL, usage=?, updated=? WHERE id=?",
-            (json.dumps(record), json.dumps(usage), time.time(), item_id),
-        )
+        """The item's record, written together with the cached calls not yet written (its own among them)."""
+        with self._transaction_with_calls():
+            self.db.execute(
+                "UPDATE items SET status='done', record=?, error=NULL, usage=?, updated=? WHERE id=?",
+                (json.dumps(record), json.dumps(usage), time.time(), item_id),
+            )
 
     def mark_failed(self, item_id: str, reason: str, usage: dict[str, int]) -> None:
-        self.db.execute(
-            "UPDATE items SET status='failed', error=?, usage=?, updated=? WHERE id=?",
-            (reason, json.dumps(usage), time.time(), item_id),
-        )
+        with self._transaction_with_calls():
+            self.db.execute(
+                "UPDATE items SET status='failed', error=?, usage=?, updated=? WHERE id=?",
+                (reason, json.dumps(usage), time.time(), item_id),
+            )
 
     def counts(self) -> dict[str, int]:
         counts = {"pending": 0, "running": 0, "done": 0, "failed": 0}
@@ -246,19 +270,44 @@ class RunStore:
     # --- the call cache (selfalign.llm.model.CallCache) -----------------------------------
 
     def get_call(self, key: str) -> dict[str, Any] | None:
+        if key in self._calls:
+            return json.loads(self._calls[key][0])
         row = self.db.execute("SELECT value FROM calls WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put_call(self, key: str, value: dict[str, Any]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO calls VALUES (?,?,?)", (key, json.dumps(value), time.time()))
+        """Kept in memory until the batch is full or old enough, or an item is marked done."""
+        self._calls[key] = (json.dumps(value), time.time())
+        oldest = next(iter(self._calls.values()))[1]
+        if len(self._calls) >= CALL_BATCH or time.time() - oldest >= CALL_FLUSH_SECONDS:
+            self.flush_calls()
+
+    def flush_calls(self) -> None:
+        """Write the cached calls kept in memory, in one transaction."""
+        if self._calls:
+            with self._transaction_with_calls():
+                pass
+
+    @contextlib.contextmanager
+    def _transaction_with_calls(self) -> Iterator[None]:
+        """A transaction that also writes the cached calls kept in memory; they are dropped
+        from memory only once committed, so a failed write (a full disk) keeps them."""
+        with self._transaction():
+            rows = [(key, value, created) for key, (value, created) in self._calls.items()]
+            self.db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?)", rows)
+            yield
+        self._calls.clear()
 
     def call_count(self) -> int:
+        """Cached calls (the batch kept in memory is written first)."""
+        self.flush_calls()
         return self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 
     # --- method state that must survive a restart (e.g. agents' memories) ------------------
 
     def put_state(self, ns: str, key: str, value: Any) -> None:
-        self.db.execute("INSERT OR REPLACE INTO state VALUES (?,?,?)", (ns, key, json.dumps(value)))
+        with self._transaction_with_calls():
+            self.db.execute("INSERT OR REPLACE INTO state VALUES (?,?,?)", (ns, key, json.dumps(value)))
 
     def get_state(self, ns: str, key: str) -> Any | None:
         row = self.db.execute("SELECT value FROM state WHERE ns=? AND key=?", (ns, key)).fetchone()
@@ -267,6 +316,29 @@ class RunStore:
     def state_items(self, ns: str) -> list[tuple[str, Any]]:
         rows = self.db.execute("SELECT key, value FROM state WHERE ns=? ORDER BY key", (ns,)).fetchall()
         return [(k, json.loads(v)) for k, v in rows]
+
+
+class _Checkpoints:
+    """A thread that copies the write-ahead log into the database every CHECKPOINT_SECONDS on a
+    connection of its own (PASSIVE: it never waits for, nor blocks, the writer)."""
+
+    def __init__(self, path: Path) -> None:
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(path,), name="sqlite-checkpoints", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopped.wait(CHECKPOINT_SECONDS):
+                with contextlib.suppress(sqlite3.Error):  # busy or a full disk: the writer reports that
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
