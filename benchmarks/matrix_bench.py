@@ -5,6 +5,7 @@ one run.
     python benchmarks/matrix_bench.py                        # tiny model + scripted, defaults
     python benchmarks/matrix_bench.py --mode tiny --items 4 --roles 5 --steps 5
     python benchmarks/matrix_bench.py --mode scripted --delay 0.05 --items 8
+    python benchmarks/matrix_bench.py --mode scripted --delay 0.2 --items 64 --max-calls 512
     python benchmarks/matrix_bench.py --mode tiny --model hf:Qwen/Qwen2.5-0.5B-Instruct --device cuda
 
 Two ways to do the same work:
@@ -19,7 +20,10 @@ up to the batching provider's float noise.
 a tiny random Qwen2 model built in a temporary folder: its text is meaningless and long (random
 tokens fill every string to its max_length), so its figures measure the pipeline and the CPU,
 not a real model. `scripted` mode answers every call after a fixed latency (--delay), which
-shows the concurrency gain independent of compute.
+shows the concurrency gain independent of compute. It also prints how close the batched run
+comes to its ideal, computed from the records: each item's critical path (its chain of calls
+that wait for one another, as the algorithm orders them) times the latency, or the run's calls
+times the latency over `--max-calls` (the calls in flight at most), whichever is longer.
 """
 
 from __future__ import annotations
@@ -57,6 +61,27 @@ def items(n: int) -> list[Item]:
     return [Item(f"{i:06d}", i, ({"role": "user", "content": PROMPTS[i % len(PROMPTS)]},)) for i in range(n)]
 
 
+def critical_path(record: dict) -> int:
+    """The calls of one item that must wait for one another, in order (simulate.py): the initial
+    answer, the three scene calls, each ego action's verdict (after a retried action's own call),
+    its reactions (all perceivers' react-then-verdict pairs at once, then, one reaction after the
+    other, the reactions to each), the memory summaries, the consequences, and the revision."""
+    events = record["events"]
+    children: dict[int, list[dict]] = {}
+    for e in events:
+        if e["responds_to"] is not None:
+            children.setdefault(e["responds_to"], []).append(e)
+
+    def reactions(event: dict) -> int:
+        below = children.get(event["index"], [])
+        return (2 + sum(reactions(c) for c in below if c["feasible"])) if below else 0
+
+    egos = [e for e in events if e["depth"] == 0]
+    steps = sum(1 + (e["attempt"] > 0) + (reactions(e) if e["feasible"] else 0) for e in egos)
+    summaries = sum(c["key"].endswith("/memory") for c in record["calls"])
+    return 1 + 3 + steps + summaries + 1 + record["harm_found"]
+
+
 async def timed_run(make_model, config: MatrixConfig, work: list[Item], concurrency: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)  # a fresh store: no cache hits
@@ -69,6 +94,7 @@ async def timed_run(make_model, config: MatrixConfig, work: list[Item], concurre
             )
             seconds = time.perf_counter() - start
             failures = store.failures()
+            paths = [critical_path(record) for _, record in store.done_records()]
         finally:
             await model.close()
             store.close()
@@ -82,7 +108,14 @@ async def timed_run(make_model, config: MatrixConfig, work: list[Item], concurre
         "prompt_tokens_per_item": u.get("prompt_tokens", 0) / len(work),
         "completion_tokens_per_item": u.get("completion_tokens", 0) / len(work),
         "items_per_minute": 60 * len(work) / seconds,
+        "calls": u.get("calls", 0),
+        "longest_path": max(paths, default=0),
     }
+
+
+def ideal_seconds(run: dict, latency: float, max_calls: int) -> float:
+    """The longest item's critical path, or the run's calls through `max_calls` slots."""
+    return max(run["longest_path"] * latency, run["calls"] * latency / max_calls)
 
 
 def report(name: str, batched: dict, single: dict, per_item: dict | None = None) -> None:
@@ -114,12 +147,17 @@ async def bench(args: argparse.Namespace) -> None:
 
         from selfalign.llm.scripted import ScriptedProvider
 
-        make = lambda: Model(ScriptedProvider(respond, delay=args.delay))
+        make = lambda: Model(ScriptedProvider(respond, delay=args.delay), max_concurrency=args.max_calls)
         batched = await timed_run(make, config, work, concurrency=len(work))
-        single = await timed_run(make, sequential, work, concurrency=1)
-        per_item = await timed_run(make, config, work, concurrency=1)
-        report(f"scripted, {args.delay * 1000:.0f} ms per call, {len(work)} items, "
-               f"{args.roles} roles x {args.steps} steps", batched, single, per_item)
+        if not args.ideal_only:
+            single = await timed_run(make, sequential, work, concurrency=1)
+            per_item = await timed_run(make, config, work, concurrency=1)
+            report(f"scripted, {args.delay * 1000:.0f} ms per call, {len(work)} items, "
+                   f"{args.roles} roles x {args.steps} steps", batched, single, per_item)
+        ideal = ideal_seconds(batched, args.delay, args.max_calls)
+        print(f"{'critical path':>20}: {batched['longest_path']} dependent calls; ideal {ideal:.2f}s "
+              f"(max of path x latency and {batched['calls']} calls x latency / {args.max_calls} in flight); "
+              f"batched reaches {ideal / batched['seconds']:.3f} of it")
     if args.mode in ("tiny", "both"):
         spec = args.model
         if spec is None:
@@ -148,6 +186,8 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=64, help="free-text calls (default 64)")
     p.add_argument("--json-max-tokens", type=int, default=2048)
     p.add_argument("--delay", type=float, default=0.05, help="scripted mode: seconds per call")
+    p.add_argument("--max-calls", type=int, default=64, help="scripted mode: model calls in flight (--max-calls)")
+    p.add_argument("--ideal-only", action="store_true", help="scripted mode: the batched run and its ideal only")
     p.add_argument("--model", default=None, help="a model spec instead of the tiny model (tiny mode)")
     p.add_argument("--device", default=None)
     asyncio.run(bench(p.parse_args()))
