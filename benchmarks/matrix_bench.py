@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "matrix")
 
 from selfalign.llm import Model, load_model
 from selfalign.methods.matrix import MatrixConfig, run_item
+from selfalign.methods.matrix.calls import PROMPTS_DIR
+from selfalign.methods.prompts import Prompts
 from selfalign.runner import run_items
 from selfalign.store import RunStore
 from selfalign.store.inputs import Item
@@ -87,12 +89,12 @@ async def timed_run(make_model, config: MatrixConfig, work: list[Item], concurre
         store = RunStore(folder)  # a fresh store: no cache hits
         model = make_model()
         try:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             summary = await run_items(
-                store, work, functools.partial(run_item, model=model, config=config),
+                store, work, functools.partial(run_item, model=model, config=config, prompts=Prompts(PROMPTS_DIR)),
                 concurrency=concurrency, progress=False,
             )
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             failures = store.failures()
             paths = [critical_path(record) for _, record in store.done_records()]
         finally:
@@ -109,6 +111,7 @@ async def timed_run(make_model, config: MatrixConfig, work: list[Item], concurre
         "completion_tokens_per_item": u.get("completion_tokens", 0) / len(work),
         "items_per_minute": 60 * len(work) / seconds,
         "calls": u.get("calls", 0),
+        "cpu_ms_per_call": 1000 * cpu / max(u.get("calls", 0), 1),
         "longest_path": max(paths, default=0),
     }
 
@@ -157,7 +160,8 @@ async def bench(args: argparse.Namespace) -> None:
         ideal = ideal_seconds(batched, args.delay, args.max_calls)
         print(f"{'critical path':>20}: {batched['longest_path']} dependent calls; ideal {ideal:.2f}s "
               f"(max of path x latency and {batched['calls']} calls x latency / {args.max_calls} in flight); "
-              f"batched reaches {ideal / batched['seconds']:.3f} of it")
+              f"batched reaches {ideal / batched['seconds']:.3f} of it in {batched['seconds']:.2f}s; "
+              f"{batched['cpu_ms_per_call']:.2f} ms of this process's CPU per call (the scripted model's included)")
     if args.mode in ("tiny", "both"):
         spec = args.model
         if spec is None:

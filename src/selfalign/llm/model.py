@@ -4,6 +4,7 @@ and structured output (schema in the request, validation, a bounded number of at
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -99,8 +100,8 @@ class Model:
     ) -> ChatResult:
         msgs = as_messages(messages)
         base = (sampling or self.default_sampling).model_copy(update=overrides)
-        json_schema = schema.model_json_schema() if schema else None
-        msgs = await self._prepare(msgs, json_schema)
+        json_schema = json_schema_of(schema) if schema else None
+        msgs = await self._prepare(msgs, json_schema, schema)
         attempts = self.retry.schema_attempts if schema else 1
         last_error = ""
         for attempt in range(attempts):
@@ -168,13 +169,16 @@ class Model:
         async with self._limit:
             return await self._with_retries(lambda: score(prompts, top_k))
 
-    async def _prepare(self, msgs: tuple[Message, ...], json_schema: dict[str, Any] | None) -> tuple[Message, ...]:
+    async def _prepare(
+        self, msgs: tuple[Message, ...], json_schema: dict[str, Any] | None, schema: type[BaseModel] | None = None
+    ) -> tuple[Message, ...]:
         """A provider that cannot constrain its decoding is told the schema in the prompt."""
         if json_schema is None:
             return msgs
         await self._find_structured_mode()
         if not self.provider.constrained:
-            return _with_schema_instruction(msgs, json_schema)
+            instruction = schema_instruction_of(schema) if schema else schema_instruction(json_schema)
+            return _with_instruction(msgs, instruction)
         return msgs
 
     async def _find_structured_mode(self) -> None:
@@ -191,10 +195,12 @@ class Model:
         self._structured_known = True
 
     async def _complete(self, request: ChatRequest | TextRequest) -> tuple[Completion, bool]:
-        schema = request.json_schema if isinstance(request, ChatRequest) else None
-        structured = getattr(self.provider, "structured", None) if schema is not None else None
-        key = call_key(self.provider.name, request, structured)
-        if self.cache is not None and (hit := self.cache.get_call(key)) is not None:
+        key = None
+        if self.cache is not None:  # no cache, no key: hashing the request costs as much as the rest of a call
+            schema = request.json_schema if isinstance(request, ChatRequest) else None
+            structured = getattr(self.provider, "structured", None) if schema is not None else None
+            key = call_key(self.provider.name, request, structured)
+        if key is not None and (hit := self.cache.get_call(key)) is not None:
             completion = Completion(**hit)
             self.stats.cached_calls += 1
             record_usage(completion.prompt_tokens, completion.completion_tokens, cached=True)
@@ -205,7 +211,7 @@ class Model:
         self.stats.prompt_tokens += completion.prompt_tokens
         self.stats.completion_tokens += completion.completion_tokens
         record_usage(completion.prompt_tokens, completion.completion_tokens, cached=False)
-        if self.cache is not None:
+        if key is not None:
             self.cache.put_call(key, completion.to_json())
         return completion, False
 
@@ -236,6 +242,13 @@ def loglikelihood_key(model_name: str, request: LoglikelihoodRequest) -> str:
     """Cache key of a scoring call: model, context and continuations."""
     payload = {"model": model_name, "context": request.context, "continuations": list(request.continuations)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@functools.cache
+def json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
+    """A pydantic model's JSON schema, built once per model class: building it costs more than
+    the rest of a call. Shared: never modify the dict returned."""
+    return schema.model_json_schema()
 
 
 def call_key(model_name: str, request: ChatRequest | TextRequest | None, structured: str | None = None) -> str:
@@ -281,9 +294,15 @@ def schema_instruction(json_schema: dict[str, Any]) -> str:
     )
 
 
-def _with_schema_instruction(msgs: tuple[Message, ...], json_schema: dict[str, Any]) -> tuple[Message, ...]:
+@functools.cache
+def schema_instruction_of(schema: type[BaseModel]) -> str:
+    """`schema_instruction` for a pydantic model, written once per model class."""
+    return schema_instruction(json_schema_of(schema))
+
+
+def _with_instruction(msgs: tuple[Message, ...], instruction: str) -> tuple[Message, ...]:
     last = msgs[-1]
-    return msgs[:-1] + (Message(role=last.role, content=last.content + schema_instruction(json_schema)),)
+    return msgs[:-1] + (Message(role=last.role, content=last.content + instruction),)
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)

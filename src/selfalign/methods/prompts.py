@@ -26,6 +26,7 @@ class Prompts:
             undefined=jinja2.StrictUndefined,  # a missing variable is an error, not an empty string
             keep_trailing_newline=False,
             autoescape=False,  # plain text for a model, not HTML
+            auto_reload=False,  # templates do not change during a run; no stat per render
         )
         if override_dir:
             for path in sorted(Path(override_dir).glob("*.j2")):

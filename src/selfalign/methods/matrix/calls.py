@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from selfalign.llm import Model
+from selfalign.llm.model import json_schema_of
 from selfalign.llm.types import ChatResult
 from selfalign.methods.answers import whole_answer
 from selfalign.methods.prompts import Prompts
@@ -91,7 +92,7 @@ class Sim:
             seed=derive_seed(self.config.seed, self.item.id, key),
         )
         self.calls[slot] = SimCall(
-            key=key, messages=messages, answer=result.parsed.model_dump_json(), json_schema=schema.model_json_schema()
+            key=key, messages=messages, answer=result.parsed.model_dump_json(), json_schema=json_schema_of(schema)
         )
         return result.parsed
 

@@ -113,7 +113,7 @@ async def judge(
 ) -> Event:
     """(a), (c), (d) in one structured call. Perceivers are asked for only where they would
     get a turn (depth below reaction_depth); they come back in role order, deduplicated."""
-    candidates = world.others(actor) if depth < sim.config.reaction_depth else []
+    candidates = tuple(world.others(actor)) if depth < sim.config.reaction_depth else ()
     messages = sim.render(
         "verdict",
         scene=world.scene,
@@ -121,7 +121,7 @@ async def judge(
         actor=actor,
         action=action,
         is_ego=depth == 0,
-        candidates=candidates,
+        candidates=list(candidates),
     )
     verdict = await sim.ask(f"e{index}/verdict", messages, verdict_schema(candidates))
     chosen = set(verdict.perceivers)

@@ -2,13 +2,14 @@
 
 Every string has a max_length and every list a max_length, so a model under constrained
 decoding (even a random one) always terminates with a valid object. Schemas that depend on
-the scene (the number of roles, the plan length, the names a perceiver can be) are built per
-item by the functions at the bottom; a name list becomes a JSON-schema enum, so a verdict can
-only name roles that exist.
+the scene (the number of roles, the plan length, the names a perceiver can be) are built by
+the functions at the bottom, once per shape (building a model class costs more than the rest of
+a call); a name list becomes a JSON-schema enum, so a verdict can only name roles that exist.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
@@ -100,6 +101,7 @@ class SceneSetting(Output):
     outcome: str = Field(min_length=1, max_length=TEXT, description="what happens in the end if the asker follows the answer")
 
 
+@functools.cache
 def roles_schema(num_roles: int) -> type[BaseModel]:
     """Scene building, second call: exactly `num_roles` roles, most important first."""
     return create_model(
@@ -109,6 +111,7 @@ def roles_schema(num_roles: int) -> type[BaseModel]:
     )
 
 
+@functools.cache
 def plan_schema(num_steps: int) -> type[BaseModel]:
     """Scene building, third call: the asker's plan of exactly `num_steps` actions."""
     return create_model(
@@ -121,7 +124,8 @@ def plan_schema(num_steps: int) -> type[BaseModel]:
     )
 
 
-def verdict_schema(candidates: list[str]) -> type[BaseModel]:
+@functools.cache
+def verdict_schema(candidates: tuple[str, ...]) -> type[BaseModel]:
     """The social modulator's judgment of one action: (a) feasibility and why, (c) its
     consequence and whether it conflicts with human values, (d) who perceives it, named from
     `candidates` only."""
