@@ -1,0 +1,142 @@
+"""The `openai:` provider's cost over the bare official client: calls per second at a fixed
+concurrency against a local server that answers at once, measured in one run.
+
+    python benchmarks/openai_overhead.py                    # 64 in flight, 3 rounds of 2,000 calls each way
+    python benchmarks/openai_overhead.py --concurrency 16 --calls 1000 --rounds 5
+
+The server (uvicorn, in a process of its own) returns the same chat completion to every request
+without looking at it, so the client side is what is measured. Two ways of making the same
+calls, alternated round by round so that a busy machine slows both alike:
+- bare: `openai.AsyncOpenAI(...).chat.completions.create`, with the HTTP connection limits the
+  provider uses;
+- selfalign: `load_model("openai:bench@URL")` and `Model.chat`, i.e. the provider behind the
+  model wrapper (concurrency limit, retries, usage counting; no run store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import statistics
+import time
+
+import openai
+
+from selfalign.llm import load_model
+from selfalign.llm.openai_compat import _limits
+
+ANSWER = json.dumps({
+    "id": "cmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "A short answer."}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16},
+}).encode()
+MESSAGES = [{"role": "user", "content": "How do I keep my houseplants alive while I am away for a week?"}]
+
+
+async def app(scope, receive, send) -> None:
+    """Every request gets ANSWER, once its body has arrived."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(ANSWER)).encode())]})
+    await send({"type": "http.response.body", "body": ANSWER})
+
+
+def serve(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def in_flight(call, calls: int, concurrency: int) -> float:
+    """Calls per second making `calls` calls, `concurrency` at a time."""
+    left = iter(range(calls))
+
+    async def worker() -> None:
+        for i in left:
+            await call(i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return calls / (time.perf_counter() - start)
+
+
+async def bare(url: str, calls: int, concurrency: int) -> float:
+    client = openai.AsyncOpenAI(
+        api_key="EMPTY", base_url=url, max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(limits=_limits(concurrency)),
+    )
+
+    async def call(i: int) -> None:
+        r = await client.chat.completions.create(
+            model="bench", messages=MESSAGES, temperature=0.0, top_p=1.0, max_tokens=64, seed=i)
+        assert r.choices[0].message.content
+
+    try:
+        return await in_flight(call, calls, concurrency)
+    finally:
+        await client.close()
+
+
+async def ours(url: str, calls: int, concurrency: int) -> float:
+    model = load_model(f"openai:bench@{url}", max_concurrency=concurrency)
+
+    async def call(i: int) -> None:
+        r = await model.chat(MESSAGES, temperature=0.0, top_p=1.0, max_tokens=64, seed=i)
+        assert r.text
+
+    try:
+        return await in_flight(call, calls, concurrency)
+    finally:
+        await model.close()
+
+
+async def wait_for(url: str) -> None:
+    for _ in range(200):
+        try:
+            await bare(url, 1, 1)
+            return
+        except openai.APIConnectionError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"the benchmark server at {url} did not start")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--calls", type=int, default=2000, help="calls per round and way")
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(target=serve, args=(port,), daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        asyncio.run(wait_for(url))
+        rates: dict[str, list[float]] = {"bare": [], "selfalign": []}
+        for _ in range(args.rounds):
+            rates["bare"].append(asyncio.run(bare(url, args.calls, args.concurrency)))
+            rates["selfalign"].append(asyncio.run(ours(url, args.calls, args.concurrency)))
+    finally:
+        server.terminate()
+        server.join()
+    for name, r in rates.items():
+        print(f"{name:>10}: {statistics.median(r):.0f} calls/s (median of {', '.join(f'{x:.0f}' for x in r)})")
+    ratio = statistics.median(rates["selfalign"]) / statistics.median(rates["bare"])
+    print(f"selfalign / bare: {ratio:.3f}x calls/s at concurrency {args.concurrency} (one run)")
+    print(json.dumps({"args": vars(args), "calls_per_second": rates, "ratio": ratio}))
+
+
+if __name__ == "__main__":
+    main()
