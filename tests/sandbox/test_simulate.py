@@ -359,6 +359,7 @@ def test_a_truncated_answer_is_asked_again_with_twice_the_budget_then_fails(tmp_
         asyncio.run(simulate(store, Model(Truncating(needs=300), cache=store), config, QUESTIONS, STANCES,
                              LexicalEmbedder(), report=lambda line: None))
     assert all("revision was cut at 200 tokens (finish_reason 'length')" in reason for _, reason in store.failures())
+    assert all(reason.endswith("raise --revision-max-tokens") for _, reason in store.failures())
 
 
 def test_runs_made_before_the_format_version_still_export_and_refuse_a_resume(tmp_path):

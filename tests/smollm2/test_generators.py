@@ -47,6 +47,7 @@ def test_critique_revise_writes_english_that_ends_by_itself(tmp_path, smollm2_di
     assert sum(w in {"the", "a", "to", "and", "you", "is", "of"} for w in words) >= 10, words  # English
 
 
+@pytest.mark.slow  # about 20 minutes on 2 cores: make test-smollm2-all
 def test_matrix_scenes_parse_and_the_simulation_runs(tmp_path, smollm2_dir):
     out = tmp_path / "m"
     # A first answer cut at --max-tokens is asked again with twice the budget, then fails its item:
@@ -66,11 +67,18 @@ def test_matrix_scenes_parse_and_the_simulation_runs(tmp_path, smollm2_dir):
 
 def test_sandbox_ratings_parse_in_a_2x2_round(tmp_path, smollm2_dir):
     out = tmp_path / "s"
+    # Revisions get the drafts' budget: at the default 2,048 SmolLM2 can loop for half an hour.
     selfalign("sandbox", "--model", f"hf:{smollm2_dir}", "--questions", prompts_file(tmp_path, QUESTIONS),
               "--grid", 2, "--rounds", 1, "--raters", 2, "--radius", 1.5, "--max-tokens", 256,
-              "--judge-max-tokens", 128, "--out", out, "--quiet", check=False, timeout=1800)
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["items"]["done"] >= 2, summary  # of 4 turns: SmolLM2 runs past its budget at times
-    rated = [record for status, record, _ in records(out) if status == "done"]
-    ratings = [r["rating"] for record in rated for r in record["feedback"] if r.get("rating") is not None]
-    assert len(ratings) >= len(rated) and all(1 <= r <= 7 for r in ratings)
+              "--revision-max-tokens", 256, "--judge-max-tokens", 128, "--out", out, "--quiet", check=False,
+              timeout=1200)
+    rows = records(out)
+    # SmolLM2's revisions often run on past their budget (such turns fail with that reason);
+    # every rating it writes under constrained decoding parses, done turn or not.
+    assert any(status == "done" for status, _, _ in rows), [error for _, _, error in rows]
+    assert all("cut at" in error for status, _, error in rows if status == "failed"), rows
+    ratings = [json.loads(c["text"]) for c in completions(out) if c["text"].startswith('{"rating"')]
+    assert len(ratings) >= 8, ratings  # each of the 4 drafts rated by 2 neighbours, at least
+    assert all(r["rating"] in range(1, 8) and r["reason"].strip() for r in ratings), ratings
+    rated = [record for status, record, _ in rows if status == "done"]
+    assert all(r["rating"] in range(1, 8) for record in rated for r in record["feedback"] if r.get("rating") is not None)

@@ -8,6 +8,7 @@ from clitools import selfalign
 pytestmark = pytest.mark.smollm2
 
 
+@pytest.mark.slow  # the whole loop, 10 to 20 minutes on 2 cores: make test-smollm2-all
 def test_offline_demo_runs_smollm2_and_writes_english(tmp_path, smollm2_dir):
     out = tmp_path / "demo"
     proc = selfalign("demo", "--offline", "--out", out, check=False, timeout=2400)

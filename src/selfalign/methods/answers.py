@@ -17,16 +17,17 @@ from selfalign.llm.types import ChatResult
 
 async def whole_answer(
     model: Model, messages: list[dict[str, str]], *, temperature: float, max_tokens: int, seed: int, what: str,
-    keep_truncated: bool = False,
+    keep_truncated: bool = False, option: str = "--max-tokens",
 ) -> ChatResult:
-    """The model's answer, stripped and not empty, and not cut at max_tokens (see above)."""
+    """The model's answer, stripped and not empty, and not cut at max_tokens (see above).
+    `option` is the command-line flag that sets this budget, named in the failure."""
     result = await _ask(model, messages, temperature, max_tokens, seed)
     if result.finish_reason == "length" and not keep_truncated:
         result = await _ask(model, messages, temperature, 2 * max_tokens, seed)
         if result.finish_reason == "length":
             raise ItemFailed(
                 f"the {what} was cut at {2 * max_tokens} tokens (finish_reason 'length') after a retry with twice "
-                f"the budget; raise --max-tokens"
+                f"the budget; raise {option}"
             )
     if not result.text.strip():
         raise ItemFailed(f"the {what} is empty")

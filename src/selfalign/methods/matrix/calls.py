@@ -57,6 +57,7 @@ class Sim:
             self.model, messages, temperature=self.config.temperature, max_tokens=max_tokens,
             seed=derive_seed(self.config.seed, self.item.id, key), what=f"model's {key} answer",
             keep_truncated=self.config.keep_truncated,
+            option="--revision-max-tokens" if key == "revision" else "--max-tokens",
         )
 
     async def batch(self, coros: list[Awaitable[T]]) -> list[T]:

@@ -124,6 +124,7 @@ async def run_turn(item: Item, society: Society) -> SandboxRecord:
 
 
 async def _say(model: Model, conversation: list[dict[str, str]], temperature: float, max_tokens: int, seed: int, step: str) -> str:
+    option = "--revision-max-tokens" if step == "revision" else "--max-tokens"
     result = await whole_answer(model, conversation, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                what=f"agent's {step}")
+                                what=f"agent's {step}", option=option)
     return result.text
