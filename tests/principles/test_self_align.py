@@ -18,15 +18,17 @@ from .conftest import read_jsonl, write_rules
 from selfalign.store import load_items
 
 
-def config(tmp_path, delay=0.0):
+PRINCIPLED = " Rule 2 (informative) and rule 3 (helpful) apply.\n\nAssistant: Here is a careful answer, with the main points in order."
+
+
+def config(tmp_path, delay=0.0, answer=PRINCIPLED):
     model = write_rules(tmp_path / "rules.jsonl", [
         {"match": "Topics:", "replies": ["1. Tenant Law\n2. Traffic Fines\n3. Ocean Tides"]},
         {"match": "one per hint", "replies": ["1. Is this a question about the first hint?\n2. And one about the second hint?"]},
         {"match": "Continue the list", "replies": [
             "7. Write a bedtime story about a shy dragon.\n8. Explain how a bicycle gear system works.",
             "7. List five habits that help people sleep better.\n8. Describe the taste of a ripe mango to a friend."]},
-        {"match": "internal thoughts\\):$", "delay": delay, "replies": [
-            " Rule 2 (informative) and rule 3 (helpful) apply.\n\nAssistant: Here is a careful answer, with the main points in order."]},
+        {"match": "internal thoughts\\):$", "delay": delay, "replies": [answer]},
     ])
     path = tmp_path / "self-align.yaml"
     path.write_text(f"model: {model}\nper_type: 1\nself_instruct: 3\nverbose_min_chars: 1\nverbose_max_tokens: 24\n"
@@ -75,6 +77,16 @@ def test_self_align_killed_in_stage_2_resumes_and_ends_with_the_final_checkpoint
 
     code, text = cli(*args)  # all finished: every stage skipped, nothing loaded
     assert code == 0 and text.count("finished earlier, skipped") == 5
+
+
+def test_a_stage_that_keeps_nothing_stops_the_run_saying_why(tmp_path, tiny_model_dir, cli):
+    cfg, out = config(tmp_path, answer=" I am not sure what to say."), tmp_path / "sa"  # never the answer format
+    code, text = cli("self-align", "--base", tiny_model_dir, "--out", out, "--config", cfg, "--cpu", "--quiet")
+    assert code == 1, text
+    assert "stage 2-principles kept nothing for the next stage" in text and "engrave.jsonl is empty" in text
+    assert "dropped: " in text and "none recorded" not in text
+    assert list(json.loads((out / "stages.json").read_text())["finished"]) == ["1-self-instruct"]
+    assert not (out / "3-engrave").exists()  # no training started on nothing
 
 
 def test_other_settings_are_refused_and_bad_config_keys_named(tmp_path, cli):

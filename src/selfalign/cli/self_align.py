@@ -29,6 +29,8 @@ from selfalign.errors import UserError
 from selfalign.store.files import write_text_atomic
 
 STAGES_FILE = "stages.json"
+# What a generating stage hands to the next one; an empty file would only fail later, in training.
+HANDED_ON = {"1-self-instruct": "prompts.jsonl", "2-principles": "engrave.jsonl", "4-verbose": "distill.jsonl"}
 PLAIN_TEMPLATE = Path(__file__).resolve().parents[1] / "train" / "configs" / "user_assistant.jinja"
 
 
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         if code != 0:
             print(f"stage {name} did not finish (exit {code}); rerun the same command to resume it")
             return code
+        if (empty := _kept_nothing(out / name, name)) is not None:
+            print(empty)
+            return 1
         done[name] = _counts(out / name)
         _save(out, args.base, config, done)
     final = out / "5-distill"
@@ -181,6 +186,20 @@ def _run_stage(argv: list[str]) -> int:
             return code
         argv = argv[cut + 1 :]
     return 0
+
+
+def _kept_nothing(folder: Path, name: str) -> str | None:
+    """Why the next stage cannot start, when this stage passed nothing on; None otherwise."""
+    if name not in HANDED_ON:
+        return None
+    handed_on = folder / HANDED_ON[name]
+    if handed_on.is_file() and any(line.strip() for line in handed_on.read_text("utf-8").splitlines()):
+        return None
+    dropped = _counts(folder).get("dropped") or {}
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1])) or "none recorded"
+    return (f"stage {name} kept nothing for the next stage: {handed_on} is empty (dropped: {reasons}; "
+            f"see {folder / 'summary.json'}). Choose other options in --config (for a base model, raw: true; "
+            "more tokens; more prompts) and a new --out.")
 
 
 def _counts(folder: Path) -> dict[str, Any]:
