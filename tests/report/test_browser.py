@@ -94,7 +94,7 @@ def pick(page, n):
 def test_every_view_opens_and_answers_clicks_and_filters(sample_runs, open_page, tmp_path):
     path = report(sample_runs, tmp_path)
     page = open_page(path)
-    expect(page.locator("table.overview th a")).to_have_count(5)
+    expect(page.locator("table.overview th a")).to_have_count(11)
     screenshot(page, "overview", tmp_path)
 
     go(page, 1)  # MATRIX: an item, its scene and timeline, the answers' differences
@@ -140,6 +140,35 @@ def test_every_view_opens_and_answers_clicks_and_filters(sample_runs, open_page,
     assert page.locator(".chart polyline").count() == 3
     screenshot(page, "train", tmp_path)
 
+    go(page, 5)  # attack: success rates beside the baseline, every attempt, filters by attack and success
+    assert page.locator("text=attack success rate · scorer harm").count() == 1
+    shown(page, 19)
+    page.check("input[data-filter='attack succeeded']")
+    shown(page, 2)  # the novelist template, on both harmful behaviours
+    pick(page, 0)
+    expect(page.locator(".detail >> text=attack succeeded")).to_have_count(1)
+    assert "thriller novel" in page.locator(".detail").inner_text()
+    screenshot(page, "attack", tmp_path)
+
+    go(page, 6)  # self-align stage 1: kept prompts and the generation calls
+    page.select_option("select[data-facet='what']", "kept prompt: red-team")
+    shown(page, 1)
+    pick(page, 0)
+    expect(page.locator(".detail >> text=topic: Tenant Law")).to_have_count(1)
+
+    go(page, 7)  # stage 2: principles cited (bar chart), facet by principle, thoughts and answer
+    assert page.locator("text=how often each principle was cited").count() == 1
+    page.select_option("select[data-facet='principle']", "ethical")
+    shown(page, 1)
+    pick(page, 0)
+    expect(page.locator(".detail >> text=internal thoughts")).to_have_count(1)
+    screenshot(page, "principles", tmp_path)
+
+    go(page, 9)  # stage 4: the verbose answer beside the principled one, differences marked
+    page.goto(page.url.split("#")[0] + "#r9/000000")
+    page.wait_for_selector(".items .row.on")
+    assert page.locator(".detail .diff ins").count() >= 1
+
 
 @pytest.mark.parametrize("compress_above", [10**9, 0], ids=["json", "gzipped"])
 def test_a_link_opens_the_item_it_names(sample_runs, open_page, tmp_path, compress_above):
@@ -150,7 +179,7 @@ def test_a_link_opens_the_item_it_names(sample_runs, open_page, tmp_path, compre
 
 def test_hostile_records_show_as_text_and_nothing_runs(hostile_runs, open_page, tmp_path):
     page = open_page(report(hostile_runs, tmp_path))
-    for run in range(4):
+    for run in (0, 1, 2, 3, 5, 7, 9):  # every view that shows the models' text
         go(page, run)
         for n in range(page.locator(".items .row").count()):
             page.click(f".items .row >> nth={n}")

@@ -11,7 +11,7 @@ from clitools import selfalign
 from sample_runs import HOSTILE
 
 from selfalign.errors import UserError
-from selfalign.report import build_report, read_run
+from selfalign.report import build_report, read_run, read_runs
 from selfalign.report.overview import failure_groups
 from selfalign.report.page import embed_json
 from selfalign.store import Item, RunStore
@@ -30,7 +30,8 @@ def sha256(text):
 def test_one_page_for_every_kind_of_run_side_by_side(sample_runs):
     html = build_report(list(map(str, sample_runs.values())))
     runs = page_data(html)["runs"]
-    assert [r["kind"] for r in runs] == ["critique-revise", "matrix", "sandbox", "eval", "train"]
+    assert [r["kind"] for r in runs] == ["critique-revise", "matrix", "sandbox", "eval", "train", "attack",
+                                         "self-instruct", "principles", "train", "verbose", "train"]  # self-align: its stages
     matrix = runs[1]
     assert matrix["overview"]["items"] == {"done": 4, "failed": 0, "pending": 0, "running": 0}
     assert matrix["overview"]["usage"]["calls"] > 0 and matrix["overview"]["tokens_per_second"] > 0
@@ -106,15 +107,49 @@ def test_failures_are_grouped_by_reason_with_numbers_blanked(tmp_path):
 
 
 def test_a_run_of_a_method_without_a_view_gets_its_overview_and_items(tmp_path):
-    store = RunStore(tmp_path / "attack")
-    store.bind_config("attack", {"attacks": ["template"]})
+    store = RunStore(tmp_path / "other")
+    store.bind_config("some-new-method", {"x": 1})
     store.add_items([Item("m/template/-/b1", 0, ({"role": "user", "content": "pick a lock"},))])
     store.mark_done("m/template/-/b1", {"answer": "no"}, {"calls": 1})
     store.close()
-    (tmp_path / "attack" / "results.json").write_text('{"schema": "selfalign.attack/1"}')
-    run = read_run(tmp_path / "attack")
-    assert run["kind"] == "run" and run["overview"]["method"] == "attack"
+    (tmp_path / "other" / "results.json").write_text('{"schema": "selfalign.attack/1"}')
+    run = read_run(tmp_path / "other")
+    assert run["kind"] == "run" and run["overview"]["method"] == "some-new-method"
     assert run["view"]["items"][0]["record"] == {"answer": "no"}
+
+
+def test_attack_runs_carry_their_figures_and_every_attempt(sample_runs, tmp_path):
+    run = read_run(sample_runs["attack"])
+    results, items = run["view"]["results"], run["view"]["items"]
+    assert run["kind"] == "attack" and "successes" not in results  # each attempt is an item already
+    asr = {(f["attack"], f["variant"], f["scorer"]): f["value"] for f in results["figures"]
+           if f["metric"] == "attack_success_rate" and f["category"] is None}
+    assert asr[("none", None, "harm")] == 0.0 and asr[("template", "novelist", "harm")] == 1.0
+    assert asr[("template", "any", "refusal")] == 1.0
+    succeeded = [it for it in items if any(s.get("success") for s in it["record"]["scores"].values())]
+    assert succeeded and all("thriller novel" in it["record"]["messages"][-1]["content"] for it in succeeded)
+    (sample_runs["attack"] / "results.json").rename(tmp_path / "moved.json")  # an unfinished run: no figures yet
+    try:
+        assert read_run(sample_runs["attack"])["view"]["results"] is None
+    finally:
+        (tmp_path / "moved.json").rename(sample_runs["attack"] / "results.json")
+
+
+def test_a_self_align_folder_shows_each_stage_with_its_figures(sample_runs):
+    stages = read_runs(sample_runs["self-align"])
+    assert [(r["kind"], r["name"].rsplit("/", 1)[1]) for r in stages] == [
+        ("self-instruct", "1-self-instruct"), ("principles", "2-principles"), ("train", "3-engrave"),
+        ("verbose", "4-verbose"), ("train", "5-distill")]
+    stage1, stage2, _, stage4, _ = (r["view"] for r in stages)
+    assert stage1["prompts"][0] == {"prompt": "Can my landlord enter without notice?", "source": "red-team",
+                                    "type": "legal expertise", "topic": "Tenant Law"}
+    assert len(stage1["prompts"]) == 4 and stage1["red_team"]["per_type"] == {"legal expertise": 1}
+    kept = [it["record"] for it in stage2["items"] if not it["record"]["dropped"]]
+    assert kept[0]["principles"] == ["ethical", "question assessment"] and "text" not in kept[0]
+    lost = [it["record"] for it in stage2["items"] if it["record"]["dropped"] == "format lost"]
+    assert lost and all(r["text"] == "no format here" for r in lost)  # all there is of such an answer
+    assert stage4["principled"] == {"000000": kept[0]["answer"]}  # beside the verbose answer to the same question
+    assert read_run(sample_runs["self-align"] / "4-verbose")["view"]["principled"]
 
 
 def test_a_training_run_not_yet_finished_shows_its_last_whole_checkpoint(tmp_path):

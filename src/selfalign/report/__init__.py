@@ -11,12 +11,13 @@ the page's script puts it on screen as text, never as markup.
 """
 
 from .page import COMPRESS_ABOVE, render_page
-from .runs import read_run
+from .runs import read_run, read_runs
 
 
 def build_report(folders: list[str], *, full: bool = False, compress_above: int = COMPRESS_ABOVE) -> str:
-    """The HTML of one page showing every run in `folders`, side by side."""
-    return render_page([read_run(folder, full=full) for folder in folders], compress_above)
+    """The HTML of one page showing every run in `folders`, side by side (a `self-align` folder
+    gives one run per stage)."""
+    return render_page([run for folder in folders for run in read_runs(folder, full=full)], compress_above)
 
 
-__all__ = ["build_report", "read_run", "render_page"]
+__all__ = ["build_report", "read_run", "read_runs", "render_page"]

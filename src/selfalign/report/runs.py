@@ -5,6 +5,7 @@
     an evaluation     FOLDER/results.json (selfalign.eval/1) and its scores/ runs
     another run       FOLDER/run.sqlite of a method without a view (attack): overview and items
     a training run    FOLDER/trainer_state.json or FOLDER/checkpoint-N/trainer_state.json
+    a self-align run  FOLDER/stages.json: each stage's subfolder that exists, in order
 """
 
 from __future__ import annotations
@@ -18,6 +19,22 @@ from selfalign.store.run_store import STORE_FILE
 
 from . import views
 from .overview import store_overview
+
+SELF_ALIGN_STAGES = "stages.json"  # written by `selfalign self-align` into its --out
+
+
+def read_runs(folder: str | Path, *, full: bool = False) -> list[dict[str, Any]]:
+    """The runs in `folder`: one, or a `self-align` folder's stages."""
+    path = Path(folder)
+    if (path / SELF_ALIGN_STAGES).is_file() and not (path / STORE_FILE).is_file():
+        stages = sorted(p for p in path.iterdir() if p.is_dir() and p.name[:1].isdigit() and "-" in p.name)
+        return [read_run(stage, full=full) for stage in stages if _is_run(stage)]
+    return [read_run(folder, full=full)]
+
+
+def _is_run(folder: Path) -> bool:
+    return ((folder / STORE_FILE).is_file() or (folder / "results.json").is_file()
+            or views.training.is_training_run(folder))
 
 
 def read_run(folder: str | Path, *, full: bool = False) -> dict[str, Any]:

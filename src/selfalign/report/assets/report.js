@@ -189,10 +189,17 @@ function barChart(rows, { width = 520, max = null, unit = "" } = {}) {
   return svg;
 }
 
+// Bars of counts ({label: n}), largest first.
+function countBars(counts, opts) {
+  const rows = Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([label, value]) => ({ label, value }));
+  return rows.length ? barChart(rows, opts || { width: 720 }) : h("p", { class: "muted" }, "none");
+}
+
 // -- item lists: search, filters, facets, links ------------------------------------------
 
 // opts: text(item) -> searchable text; title(item) -> one line; detail(item) -> Node;
-// filters: [{label, test(item)}] (checkboxes, all must hold); facets: [{label, value(item)}] (selects)
+// filters: [{label, test(item)}] (checkboxes, all must hold); facets: [{label, value(item)}] (selects;
+// a value may be a list, e.g. the principles an answer cites: the item matches any of them)
 function itemList(runIndex, items, opts) {
   const PAGE = 100;
   const state = { query: "", on: new Set(), facet: {}, shown: PAGE, selected: null };
@@ -208,7 +215,7 @@ function itemList(runIndex, items, opts) {
     controls.appendChild(h("label", {}, box, " " + f.label));
   }
   for (const facet of opts.facets || []) {
-    const values = [...new Set(items.map(facet.value).filter((v) => v !== null && v !== undefined && v !== ""))].sort();
+    const values = [...new Set(items.flatMap((it) => [facet.value(it)].flat()).filter((v) => v !== null && v !== undefined && v !== ""))].sort();
     if (!values.length) continue;
     const select = h("select", { class: "facet", "data-facet": facet.label,
       onchange: () => { state.facet[facet.label] = select.value ? [facet, select.value] : null; state.shown = PAGE; refresh(); } },
@@ -220,7 +227,7 @@ function itemList(runIndex, items, opts) {
 
   function matches(item) {
     for (const f of state.on) if (!f.test(item)) return false;
-    for (const pick of Object.values(state.facet)) if (pick && String(pick[0].value(item)) !== pick[1]) return false;
+    for (const pick of Object.values(state.facet)) if (pick && ![pick[0].value(item)].flat().some((v) => String(v) === pick[1])) return false;
     if (state.query) {
       if (!texts.has(item)) texts.set(item, (item.id + "\n" + opts.text(item)).toLowerCase());
       if (!texts.get(item).includes(state.query)) return false;

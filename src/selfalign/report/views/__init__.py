@@ -10,8 +10,11 @@ Adding a view: a module here, its script, and a line in VIEWS. A run of a method
 still gets its overview and a list of its items.
 """
 
-from . import critique, evaluation, matrix, sandbox, training
+from . import attack, critique, evaluation, matrix, principles, sandbox, self_instruct, training, verbose
 
-VIEWS = {"matrix": matrix, "sandbox": sandbox, "critique-revise": critique}
+VIEWS = {
+    "matrix": matrix, "sandbox": sandbox, "critique-revise": critique,
+    "self-instruct": self_instruct, "principles": principles, "verbose": verbose, "attack": attack,
+}
 
-__all__ = ["VIEWS", "critique", "evaluation", "matrix", "sandbox", "training"]
+__all__ = ["VIEWS", "attack", "critique", "evaluation", "matrix", "principles", "sandbox", "self_instruct", "training", "verbose"]
