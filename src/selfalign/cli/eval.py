@@ -12,6 +12,8 @@ import argparse
 from selfalign.evaluate import BENCHMARKS, EvalConfig, Generation, build_results, render_table, run_eval, write_results
 from selfalign.evaluate.benchmarks import parse_data_options
 
+from .generate import add_ray_options, ray_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -46,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="hf: models and judges: cpu, cuda, cuda:1 ...")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_ray_options(p)
     p.set_defaults(func=run)
 
 
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         max_calls=args.max_calls,
         device=args.device,
+        ray=ray_options(args),
         resamples=args.resamples,
         bootstrap_seed=args.seed,
         progress=not args.quiet,

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from selfalign.errors import UserError
 from selfalign.llm import Model, load_model
+from selfalign.llm.ray_pool import RayOptions
 from selfalign.methods import method_module
 from selfalign.runner import RunSummary, run_items
 from selfalign.store import RunStore, load_items
@@ -52,6 +53,26 @@ def add_generator_options(p: argparse.ArgumentParser, *, inputs: str | None = "p
     p.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of stopping")
     p.add_argument("--no-retry-failed", action="store_true", help="on resume, leave failed items failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_options(p)
+
+
+def add_ray_options(p: argparse.ArgumentParser) -> None:
+    """--ray and the pool's size: the model calls run in Ray actors, the run stays here."""
+    g = p.add_argument_group("Ray: the model calls on a pool of actors, each with its own engine (pip install 'selfalign[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the model in Ray actors: no ADDRESS starts a local Ray, 'auto' or ray://HOST:PORT joins a cluster")
+    g.add_argument("--actors", type=int, default=1, help="with --ray: actors, each holding the model")
+    g.add_argument("--cpus-per-actor", type=float, default=1.0, help="with --ray: CPUs Ray reserves per actor")
+    g.add_argument("--gpus-per-actor", type=float, default=0.0, help="with --ray: GPUs per actor (1 for an hf: or vllm: model on a GPU)")
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions | None:
+    if getattr(args, "ray", None) is None:
+        return None
+    if args.actors < 1:
+        raise UserError(f"--actors {args.actors}: at least one")
+    return RayOptions(address=None if args.ray == "local" else args.ray, actors=args.actors,
+                      cpus_per_actor=args.cpus_per_actor, gpus_per_actor=args.gpus_per_actor)
 
 
 #: What a method adds to a run's summary, from its done records (e.g. dropped answers by reason).
@@ -138,7 +159,7 @@ def open_model(
     if plain_format and spec.startswith("hf:"):
         options["plain_format"] = True
     try:
-        return load_model(spec, cache=store, max_concurrency=args.max_calls, **options)
+        return load_model(spec, cache=store, max_concurrency=args.max_calls, ray=ray_options(args), **options)
     except UserError as exc:  # the provider's own words, which name the spec
         raise UserError(f"{flag} {exc}") from exc
     except (OSError, ValueError) as exc:  # a broken checkpoint, a bad device

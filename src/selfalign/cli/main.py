@@ -13,6 +13,7 @@ from pathlib import Path
 
 from selfalign import __version__
 from selfalign.errors import DiskFull, UserError
+from selfalign.llm.errors import MissingExtra
 
 # One module per command; each defines register(subparsers) and sets `func` on its parser.
 COMMAND_MODULES = [
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except UserError as exc:
+    except (UserError, MissingExtra) as exc:  # MissingExtra: an optional dependency, with its install command
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `selfalign export RUN --failures | head`: the reader has had enough

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selfalign.errors import UserError
 from selfalign.store.files import write_text_atomic
 
+from .generate import add_ray_options
+
 STAGES_FILE = "stages.json"
 # What a generating stage hands to the next one; an empty file would only fail later, in training.
 HANDED_ON = {"1-self-instruct": "prompts.jsonl", "2-principles": "engrave.jsonl", "4-verbose": "distill.jsonl"}
@@ -71,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=32, help="items in flight at once")
     p.add_argument("--max-calls", type=int, default=64, help="model calls in flight at once")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_ray_options(p)  # stages 1, 2 and 4; the trainings run here (or under accelerate)
     p.set_defaults(func=run)
 
 
@@ -126,6 +129,9 @@ def _stages(args: argparse.Namespace, c: SelfAlignConfig, out: Path) -> list[tup
     common = ["--seed", c.seed, "--concurrency", args.concurrency, "--max-calls", args.max_calls]
     common += ["--device", args.device] if args.device else []
     common += ["--quiet"] if args.quiet else []
+    if args.ray is not None:
+        common += ["--ray", *([] if args.ray == "local" else [args.ray]), "--actors", args.actors,
+                   "--cpus-per-actor", args.cpus_per_actor, "--gpus-per-actor", args.gpus_per_actor]
     common += ["--templates", c.templates] if c.templates else []
     raw = [] if c.raw is None else ["--raw" if c.raw else "--no-raw"]
     prompts = out / "1-self-instruct" / "prompts.jsonl"

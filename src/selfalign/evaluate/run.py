@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from selfalign.errors import UserError
 from selfalign.llm import Model, load_model, load_provider
+from selfalign.llm.ray_pool import RayOptions
 from selfalign.llm.provider import Provider
 from selfalign.runner import run_items
 from selfalign.store import RunStore
@@ -57,6 +58,7 @@ class EvalConfig(BaseModel):
     concurrency: int = 32  # items in flight per run
     max_calls: int = 64  # model calls in flight per model
     device: str | None = None  # for hf: models and judges
+    ray: RayOptions | None = None  # the evaluated models' calls on a pool of Ray actors (llm.ray_pool)
     resamples: int = 10_000
     bootstrap_seed: int = 0
     progress: bool = True
@@ -169,7 +171,8 @@ async def _answer_run(spec: str, items: list[Item], config: EvalConfig) -> Answe
     try:
         store.bind_config("eval-answers", {"model": spec, **config.generation.model_dump()})
         if _has_work(store, items):
-            model = load_model(spec, cache=store, max_concurrency=config.max_calls, **_provider_options(spec, config))
+            model = load_model(spec, cache=store, max_concurrency=config.max_calls, ray=config.ray,
+                               **_provider_options(spec, config))
             try:
                 work = partial(answer, model=model, generation=config.generation)
                 await run_items(store, items, work, concurrency=config.concurrency, progress=config.progress)
@@ -188,7 +191,7 @@ async def _likelihood_run(spec: str, items: list[Item], config: EvalConfig) -> L
         store.bind_config("eval-likelihood", {"model": spec})
         if _has_work(store, items):
             options = _provider_options(spec, config)
-            model = load_model(spec, cache=store, max_concurrency=config.max_calls, **options)
+            model = load_model(spec, cache=store, max_concurrency=config.max_calls, ray=config.ray, **options)
             try:
                 work = partial(score_choices, model=model)
                 await run_items(store, items, work, concurrency=config.concurrency, progress=config.progress)

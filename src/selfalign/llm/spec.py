@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfalign.errors import UserError
 
 from .model import CallCache, Model, RetryPolicy
 from .provider import Provider
 from .types import Sampling
+
+if TYPE_CHECKING:
+    from .ray_pool import RayOptions
 
 SPEC_HELP = (
     "a model spec is one of: hf:ID_OR_PATH, openai:MODEL@BASE_URL[?structured=MODE] (or openai:MODEL "
@@ -61,11 +64,19 @@ def load_model(
     max_concurrency: int = 64,
     retry: RetryPolicy | None = None,
     sampling: Sampling | None = None,
+    ray: RayOptions | None = None,
     **provider_options: Any,
 ) -> Model:
-    """Build the shared wrapper around the provider that `spec` names."""
+    """Build the shared wrapper around the provider that `spec` names; with `ray`, the provider
+    runs in a pool of Ray actors (llm.ray_pool) and the wrapper stays here."""
+    if ray is not None:
+        from .ray_pool import RayPool
+
+        provider: Provider = RayPool(spec, ray, provider_options)
+    else:
+        provider = load_provider(spec, **provider_options)
     return Model(
-        load_provider(spec, **provider_options),
+        provider,
         max_concurrency=max_concurrency,
         retry=retry,
         cache=cache,

@@ -1,0 +1,119 @@
+"""`--ray`: the model calls on a pool of Ray actors, the run in the driver. On a local Ray
+instance (2 CPUs): a run over two actors gives the records of the local run; an actor killed in
+the middle is replaced and every item ends done once; a driver killed on Ray resumes locally.
+Marked `ray` (make test-ray): each test starts Ray and its actors, seconds to a minute."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from clitools import selfalign
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
+
+PROMPTS = ["How do I fix a bike?", "Write a haiku about rain", "Is lying ever kind?", "Name three rivers",
+           "Explain tides to a child", "Should I lend money to a friend?"]
+
+
+def prompts_file(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    return path
+
+
+def scripted(tmp_path, delay):
+    path = tmp_path / "rules.jsonl"
+    rules = [{"match": "Critique", "reply": "It could be kinder.", "delay": delay},
+             {"match": "new answer", "reply": "A kinder answer.", "delay": delay},
+             {"match": "", "reply": "A first answer.", "delay": delay}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rules))
+    return f"scripted:{path}"
+
+
+def records(run):
+    with sqlite3.connect(run / "run.sqlite") as db:
+        return db.execute("SELECT id, status, record FROM items ORDER BY idx").fetchall()
+
+
+def test_a_run_over_two_actors_gives_the_local_runs_records(tmp_path, tiny_model_dir):
+    common = ["critique-revise", "--model", f"hf:{tiny_model_dir}", "--prompts", prompts_file(tmp_path),
+              "--temperature", 0, "--max-tokens", 24, "--device", "cpu", "--quiet"]
+    selfalign(*common, "--out", tmp_path / "local", timeout=600)
+    selfalign(*common, "--out", tmp_path / "ray", "--ray", "--actors", 2, timeout=600)
+    local, pooled = records(tmp_path / "local"), records(tmp_path / "ray")
+    assert [status for _, status, _ in local] == ["done"] * len(PROMPTS)
+    assert pooled == local
+
+
+@pytest.fixture
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_an_actor_killed_mid_run_is_replaced_and_every_item_ends_done_once(tmp_path, local_ray):
+    from selfalign.llm import Model
+    from selfalign.llm.ray_pool import RayOptions, RayPool
+    from selfalign.runner import run_items
+    from selfalign.store import RunStore, load_items
+
+    pool = RayPool(scripted(tmp_path, 0.5), RayOptions(actors=2))
+    model = Model(pool, max_concurrency=16)
+    store = RunStore(tmp_path / "run")
+    store.bind_config("test", {})
+    items = load_items(prompts_file(tmp_path))
+
+    async def work(item):
+        answer = await model.chat(item.messages)
+        return {"answer": answer.text}
+
+    async def kill_one_actor_soon():
+        first = pool.actors[0]
+        while pool.in_flight(first) == 0:  # once it holds calls
+            await asyncio.sleep(0.01)
+        ray.kill(first)
+
+    async def main():
+        killer = asyncio.create_task(kill_one_actor_soon())
+        await run_items(store, items, work, concurrency=6, progress=False)
+        await killer
+        await model.close()
+
+    asyncio.run(main())
+    rows = store.item_rows()
+    store.close()
+    assert pool.replaced == 1
+    assert [r["status"] for r in rows] == ["done"] * len(PROMPTS)
+    assert sorted(r["id"] for r in rows) == sorted({r["id"] for r in rows})  # each item once
+
+
+def test_a_driver_killed_on_ray_resumes_locally_from_its_cache(tmp_path):
+    out, model = tmp_path / "run", scripted(tmp_path, 0.3)
+    args = ["critique-revise", "--model", model, "--prompts", prompts_file(tmp_path), "--out", out,
+            "--concurrency", 1, "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "selfalign.cli.main", *map(str, args), "--ray", "--actors", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = [r for r in records(out) if r[1] == "done"] if (out / "run.sqlite").exists() else []
+        if len(done) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    proc.wait()
+    before = [r for r in records(out) if r[1] == "done"]
+    assert 2 <= len(before) < len(PROMPTS)
+    selfalign(*args, timeout=300)  # the same command without --ray
+    after = records(out)
+    assert [status for _, status, _ in after] == ["done"] * len(PROMPTS)
+    assert [r for r in after if r[0] in {b[0] for b in before}] == before  # done items untouched
