@@ -19,6 +19,7 @@ Order matters: the grammar mask comes before the noise (forbidden tokens stay at
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any
@@ -152,17 +153,33 @@ def mask_grammar_rows(
     import xgrammar as xgr
 
     masked: list[int] = []
+    live: list[Any] = []
     for row, matcher in rows:
         if matcher.is_terminated():
             scores[row].fill_(float("-inf"))
             scores[row, eos_token_id] = 0.0
             continue
-        matcher.fill_next_token_bitmask(bitmask, row)
         masked.append(row)
+        live.append(matcher)
     if masked:
+        # all rows' masks at once, on xgrammar's threads: 1.06-1.11x one row at a time at batch
+        # 8-128 on SmolLM2's vocabulary (benchmarks/grammar_masks.py)
+        _batch_matcher().batch_fill_next_token_bitmask(live, bitmask, masked)
         xgr.apply_token_bitmask_inplace(scores, bitmask[: scores.shape[0]].to(scores.device), indices=masked)
         if forbidden is not None:
             scores[masked] = scores[masked].masked_fill(forbidden[: scores.shape[-1]], float("-inf"))
+
+
+_per_thread = threading.local()
+
+
+def _batch_matcher() -> Any:
+    """xgrammar's BatchGrammarMatcher, one per thread: each engine thread has its own."""
+    if not hasattr(_per_thread, "batch_matcher"):
+        import xgrammar as xgr
+
+        _per_thread.batch_matcher = xgr.BatchGrammarMatcher(max_threads="auto")
+    return _per_thread.batch_matcher
 
 
 @dataclass
