@@ -59,20 +59,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def in_flight(call, calls: int, concurrency: int) -> float:
-    """Calls per second making `calls` calls, `concurrency` at a time."""
+async def in_flight(call, calls: int, concurrency: int) -> tuple[float, float]:
+    """Calls per second making `calls` calls, `concurrency` at a time, and this process's CPU
+    milliseconds per call (the server's excluded: it runs in a process of its own)."""
     left = iter(range(calls))
 
     async def worker() -> None:
         for i in left:
             await call(i)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return calls / (time.perf_counter() - start)
+    return calls / (time.perf_counter() - start), (time.process_time() - cpu) / calls * 1e3
 
 
-async def bare(url: str, calls: int, concurrency: int) -> float:
+async def bare(url: str, calls: int, concurrency: int) -> tuple[float, float]:
     client = openai.AsyncOpenAI(
         api_key="EMPTY", base_url=url, max_retries=0,
         http_client=openai.DefaultAsyncHttpxClient(limits=_limits(concurrency)),
@@ -89,7 +90,7 @@ async def bare(url: str, calls: int, concurrency: int) -> float:
         await client.close()
 
 
-async def ours(url: str, calls: int, concurrency: int) -> float:
+async def ours(url: str, calls: int, concurrency: int) -> tuple[float, float]:
     model = load_model(f"openai:bench@{url}", max_concurrency=concurrency)
 
     async def call(i: int) -> None:
@@ -125,17 +126,24 @@ def main() -> None:
     try:
         asyncio.run(wait_for(url))
         rates: dict[str, list[float]] = {"bare": [], "selfalign": []}
+        cpu: dict[str, list[float]] = {"bare": [], "selfalign": []}
         for _ in range(args.rounds):
-            rates["bare"].append(asyncio.run(bare(url, args.calls, args.concurrency)))
-            rates["selfalign"].append(asyncio.run(ours(url, args.calls, args.concurrency)))
+            for name, way in (("bare", bare), ("selfalign", ours)):
+                rate, ms = asyncio.run(way(url, args.calls, args.concurrency))
+                rates[name].append(rate)
+                cpu[name].append(ms)
     finally:
         server.terminate()
         server.join()
     for name, r in rates.items():
-        print(f"{name:>10}: {statistics.median(r):.0f} calls/s (median of {', '.join(f'{x:.0f}' for x in r)})")
+        print(f"{name:>10}: {statistics.median(r):.0f} calls/s (median of {', '.join(f'{x:.0f}' for x in r)}); "
+              f"{statistics.median(cpu[name]):.3f} ms of this process's CPU per call")
     ratio = statistics.median(rates["selfalign"]) / statistics.median(rates["bare"])
-    print(f"selfalign / bare: {ratio:.3f}x calls/s at concurrency {args.concurrency} (one run)")
-    print(json.dumps({"args": vars(args), "calls_per_second": rates, "ratio": ratio}))
+    cpu_ratio = statistics.median(cpu["selfalign"]) / statistics.median(cpu["bare"])
+    print(f"selfalign / bare: {ratio:.3f}x calls/s at concurrency {args.concurrency}; CPU per call {cpu_ratio:.3f}x "
+          f"(the client's CPU is the ceiling here, and the steadier figure on a shared machine; one run)")
+    print(json.dumps({"args": vars(args), "calls_per_second": rates, "cpu_ms_per_call": cpu, "ratio": ratio,
+                      "cpu_ratio": cpu_ratio}))
 
 
 if __name__ == "__main__":
