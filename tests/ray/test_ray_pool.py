@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from clitools import selfalign
@@ -52,6 +53,30 @@ def test_a_run_over_two_actors_gives_the_local_runs_records(tmp_path, tiny_model
     local, pooled = records(tmp_path / "local"), records(tmp_path / "ray")
     assert [status for _, status, _ in local] == ["done"] * len(PROMPTS)
     assert pooled == local
+
+
+@pytest.mark.parametrize("method", ["matrix", "sandbox"])
+def test_matrix_and_sandbox_over_two_actors_give_the_local_runs_records(method, tmp_path):
+    """The report tests' scripted runs (every structured call of a scene, a society's rounds),
+    made again with the model on two actors."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "report"))
+    import sample_runs
+
+    local = {"matrix": sample_runs.matrix_run, "sandbox": sample_runs.sandbox_run}[method](tmp_path)
+    selfalign(*_command(local), "--out", tmp_path / "ray", "--ray", "--actors", 2, timeout=600)
+    assert records(tmp_path / "ray") == records(local)
+
+
+def _command(run) -> list[str]:
+    """The generator command that made `run`, from the inputs the report tests wrote beside it."""
+    folder = run.parent
+    if run.name == "matrix":
+        args = ["matrix", "--model", f"scripted:{folder / 'matrix.jsonl'}", "--prompts", str(folder / "prompts.jsonl"),
+                "--roles", "3", "--steps", "2", "--quiet"]
+    else:
+        args = ["sandbox", "--model", f"scripted:{folder / 'sandbox.jsonl'}", "--questions", str(folder / "questions.jsonl"),
+                "--grid", "3", "--rounds", "3", "--radius", "2", "--raters", "3", "--quiet"]
+    return args
 
 
 @pytest.fixture
