@@ -1,9 +1,10 @@
-"""Two CPU processes (gloo) train to the losses of one process with the same global batch: each
-step sees the same samples (the Trainer's sampler, sharded by accelerate) and the loss is averaged
-over all of them (tokens across processes for SFT, groups for Stable Alignment). On CPU the
-processes are started by torchrun: `accelerate launch --cpu --num_processes 2` starts one process
-unless MPI is installed (its multi-CPU launcher is mpirun); inside, the Trainer's accelerate sees
-WORLD_SIZE and runs gloo, as under `accelerate launch` on GPUs. Slow: about a minute."""
+"""`accelerate launch` with two CPU processes (gloo) trains to the losses of one process with the
+same global batch: each step sees the same samples (the Trainer's sampler, sharded by accelerate)
+and the loss is averaged over all of them (tokens across processes for SFT, groups for Stable
+Alignment). On a machine without GPUs, `--multi_gpu` is what starts the processes (accelerate's
+torchrun launcher; inside, the Trainer runs on CPU and accelerate picks gloo), while
+`--cpu --num_processes 2` starts a single process unless MPI is installed (its multi-CPU launcher
+is mpirun). Slow: about a minute."""
 
 from __future__ import annotations
 
@@ -40,14 +41,15 @@ def run(command, out):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["sft", "stable"])
 def test_two_processes_train_to_the_losses_of_one_with_the_same_global_batch(method, tiny_lm, data_dir, tmp_path):
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
-    assert torchrun, "torchrun comes with torch"
+    accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or shutil.which("accelerate")
+    assert accelerate, "accelerate's launcher comes with the train extra"
     train = ["-m", "selfalign.cli.main", "train", "--method", method, "--model", tiny_lm, "--data", data_dir / DATA[method],
              "--max-steps", 3, "--lr", "1e-3", "--warmup-ratio", 0, "--logging-steps", 1, "--save-steps", 100,
              "--seed", 0, "--no-bf16"]
     # 6 records, a global batch of 2: three whole steps of one epoch, the same samples either way
     one = run([sys.executable, *train, "--batch-size", 2, "--out", tmp_path / "one"], tmp_path / "one")
-    two = run([torchrun, "--nproc_per_node", 2, "--master_port", free_port(),
+    two = run([accelerate, "launch", "--multi_gpu", "--num_processes", 2, "--num_machines", 1, "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", free_port(),
                *train, "--batch-size", 1, "--out", tmp_path / "two"], tmp_path / "two")
     assert len(one) == len(two) == 3
     assert two == pytest.approx(one, rel=1e-4), (one, two)
