@@ -28,6 +28,7 @@ def test_cli_trains_end_to_end_with_config_and_flag_overrides(tiny_lm, data_dir,
     captured = capsys.readouterr()
     assert f"checkpoint: {out}  (load it with hf:{out}" in captured.out and "trained 2 steps" in captured.out
     assert "2/2" in captured.err and "loss=" in captured.err  # the progress bar: steps and loss
+    assert "{'loss'" not in captured.out + captured.err  # and no log printed as a dict per step
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
     saved = (out / "train_config.yaml").read_text()
     assert "ratio: 0.5" in saved and "max_steps: 2" in saved

@@ -1,5 +1,6 @@
 """One progress bar for training: steps, the last logged loss, and the time left (tqdm's
-estimate). Transformers' own bar is off (`disable_tqdm`): it prints each log as a dict."""
+estimate). Transformers' own bar is off (`disable_tqdm`), and the PrinterCallback it adds in its
+place, which prints each log as a dict, is removed (train.run)."""
 
 from __future__ import annotations
 

@@ -138,6 +138,9 @@ def _train(cfg: TrainConfig, records: list[Any], out: Path, main_process: bool) 
     tokenizer = load_tokenizer(cfg)
     model = wrap_peft(load_model(cfg), cfg)
     trainer = build_trainer(cfg, model, tokenizer, records, args)
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # what transformers adds when its bar is off: a dict per log
     trainer.add_callback(ProgressBar())
     if resume:
         log.info("resuming from %s", resume)
