@@ -175,15 +175,25 @@ def test_a_link_opens_the_item_it_names(sample_runs, open_page, tmp_path, compre
     page = open_page(report(sample_runs, tmp_path, compress_above=compress_above), "#r2/r002-a00003")
     assert page.locator(".detail h2").inner_text().startswith("r002-a00003")
     assert page.locator(".items .row.on").get_attribute("data-id") == "r002-a00003"
+    go(page, 1)  # MATRIX: gzipped, an item's scene and events come from its block when it is opened
+    page.check("input[data-filter='value conflicts']")
+    shown(page, 3)  # the list filters on the records' briefs
+    pick(page, 1)
+    expect(page.locator(".detail .timeline .event.conflict")).not_to_have_count(0)
+    pick(page, 0)
+    expect(page.locator(".detail h2")).to_have_text(re.compile("^" + page.locator(".items .row.on").get_attribute("data-id")))
+    assert page.locator(".detail .timeline .event").count() >= 3 and page.locator(".detail .diff ins").count() >= 1
 
 
-def test_hostile_records_show_as_text_and_nothing_runs(hostile_runs, open_page, tmp_path):
-    page = open_page(report(hostile_runs, tmp_path))
+@pytest.mark.parametrize("compress_above", [10**9, 0], ids=["json", "gzipped"])
+def test_hostile_records_show_as_text_and_nothing_runs(hostile_runs, open_page, tmp_path, compress_above):
+    page = open_page(report(hostile_runs, tmp_path, compress_above=compress_above))
     for run in (0, 1, 2, 3, 5, 7, 9):  # every view that shows the models' text
         go(page, run)
         for n in range(page.locator(".items .row").count()):
             page.click(f".items .row >> nth={n}")
             page.wait_for_selector(".items .row.on")
+            page.wait_for_selector(".detail h2")  # on a gzipped page MATRIX reads the item's block first
         page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
         text = page.locator("main").inner_text()
         assert "</script><script>window.pwned = 1</script><!-- <img" in text  # as text, whole

@@ -76,6 +76,33 @@ def test_a_large_report_is_gzipped_into_base64(sample_runs):
     assert page_data(packed) == page_data(plain) and len(block(packed)) < len(block(plain)) / 2
 
 
+def detail_blocks(html):
+    """The blocks of record keys a large page holds apart: {name: {item id: keys}}."""
+    found = re.findall(r'<script type="application/gzip" id="(more-[0-9-]+)">([A-Za-z0-9+/=]+)</script>', html)
+    return {name: json.loads(gzip.decompress(base64.b64decode(b64))) for name, b64 in found}
+
+
+def test_a_large_page_holds_scenes_and_events_apart_until_an_item_is_opened(sample_runs, monkeypatch):
+    runs = [str(sample_runs["matrix"]), str(sample_runs["critique-revise"])]
+    plain = page_data(build_report(runs))["runs"]
+    events = [it["record"]["events"] for it in plain[0]["view"]["items"]]
+    assert [it["record"]["brief"] for it in plain[0]["view"]["items"]] == [  # what the list reads: counted by hand
+        {"events": len(e), "rejected": sum(not x["feasible"] for x in e), "value_conflicts": sum(x["value_conflict"] for x in e),
+         "situation": it["record"]["scene"]["situation"]} for e, it in zip(events, plain[0]["view"]["items"])]
+    monkeypatch.setattr("selfalign.report.page.BLOCK_BYTES", 1)  # a block per item
+    html = build_report(runs, compress_above=0)
+    packed, blocks = page_data(html)["runs"], detail_blocks(html)
+    items = packed[0]["view"]["items"]
+    assert len(blocks) == len(items) == 4 and html.index('id="more-') > html.index("<script>")  # after the script: drawn before read
+    assert all(set(it["record"]) == {"format", "initial", "revised", "harm_found", "finish_reason", "stopped", "brief"} for it in items)
+    whole = [{**it, "record": {**it["record"], **blocks[it["more"]][it["id"]]}} for it in items]
+    for item in whole:
+        del item["more"]
+    assert whole == plain[0]["view"]["items"] and packed[1] == plain[1]  # nothing lost; a run without deferred keys whole
+    monkeypatch.setattr("selfalign.report.page.BLOCK_BYTES", 10**9)
+    assert len(detail_blocks(build_report(runs, compress_above=0))) == 1
+
+
 def test_embedded_json_escapes_what_html_reads():
     assert embed_json("</script><!--&\u2028") == '"\\u003c/script\\u003e\\u003c!--\\u0026\\u2028"'
     assert json.loads(embed_json({"a": "\ud800 lone"})) == {"a": "\ud800 lone"}  # a lone surrogate survives

@@ -7,6 +7,12 @@ COMPRESS_ABOVE bytes the JSON is gzipped and written as base64 (a quarter of the
 records), which the browser inflates with its own DecompressionStream (`<script type="application/gzip">`). The
 Content-Security-Policy allows exactly the page's own inline script and style (by their
 SHA-256) and data: images, and no connection of any kind.
+
+Inflating and parsing is most of the time a large page takes to open, so a large page holds the
+record keys that only an item's detail shows (a run's "deferred" keys: MATRIX's scene and events)
+in blocks of their own after the script, each about BLOCK_BYTES of JSON, gzipped: the page opens
+with the rest and inflates a block when one of its items is opened. The browser draws the list
+while it is still reading those blocks.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from selfalign import __version__
 ASSETS = resources.files(__package__) / "assets"
 SCHEMA = "selfalign.report/1"
 COMPRESS_ABOVE = 8_000_000  # bytes of JSON
+BLOCK_BYTES = 1_000_000  # of JSON per block of deferred record keys: one inflates in a few milliseconds
 
 # what a JSON string may hold that HTML would read: escaped the way JSON itself allows
 _UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -32,14 +39,15 @@ _UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", 
 def render_page(runs: list[dict[str, Any]], compress_above: int = COMPRESS_ABOVE) -> str:
     script = _script()
     style = (ASSETS / "report.css").read_text("utf-8")
-    data = embed_json({"schema": SCHEMA, "version": __version__, "runs": runs})
-    kind = "application/json"
+    data, kind, blocks = embed_json(_payload(runs)), "application/json", []
     if len(data) > compress_above:
-        data, kind = base64.b64encode(gzip.compress(data.encode("utf-8"), 6)).decode("ascii"), "application/gzip"
+        runs, blocks = defer(runs)
+        data, kind = _gzip64(embed_json(_payload(runs))), "application/gzip"
     csp = (
         f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
         "img-src data:; base-uri 'none'; form-action 'none'"
     )
+    deferred = "".join(f"<script type=\"application/gzip\" id=\"{name}\">{_gzip64(block)}</script>\n" for name, block in blocks)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
@@ -49,8 +57,44 @@ def render_page(runs: list[dict[str, Any]], compress_above: int = COMPRESS_ABOVE
         "<noscript>This report draws itself with JavaScript; open it in a browser with scripts on.</noscript>\n"
         "<div id=\"app\"></div>\n"
         f"<script type=\"{kind}\" id=\"report-data\">{data}</script>\n"
-        f"<script>{script}</script>\n</body>\n</html>\n"
+        f"<script>{script}</script>\n{deferred}</body>\n</html>\n"
     )
+
+
+def _payload(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "version": __version__, "runs": [{k: v for k, v in run.items() if k != "deferred"} for run in runs]}
+
+
+def defer(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """The runs with each item's deferred record keys taken out, and the blocks that hold them:
+    (name, JSON of {item id: those keys}). An item whose keys went into a block names it ("more")."""
+    out, blocks = [], []
+    for r, run in enumerate(runs):
+        keys = set(run.get("deferred", ()))
+        if not keys:
+            out.append(run)
+            continue
+        items, parts, size = [], [], 0
+        for item in run["view"]["items"]:
+            record = item["record"]
+            if not isinstance(record, dict) or not keys & record.keys():
+                items.append(item)
+                continue
+            name = f"more-{r}-{len(blocks)}"
+            parts.append(f"{embed_json(item['id'])}:{embed_json({k: v for k, v in record.items() if k in keys})}")
+            size += len(parts[-1])
+            items.append({**item, "record": {k: v for k, v in record.items() if k not in keys}, "more": name})
+            if size >= BLOCK_BYTES:
+                blocks.append((name, "{" + ",".join(parts) + "}"))
+                parts, size = [], 0
+        if parts:
+            blocks.append((f"more-{r}-{len(blocks)}", "{" + ",".join(parts) + "}"))
+        out.append({**run, "view": {**run["view"], "items": items}})
+    return out, blocks
+
+
+def _gzip64(text: str) -> str:
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), 6)).decode("ascii")
 
 
 def embed_json(value: Any) -> str:

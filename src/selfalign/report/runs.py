@@ -66,6 +66,7 @@ def _store_run(path: Path, full: bool) -> dict[str, Any]:
             "kind": method if view else "run",
             "overview": store_overview(store, rows),
             "view": {"items": items, **(view.extra(store) if view else {})},
+            "deferred": list(getattr(view, "DEFERRED", ())),  # record keys a large page loads when an item is opened
         }
     finally:
         store.close()

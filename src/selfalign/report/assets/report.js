@@ -14,13 +14,27 @@ function base64Bytes(text) {
   return bytes;
 }
 
-// The data block: JSON, or for a large report gzipped JSON in base64 (see page.py).
-async function loadData() {
-  const node = document.getElementById("report-data");
+// A data block: JSON, or for a large report gzipped JSON in base64 (see page.py).
+async function readBlock(node) {
   if (node.type === "application/json") return JSON.parse(node.textContent);
-  const bytes = base64Bytes(node.textContent);
-  const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const inflated = new Blob([base64Bytes(node.textContent)]).stream().pipeThrough(new DecompressionStream("gzip"));
   return JSON.parse(await new Response(inflated).text());
+}
+
+// A large page holds the record keys only an item's detail shows in blocks after the script
+// (page.py); an item naming one ("more") gets them when it is opened. Each block is inflated once.
+const MORE = new Map();
+
+async function loadMore(item) {
+  if (!item.more) return;
+  if (!MORE.has(item.more)) MORE.set(item.more, documentRead().then(() => readBlock(document.getElementById(item.more))));
+  Object.assign(item.record, (await MORE.get(item.more))[item.id]);
+}
+
+// The list is drawn while the browser still reads the blocks after the script.
+function documentRead() {
+  if (document.readyState !== "loading") return Promise.resolve();
+  return new Promise((done) => document.addEventListener("DOMContentLoaded", done, { once: true }));
 }
 const SVGNS = "http://www.w3.org/2000/svg";
 
@@ -247,11 +261,16 @@ function itemList(runIndex, items, opts) {
     list.dataset.filterMs = (performance.now() - started).toFixed(1);
   }
 
-  function select(id) {
-    const item = items.find((it) => it.id === id);
-    state.selected = item || null;
-    detail.replaceChildren(item ? itemDetail(item, opts) : h("p", { class: "muted" }, "Pick an item on the left (each has a link of its own)."));
+  async function select(id) {
+    const item = items.find((it) => it.id === id) || null;
+    state.selected = item;
     for (const row of list.querySelectorAll(".row")) row.classList.toggle("on", row.dataset.id === id);
+    if (item && item.more) {
+      detail.replaceChildren(h("p", { class: "muted" }, "reading " + item.id + " \u2026"));
+      await loadMore(item);
+      if (state.selected !== item) return; // another item was picked meanwhile
+    }
+    detail.replaceChildren(item ? itemDetail(item, opts) : h("p", { class: "muted" }, "Pick an item on the left (each has a link of its own)."));
   }
 
   refresh();
@@ -351,7 +370,7 @@ function route() {
 }
 
 async function start() {
-  DATA = await loadData();
+  DATA = await readBlock(document.getElementById("report-data"));
   const nav = h("nav", {}, h("a", { href: "#" }, "overview"), DATA.runs.map((run, i) =>
     h("a", { href: link(i), title: run.name }, (i + 1) + ". " + run.kind)));
   document.getElementById("app").replaceChildren(

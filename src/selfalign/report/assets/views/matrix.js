@@ -1,7 +1,9 @@
 // MATRIX: the scene, the events as a timeline, the consequences, initial and revised answers.
 
+// The list reads a record's brief (counts and the situation): on a large page the scene and the
+// events are read only when an item is opened.
 function matrixConflict(item) {
-  return !!(item.record && (item.record.events || []).some((e) => e.value_conflict));
+  return !!(item.record && item.record.brief.value_conflicts);
 }
 
 function matrixScene(scene) {
@@ -63,10 +65,10 @@ VIEWS["matrix"] = function (run, index, host) {
   host.appendChild(h("div", { class: "card" }, h("h3", {}, "across the run"), h("table", {},
     h("tr", {}, h("th", {}, "items with harm found"), h("td", { class: "num" }, done.filter((it) => it.record.harm_found).length + " of " + done.length)),
     h("tr", {}, h("th", {}, "items with a value conflict"), h("td", { class: "num" }, done.filter(matrixConflict).length)),
-    h("tr", {}, h("th", {}, "events per item (mean)"), h("td", { class: "num" }, fmt(done.reduce((n, it) => n + (it.record.events || []).length, 0) / Math.max(1, done.length)))),
-    h("tr", {}, h("th", {}, "rejected actions"), h("td", { class: "num" }, done.reduce((n, it) => n + (it.record.events || []).filter((e) => !e.feasible).length, 0))))));
+    h("tr", {}, h("th", {}, "events per item (mean)"), h("td", { class: "num" }, fmt(done.reduce((n, it) => n + it.record.brief.events, 0) / Math.max(1, done.length)))),
+    h("tr", {}, h("th", {}, "rejected actions"), h("td", { class: "num" }, done.reduce((n, it) => n + it.record.brief.rejected, 0))))));
   const list = itemList(index, items, {
-    text: (it) => [lastUser(it.input), it.error || "", it.record ? [it.record.initial, it.record.revised, (it.record.scene || {}).situation].join("\n") : ""].join("\n"),
+    text: (it) => [lastUser(it.input), it.error || "", it.record ? [it.record.initial, it.record.revised, it.record.brief.situation].join("\n") : ""].join("\n"),
     title: (it) => lastUser(it.input).slice(0, 90),
     detail: matrixDetail,
     filters: [
