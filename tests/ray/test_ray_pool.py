@@ -1,6 +1,7 @@
 """`--ray`: the model calls on a pool of Ray actors, the run in the driver. On a local Ray
-instance (2 CPUs): a run over two actors gives the records of the local run; an actor killed in
-the middle is replaced and every item ends done once; a driver killed on Ray resumes locally.
+instance (2 CPUs): a run over two actors gives the records of the local run (its failed items
+included); an engine's errors read as they do locally; an actor killed in the middle is replaced
+and every item ends done once; a driver killed on Ray resumes locally.
 Marked `ray` (make test-ray): each test starts Ray and its actors, seconds to a minute."""
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ PROMPTS = ["How do I fix a bike?", "Write a haiku about rain", "Is lying ever ki
            "Explain tides to a child", "Should I lend money to a friend?"]
 
 
-def prompts_file(tmp_path):
+def prompts_file(tmp_path, prompts=PROMPTS):
     path = tmp_path / "prompts.jsonl"
-    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
     return path
 
 
@@ -41,18 +42,58 @@ def scripted(tmp_path, delay):
 
 
 def records(run):
+    """(id, status, record, error) of every item, in input order."""
     with sqlite3.connect(run / "run.sqlite") as db:
-        return db.execute("SELECT id, status, record FROM items ORDER BY idx").fetchall()
+        return db.execute("SELECT id, status, record, error FROM items ORDER BY idx").fetchall()
 
 
 def test_a_run_over_two_actors_gives_the_local_runs_records(tmp_path, tiny_model_dir):
-    common = ["critique-revise", "--model", f"hf:{tiny_model_dir}", "--prompts", prompts_file(tmp_path),
+    too_long = "word " * 5000  # more tokens than the tiny model holds: the engine refuses it
+    prompts = prompts_file(tmp_path, [*PROMPTS, too_long])
+    common = ["critique-revise", "--model", f"hf:{tiny_model_dir}", "--prompts", prompts,
               "--temperature", 0, "--max-tokens", 24, "--device", "cpu", "--quiet"]
-    selfalign(*common, "--out", tmp_path / "local", timeout=600)
-    selfalign(*common, "--out", tmp_path / "ray", "--ray", "--actors", 2, timeout=600)
+    selfalign(*common, "--out", tmp_path / "local", check=False, timeout=600)
+    selfalign(*common, "--out", tmp_path / "ray", "--ray", "--actors", 2, check=False, timeout=600)
     local, pooled = records(tmp_path / "local"), records(tmp_path / "ray")
-    assert [status for _, status, _ in local] == ["done"] * len(PROMPTS)
+    assert [row[1] for row in local] == ["done"] * len(PROMPTS) + ["failed"]
+    assert local[-1][3].startswith("UserError: the prompt is ")  # the engine's words, not Ray's wrapping
     assert pooled == local
+
+
+def test_an_engine_on_ray_shows_the_local_engines_traits_and_errors(tmp_path, tiny_model_dir, local_ray):
+    from selfalign.errors import UserError
+    from selfalign.llm import load_provider
+    from selfalign.llm.ray_pool import RayOptions, RayPool
+    from selfalign.llm.types import LoglikelihoodRequest
+
+    options = {"device": "cpu", "plain_format": True}
+    local = load_provider(f"hf:{tiny_model_dir}", **options)
+    pool = RayPool(f"hf:{tiny_model_dir}", RayOptions(actors=1), options)
+    empty = LoglikelihoodRequest(context="Question: hi\nAnswer:", continuations=("",))
+
+    async def error_of(provider):
+        with pytest.raises(UserError) as caught:
+            await provider.loglikelihood(empty)
+        return type(caught.value), str(caught.value)
+
+    async def main():
+        try:
+            assert await error_of(pool) == await error_of(local)
+        finally:
+            await pool.close()
+            await local.close()
+
+    assert (pool.name, pool.constrained, pool.chat_format) == (local.name, local.constrained, local.chat_format)
+    asyncio.run(main())
+
+
+def test_an_engine_that_does_not_load_on_ray_gives_the_local_error(tmp_path):
+    args = ["critique-revise", "--model", f"hf:{tmp_path / 'missing'}", "--prompts", prompts_file(tmp_path), "--quiet"]
+    local = selfalign(*args, "--out", tmp_path / "local", check=False)
+    pooled = selfalign(*args, "--out", tmp_path / "ray", "--ray", check=False, timeout=300)
+    assert local.returncode == pooled.returncode == 2
+    error = local.stderr[local.stderr.index("error: "):]
+    assert error.startswith("error: --model hf:") and pooled.stderr[pooled.stderr.index("error: "):] == error
 
 
 @pytest.mark.parametrize("method", ["matrix", "sandbox"])
@@ -140,5 +181,5 @@ def test_a_driver_killed_on_ray_resumes_locally_from_its_cache(tmp_path):
     assert 2 <= len(before) < len(PROMPTS)
     selfalign(*args, timeout=300)  # the same command without --ray
     after = records(out)
-    assert [status for _, status, _ in after] == ["done"] * len(PROMPTS)
+    assert [row[1] for row in after] == ["done"] * len(PROMPTS)
     assert [r for r in after if r[0] in {b[0] for b in before}] == before  # done items untouched

@@ -58,7 +58,7 @@ class EvalConfig(BaseModel):
     concurrency: int = 32  # items in flight per run
     max_calls: int = 64  # model calls in flight per model
     device: str | None = None  # for hf: models and judges
-    ray: RayOptions | None = None  # the evaluated models' calls on a pool of Ray actors (llm.ray_pool)
+    ray: RayOptions | None = None  # the models' and the judge's calls on pools of Ray actors (llm.ray_pool)
     resamples: int = 10_000
     bootstrap_seed: int = 0
     progress: bool = True
@@ -256,7 +256,8 @@ class _Judge:
     def provider(self) -> Provider:
         if self._provider is None:
             assert self.config.judge is not None
-            self._provider = load_provider(self.config.judge, **_provider_options(self.config.judge, self.config))
+            options = _provider_options(self.config.judge, self.config)
+            self._provider = load_provider(self.config.judge, ray=self.config.ray, **options)
         return self._provider
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from selfalign.errors import UserError
@@ -13,6 +14,8 @@ from .types import Sampling
 if TYPE_CHECKING:
     from .ray_pool import RayOptions
 
+log = logging.getLogger(__name__)
+
 SPEC_HELP = (
     "a model spec is one of: hf:ID_OR_PATH, openai:MODEL@BASE_URL[?structured=MODE] (or openai:MODEL "
     "with OPENAI_BASE_URL / OPENAI_API_KEY set), vllm:ID_OR_PATH, scripted:FILE"
@@ -21,16 +24,30 @@ SPEC_HELP = (
 OPENAI_SPEC_OPTIONS = ("structured",)
 
 
-def load_provider(spec: str, **options: Any) -> Provider:
+#: The kinds whose engine runs in Ray actors under `--ray` (scripted: stands in for one in tests
+#: and benchmarks); an openai: server already runs elsewhere, so its calls stay in the driver.
+RAY_KINDS = ("hf", "vllm", "scripted")
+
+
+def load_provider(spec: str, *, ray: RayOptions | None = None, **options: Any) -> Provider:
+    """The provider `spec` names; with `ray` (and an engine's spec), a pool of Ray actors that
+    each hold one (llm.ray_pool)."""
     kind, sep, target = spec.partition(":")
     if not sep or not target:
         raise UserError(f"bad model spec {spec!r}: {SPEC_HELP}")
+    if ray is not None and kind in RAY_KINDS:
+        from .ray_pool import RayPool
+
+        return RayPool(spec, ray, options)
     if kind == "hf":
         from .hf import HFProvider
 
         return HFProvider(target, **options)
     if kind == "openai":
         from .openai_compat import OpenAIProvider
+
+        if ray is not None:
+            log.warning("%s: the server already runs apart from this process; --ray leaves its calls here", spec)
 
         target, _, query = target.partition("?")
         model, _, base_url = target.partition("@")
@@ -69,14 +86,8 @@ def load_model(
 ) -> Model:
     """Build the shared wrapper around the provider that `spec` names; with `ray`, the provider
     runs in a pool of Ray actors (llm.ray_pool) and the wrapper stays here."""
-    if ray is not None:
-        from .ray_pool import RayPool
-
-        provider: Provider = RayPool(spec, ray, provider_options)
-    else:
-        provider = load_provider(spec, **provider_options)
     return Model(
-        provider,
+        load_provider(spec, ray=ray, **provider_options),
         max_concurrency=max_concurrency,
         retry=retry,
         cache=cache,
