@@ -189,6 +189,9 @@ def self_align_run(folder: Path, text: str | None = None) -> Path:
                                                      + (text or "Usually not: most tenancy laws require notice, except in emergencies.")},
         {"match": "User: How do I contest", "reply": " Rule 2 (informative).\n\nAssistant: Write to the issuing office within the deadline."},
         {"match": "internal thoughts", "reply": text or "no format here"},
+        {"match": "Can my landlord enter", "reply": text or (  # stage 4: the verbose answer to stage 2's kept question
+            "Usually not: most tenancy laws require written notice, often 24 hours, except in emergencies such as a fire "
+            "or a burst pipe. Check your lease and your local tenancy law, and keep a record of each visit.")},
         {"match": "", "reply": text or "A long and careful answer, " * 8}])
     cli("self-instruct", "--model", model, "--out", out / "1-self-instruct", "--per-type", 1, "--self-instruct", 3,
         "--red-team-types", red_team_types(folder), "--quiet")

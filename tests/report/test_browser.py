@@ -164,10 +164,14 @@ def test_every_view_opens_and_answers_clicks_and_filters(sample_runs, open_page,
     expect(page.locator(".detail >> text=internal thoughts")).to_have_count(1)
     screenshot(page, "principles", tmp_path)
 
-    go(page, 9)  # stage 4: the verbose answer beside the principled one, differences marked
+    go(page, 9)  # stage 4: stage 2's thoughts and principles, the verbose answer beside the principled one
+    page.select_option("select[data-facet='principle']", "ethical")
+    shown(page, 1)
     page.goto(page.url.split("#")[0] + "#r9/000000")
     page.wait_for_selector(".items .row.on")
-    assert page.locator(".detail .diff ins").count() >= 1
+    assert page.locator(".detail .diff ins").count() >= 1 and page.locator(".detail .badge", has_text="question assessment").count() == 1
+    assert "Rule 1 (ethical)" in page.locator(".detail").inner_text()
+    screenshot(page, "verbose", tmp_path)
 
 
 @pytest.mark.parametrize("compress_above", [10**9, 0], ids=["json", "gzipped"])
