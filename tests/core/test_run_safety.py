@@ -113,7 +113,8 @@ def test_full_disk_stops_with_the_folder_and_space_and_the_rerun_loses_nothing(t
     def small_disk(self, *a, **k):
         real_init(self, *a, **k)
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
-        self.db.execute(f"PRAGMA max_page_count={pages + 3}")
+        cap = lambda db: db.execute(f"PRAGMA max_page_count={pages + 3}")  # noqa: E731
+        self._writer.submit(cap, awaited=True).result()  # on the connection that writes
 
     monkeypatch.setattr(RunStore, "__init__", small_disk)
     assert main(args) == 2

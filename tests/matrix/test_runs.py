@@ -334,7 +334,7 @@ def test_cached_calls_are_written_by_count_and_by_age(tmp_path, monkeypatch):
 
     store = RunStore(tmp_path / "run")
     reader = RunStore.open_existing(tmp_path / "run")
-    written = lambda: reader.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    written = lambda: store.sync() or reader.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
     monkeypatch.setattr(run_store, "CALL_BATCH", 3)
     store.put_call("a", {"text": "1"})
     store.put_call("b", {"text": "2"})

@@ -1,30 +1,36 @@
 """One run folder, one SQLite file (WAL): the run's config, its items with status and record,
 the cached model calls, and method state that must survive a restart.
 
-Every write is its own transaction, so a process killed at any instant leaves the file
-consistent: an item is either done with its record, or not done. Only the event-loop thread
-touches the connection.
+Writes are queued to one writer thread (`_Writer`) that makes them in order, each in a
+transaction of its own, so the event loop never waits for SQLite or the disk, and the file
+always holds a prefix of the writes: a process killed at any instant leaves it consistent, an
+item either done with its record or not done. Reads see every write made before them: a cached
+call is served from memory until it is written; other reads wait for the queue to empty.
 
-Cached model calls are written in batches (every `CALL_BATCH` calls or `CALL_FLUSH_SECONDS`),
-and always in the same transaction that marks an item done or failed or writes method state:
-a kill loses at most the calls of the open batch, never one that a done item was built from.
-WAL checkpoints (copying the log into the database, with its fsyncs) run on a thread of their
-own, so they never stall the event loop.
+Cached model calls are handed to the writer in batches (every `CALL_BATCH` calls or
+`CALL_FLUSH_SECONDS`), and always in the transaction of the next write (an item marked running,
+done or failed, method state), so an item is never done on disk before the calls it was built
+from: a kill loses at most calls not yet written, never one that a done item needs. WAL
+checkpoints (copying the log into the database, with its fsyncs) run on a thread of their own,
+so they hold up neither the event loop nor the writer.
 
 One process at a time writes a run folder (an OS lock, see `lock.py`); `open_existing` opens
 it for reading, which WAL allows while the writer writes. A full disk raises DiskFull, naming
-the folder and the space left, and loses nothing: the write that failed is rolled back.
+the folder and the space left, and loses nothing: the write that failed is rolled back and no
+later one is made; a queued write has no caller, so its error is raised by the store's next call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from selfalign.errors import DiskFull, UserError
 
@@ -54,7 +60,7 @@ STORE_FILE = "run.sqlite"
 
 
 SQLITE_FULL = 13
-CALL_BATCH = 256  # cached calls per commit at most
+CALL_BATCH = 256  # cached calls handed to the writer at once, at most
 CALL_FLUSH_SECONDS = 1.0  # the oldest unwritten call waits no longer than this (checked on each put)
 CHECKPOINT_SECONDS = 0.5  # how often the checkpoint thread copies the log into the database
 
@@ -86,6 +92,9 @@ class _Connection(sqlite3.Connection):
             raise
 
 
+Job = Callable[[sqlite3.Connection], Any]
+
+
 class RunStore:
     """A run folder's store. `RunStore(folder)` opens it for writing (creating it if needed)
     and holds the folder's lock until `close`: another process is refused at once, or waits
@@ -95,22 +104,29 @@ class RunStore:
         self.folder = Path(folder)
         self.path = self.folder / STORE_FILE
         self._lock: str | None = None
+        self._writer: _Writer | None = None
+        self._checkpoints: _Checkpoints | None = None
+        self._calls: dict[str, tuple[str, float]] = {}  # cached calls not yet handed to the writer
+        self._writing: dict[str, tuple[str, float]] = {}  # handed to the writer, not yet committed
         if not _read_only:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._lock = lock.acquire(self.folder, wait=wait)
-        self._calls: dict[str, tuple[str, float]] = {}  # cached calls not yet written
-        self._checkpoints: _Checkpoints | None = None
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
-        self.db.folder = self.folder
-        self.db.execute("PRAGMA busy_timeout=5000")
+            self._writer = _Writer(self._connect(writer=True))
+            self._checkpoints = _Checkpoints(self.path)
+        self.db = self._connect(writer=False)  # reads, on the caller's thread
         if _read_only:
             self.db.execute("PRAGMA query_only=ON")
-            return
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
-        self.db.executescript(SCHEMA)
-        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it, off the event loop
-        self._checkpoints = _Checkpoints(self.path)
+
+    def _connect(self, writer: bool) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
+        db.folder = self.folder
+        db.execute("PRAGMA busy_timeout=5000")
+        if writer:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+            db.executescript(SCHEMA)
+            db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
+        return db
 
     @classmethod
     def open_existing(cls, folder: str | Path) -> "RunStore":
@@ -120,68 +136,105 @@ class RunStore:
         return cls(folder, _read_only=True)
 
     def close(self) -> None:
-        """Write the calls kept in memory and release the folder, even when the write fails."""
+        """Write everything queued and the calls kept in memory, and release the folder, even
+        when the write fails."""
         try:
+            if self._writer is not None:
+                self._write(awaited=True).result()
+        finally:
+            if self._writer is not None:
+                self._writer.stop()
+                self._writer = None
             if self._checkpoints is not None:
                 self._checkpoints.stop()
                 self._checkpoints = None
-                self.flush_calls()
-        finally:
             self.db.close()
             if self._lock is not None:
                 lock.release(self._lock)
                 self._lock = None
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN")
-        try:
-            yield
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
+    def _write(self, job: Job | None = None, *, awaited: bool = False) -> "Future[Any]":
+        """Queue a transaction: the cached calls not yet handed over, then `job`; its future
+        holds what `job` returns, once committed. `awaited`: the caller waits for the future
+        and takes its error (a write nobody waits for stops all writing when it fails)."""
+        calls, self._calls = self._calls, {}
+        self._writing.update(calls)
+        rows = [(key, value, created) for key, (value, created) in calls.items()]
+
+        def transaction(db: sqlite3.Connection) -> Any:
+            if rows:
+                db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?)", rows)
+            return job(db) if job is not None else None
+
+        future = self._writer.submit(transaction, awaited=awaited)  # type: ignore[union-attr]
+        if calls:
+            future.add_done_callback(lambda done: done.exception() or self._written(calls))
+        return future
+
+    def _queue(self, sql: str, params: Any = (), *, many: bool = False) -> None:
+        """Queue one statement (for each of `params` when `many`), with the calls kept in memory."""
+        self._write(lambda db: db.executemany(sql, params) if many else db.execute(sql, params))
+
+    def _written(self, calls: dict[str, tuple[str, float]]) -> None:
+        """Committed calls are read from the file from now on (runs on the writer thread)."""
+        for key in calls:
+            self._writing.pop(key, None)
+
+    def sync(self) -> None:
+        """Return once every write made so far is in the file (raising a failed write's error)."""
+        if self._writer is not None:
+            self._writer.wait()
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows as of every write made so far."""
+        self.sync()
+        return self.db.execute(sql, params).fetchall()
 
     # --- config ---------------------------------------------------------------------------
 
     def bind_config(self, method: str, config: dict[str, Any]) -> None:
         """Record the run's method and config; refuse to resume a folder made with other settings."""
         wanted = json.dumps({"method": method, "config": config}, sort_keys=True)
-        row = self.db.execute("SELECT value FROM meta WHERE key='run'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('run', ?)", (wanted,))
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (str(time.time()),))
-        elif row[0] != wanted:
-            old = json.loads(row[0])
-            diff = _diff(old, json.loads(wanted))
-            raise UserError(
-                f"{self.folder} holds a run made with other settings ({diff}); "
-                "rerun with the same options to resume, or choose a new --out folder"
-            )
+
+        def bind(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT value FROM meta WHERE key='run'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('run', ?)", (wanted,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (str(time.time()),))
+            elif row[0] != wanted:
+                diff = _diff(json.loads(row[0]), json.loads(wanted))
+                raise UserError(
+                    f"{self.folder} holds a run made with other settings ({diff}); "
+                    "rerun with the same options to resume, or choose a new --out folder"
+                )
+
+        self._write(bind, awaited=True).result()
 
     def run_info(self) -> dict[str, Any]:
-        row = self.db.execute("SELECT value FROM meta WHERE key='run'").fetchone()
-        return json.loads(row[0]) if row else {}
+        rows = self._read("SELECT value FROM meta WHERE key='run'")
+        return json.loads(rows[0][0]) if rows else {}
 
     # --- items ----------------------------------------------------------------------------
 
     def add_items(self, items: list[Item]) -> int:
         """Insert items not yet in the run (by id); refuse ones whose content changed."""
-        added = 0
-        with self._transaction():
-            for item in items:
-                payload = json.dumps(item.to_json(), sort_keys=True)
-                row = self.db.execute("SELECT input FROM items WHERE id=?", (item.id,)).fetchone()
+        payloads = [(item, json.dumps(item.to_json(), sort_keys=True)) for item in items]
+
+        def add(db: sqlite3.Connection) -> int:
+            added = 0
+            for item, payload in payloads:
+                row = db.execute("SELECT input FROM items WHERE id=?", (item.id,)).fetchone()
                 if row is None:
-                    self.db.execute("INSERT INTO items (id, idx, input) VALUES (?,?,?)", (item.id, item.idx, payload))
+                    db.execute("INSERT INTO items (id, idx, input) VALUES (?,?,?)", (item.id, item.idx, payload))
                     added += 1
                 elif row[0] != payload:
                     raise UserError(
                         f"{self.folder}: input item {item.id} differs from the one this run started with; "
                         "the input file changed. Restore it, or choose a new --out folder"
                     )
-        return added
+            return added
+
+        return self._write(add, awaited=True).result()
 
     def reopen_unfinished(self, retry_failed: bool = True, ids: list[str] | None = None) -> None:
         """Items left 'running' by a killed process (and failed ones, if asked) become pending;
@@ -189,63 +242,52 @@ class RunStore:
         statuses = ("running", "failed") if retry_failed else ("running",)
         marks = ",".join("?" * len(statuses))
         if ids is None:
-            self.db.execute(f"UPDATE items SET status='pending' WHERE status IN ({marks})", statuses)
-            return
-        with self._transaction():
-            self.db.executemany(
-                f"UPDATE items SET status='pending' WHERE id=? AND status IN ({marks})",
-                [(item_id, *statuses) for item_id in ids],
-            )
+            self._queue(f"UPDATE items SET status='pending' WHERE status IN ({marks})", statuses)
+        else:
+            rows = [(item_id, *statuses) for item_id in ids]
+            self._queue(f"UPDATE items SET status='pending' WHERE id=? AND status IN ({marks})", rows, many=True)
 
     def reopen_done(self, ids: list[str]) -> None:
         """Done items in `ids` become pending, to be run again (their model calls stay cached, so
         what a changed scorer needs is the only new work)."""
-        with self._transaction():
-            self.db.executemany("UPDATE items SET status='pending' WHERE id=? AND status='done'", [(i,) for i in ids])
+        self._queue("UPDATE items SET status='pending' WHERE id=? AND status='done'", [(i,) for i in ids], many=True)
 
     def pending(self, ids: list[str] | None = None) -> list[Item]:
         """Pending items in input order; only those in `ids` when given."""
-        rows = self.db.execute("SELECT id, input FROM items WHERE status='pending' ORDER BY idx").fetchall()
+        rows = self._read("SELECT id, input FROM items WHERE status='pending' ORDER BY idx")
         keep = None if ids is None else set(ids)
         return [Item.from_json(json.loads(inp)) for item_id, inp in rows if keep is None or item_id in keep]
 
     def mark_running(self, item_id: str) -> None:
-        self.db.execute(
-            "UPDATE items SET status='running', tries=tries+1, updated=? WHERE id=?", (time.time(), item_id)
-        )
+        self._queue("UPDATE items SET status='running', tries=tries+1, updated=? WHERE id=?", (time.time(), item_id))
 
     def mark_done(self, item_id: str, record: dict[str, Any], usage: dict[str, int]) -> None:
         """The item's record, written together with the cached calls not yet written (its own among them)."""
-        with self._transaction_with_calls():
-            self.db.execute(
-                "UPDATE items SET status='done', record=?, error=NULL, usage=?, updated=? WHERE id=?",
-                (json.dumps(record), json.dumps(usage), time.time(), item_id),
-            )
+        self._queue(
+            "UPDATE items SET status='done', record=?, error=NULL, usage=?, updated=? WHERE id=?",
+            (json.dumps(record), json.dumps(usage), time.time(), item_id),
+        )
 
     def mark_failed(self, item_id: str, reason: str, usage: dict[str, int]) -> None:
-        with self._transaction_with_calls():
-            self.db.execute(
-                "UPDATE items SET status='failed', error=?, usage=?, updated=? WHERE id=?",
-                (reason, json.dumps(usage), time.time(), item_id),
-            )
+        self._queue(
+            "UPDATE items SET status='failed', error=?, usage=?, updated=? WHERE id=?",
+            (reason, json.dumps(usage), time.time(), item_id),
+        )
 
     def counts(self) -> dict[str, int]:
         counts = {"pending": 0, "running": 0, "done": 0, "failed": 0}
-        for status, n in self.db.execute("SELECT status, COUNT(*) FROM items GROUP BY status"):
+        for status, n in self._read("SELECT status, COUNT(*) FROM items GROUP BY status"):
             counts[status] = n
         return counts
 
     def done_records(self) -> Iterator[tuple[Item, dict[str, Any]]]:
-        rows = self.db.execute("SELECT input, record FROM items WHERE status='done' ORDER BY idx")
-        for inp, rec in rows.fetchall():
+        for inp, rec in self._read("SELECT input, record FROM items WHERE status='done' ORDER BY idx"):
             yield Item.from_json(json.loads(inp)), json.loads(rec)
 
     def item_rows(self) -> list[dict[str, Any]]:
         """Every item in input order, whatever its status: id, input, status, record (or None),
         error, usage, tries and the time of its last change (for reports)."""
-        rows = self.db.execute(
-            "SELECT id, input, status, record, error, usage, tries, updated FROM items ORDER BY idx"
-        ).fetchall()
+        rows = self._read("SELECT id, input, status, record, error, usage, tries, updated FROM items ORDER BY idx")
         return [
             {"id": i, "input": json.loads(inp), "status": status, "record": json.loads(rec) if rec else None,
              "error": error, "usage": json.loads(usage) if usage else {}, "tries": tries, "updated": updated}
@@ -254,15 +296,15 @@ class RunStore:
 
     def created(self) -> float | None:
         """When the run's config was first bound (its start), as a Unix time."""
-        row = self.db.execute("SELECT value FROM meta WHERE key='created'").fetchone()
-        return float(row[0]) if row else None
+        rows = self._read("SELECT value FROM meta WHERE key='created'")
+        return float(rows[0][0]) if rows else None
 
     def failures(self) -> list[tuple[str, str]]:
-        return self.db.execute("SELECT id, error FROM items WHERE status='failed' ORDER BY idx").fetchall()
+        return self._read("SELECT id, error FROM items WHERE status='failed' ORDER BY idx")
 
     def usage_totals(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for (usage,) in self.db.execute("SELECT usage FROM items WHERE usage IS NOT NULL"):
+        for (usage,) in self._read("SELECT usage FROM items WHERE usage IS NOT NULL"):
             for key, value in json.loads(usage).items():
                 totals[key] = totals.get(key, 0) + value
         return totals
@@ -270,52 +312,100 @@ class RunStore:
     # --- the call cache (selfalign.llm.model.CallCache) -----------------------------------
 
     def get_call(self, key: str) -> dict[str, Any] | None:
-        if key in self._calls:
-            return json.loads(self._calls[key][0])
+        """A cached call: from memory while it is not yet written (checked before the file, as
+        the writer forgets a call only once it is committed), else from the file."""
+        unwritten = self._calls.get(key) or self._writing.get(key)
+        if unwritten is not None:
+            return json.loads(unwritten[0])
         row = self.db.execute("SELECT value FROM calls WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put_call(self, key: str, value: dict[str, Any]) -> None:
-        """Kept in memory until the batch is full or old enough, or an item is marked done."""
+        """Kept in memory until the batch is full or old enough, or the next write."""
         self._calls[key] = (json.dumps(value), time.time())
         oldest = next(iter(self._calls.values()))[1]
         if len(self._calls) >= CALL_BATCH or time.time() - oldest >= CALL_FLUSH_SECONDS:
             self.flush_calls()
 
     def flush_calls(self) -> None:
-        """Write the cached calls kept in memory, in one transaction."""
+        """Hand the cached calls kept in memory to the writer, as one transaction."""
         if self._calls:
-            with self._transaction_with_calls():
-                pass
-
-    @contextlib.contextmanager
-    def _transaction_with_calls(self) -> Iterator[None]:
-        """A transaction that also writes the cached calls kept in memory; they are dropped
-        from memory only once committed, so a failed write (a full disk) keeps them."""
-        with self._transaction():
-            rows = [(key, value, created) for key, (value, created) in self._calls.items()]
-            self.db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?)", rows)
-            yield
-        self._calls.clear()
+            self._write()
 
     def call_count(self) -> int:
-        """Cached calls (the batch kept in memory is written first)."""
+        """Cached calls (those kept in memory are written first)."""
         self.flush_calls()
-        return self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+        return self._read("SELECT COUNT(*) FROM calls")[0][0]
 
     # --- method state that must survive a restart (e.g. agents' memories) ------------------
 
     def put_state(self, ns: str, key: str, value: Any) -> None:
-        with self._transaction_with_calls():
-            self.db.execute("INSERT OR REPLACE INTO state VALUES (?,?,?)", (ns, key, json.dumps(value)))
+        self._queue("INSERT OR REPLACE INTO state VALUES (?,?,?)", (ns, key, json.dumps(value)))
 
     def get_state(self, ns: str, key: str) -> Any | None:
-        row = self.db.execute("SELECT value FROM state WHERE ns=? AND key=?", (ns, key)).fetchone()
-        return json.loads(row[0]) if row else None
+        rows = self._read("SELECT value FROM state WHERE ns=? AND key=?", (ns, key))
+        return json.loads(rows[0][0]) if rows else None
 
     def state_items(self, ns: str) -> list[tuple[str, Any]]:
-        rows = self.db.execute("SELECT key, value FROM state WHERE ns=? ORDER BY key", (ns,)).fetchall()
+        rows = self._read("SELECT key, value FROM state WHERE ns=? ORDER BY key", (ns,))
         return [(k, json.loads(v)) for k, v in rows]
+
+
+class _Writer:
+    """The one thread that writes a run's file, on a connection of its own: jobs run in the
+    order they were submitted, each in one transaction. The first job that fails and that
+    nobody waits for (not `awaited`) stops all writing: its error is raised by every later
+    `submit`, so the file stays a prefix of the writes."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.error: BaseException | None = None
+        self._jobs: queue.SimpleQueue[tuple[Job, Future[Any], bool] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="run-store-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job, *, awaited: bool = False) -> "Future[Any]":
+        if self.error is not None:
+            raise self.error
+        future: Future[Any] = Future()
+        self._jobs.put((job, future, awaited))
+        return future
+
+    def wait(self) -> None:
+        """Return once every job submitted so far is committed (raise the writer's error)."""
+        self.submit(lambda db: None, awaited=True).result()
+
+    def stop(self) -> None:
+        """Finish the jobs queued, then end the thread and close its connection."""
+        self._jobs.put(None)
+        self._thread.join()
+        self.db.close()
+
+    def _run(self) -> None:
+        while (entry := self._jobs.get()) is not None:
+            job, future, awaited = entry
+            if self.error is not None:
+                future.set_exception(self.error)
+                continue
+            try:
+                result = self._execute(job)
+            except BaseException as exc:  # noqa: BLE001 (handed to its caller, or to the next submit)
+                if not awaited:
+                    self.error = exc
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def _execute(self, job: Job) -> Any:
+        self.db.execute("BEGIN")
+        try:
+            result = job(self.db)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        return result
 
 
 class _Checkpoints:
