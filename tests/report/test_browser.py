@@ -145,6 +145,7 @@ def test_every_view_opens_and_answers_clicks_and_filters(sample_runs, open_page,
     shown(page, 19)
     page.check("input[data-filter='attack succeeded']")
     shown(page, 2)  # the novelist template, on both harmful behaviours
+    assert page.locator(".items .row >> nth=0").inner_text().startswith("\u26a0 ")  # the behaviour before the long id
     pick(page, 0)
     expect(page.locator(".detail >> text=attack succeeded")).to_have_count(1)
     assert "thriller novel" in page.locator(".detail").inner_text()

@@ -253,8 +253,8 @@ function itemList(runIndex, items, opts) {
     const started = performance.now();
     const found = items.filter(matches);
     list.replaceChildren(...found.slice(0, state.shown).map((item) =>
-      h("a", { class: "row" + (item === state.selected ? " on" : ""), href: link(runIndex, item.id), "data-id": item.id },
-        item.status && item.status !== "done" ? badge(item.status, item.status) : null, item.id + "  " + opts.title(item))));
+      h("a", { class: "row" + (item === state.selected ? " on" : ""), href: link(runIndex, item.id), "data-id": item.id, title: item.id },
+        item.status && item.status !== "done" ? badge(item.status, item.status) : null, rowText(item.id, opts.title(item)))));
     if (found.length > state.shown)
       list.appendChild(h("button", { onclick: () => { state.shown += PAGE; refresh(); } }, "show " + Math.min(PAGE, found.length - state.shown) + " more"));
     counter.textContent = found.length + " of " + items.length + " items";
@@ -276,6 +276,12 @@ function itemList(runIndex, items, opts) {
   refresh();
   select(null);
   return { node: h("div", { class: "item-list" }, controls, h("div", { class: "items" }, list, detail)), select };
+}
+
+// A row: its id, then its title; a long id (an attack's model/attack/variant/behaviour) goes
+// after the title, so the row's cut end takes the id and not the title.
+function rowText(id, title) {
+  return id.length > 20 ? [title, "  ", h("span", { class: "muted" }, id)] : id + "  " + title;
 }
 
 function itemDetail(item, opts) {

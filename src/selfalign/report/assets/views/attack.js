@@ -64,7 +64,7 @@ VIEWS["attack"] = function (run, index, host) {
   host.appendChild(h("h2", {}, "every attempt"));
   const list = itemList(index, run.view.items, {
     text: (it) => [lastUser(it.input), it.error || "", it.record ? [it.record.answer, ...it.record.messages.map((m) => m.content)].join("\n") : ""].join("\n"),
-    title: (it) => (it.record && attemptSucceeded(it.record) ? "\u26a0 " : "") + lastUser(it.input).slice(0, 80),
+    title: (it) => (it.record ? (attemptSucceeded(it.record) ? "\u26a0 " : "") + attackLabel(it.record) + " \u00b7 " : "") + lastUser(it.input).slice(0, 80),
     detail: attemptDetail,
     filters: [{ label: "failed", test: (it) => it.status === "failed" },
       { label: "attack succeeded", test: (it) => !!(it.record && attemptSucceeded(it.record)) }],
