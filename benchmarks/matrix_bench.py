@@ -88,10 +88,11 @@ async def timed_run(make_model, config: MatrixConfig, work: list[Item], concurre
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)  # a fresh store: no cache hits
         model = make_model()
+        prompts = Prompts(PROMPTS_DIR)  # made before the run, as the CLI does
         try:
             start, cpu = time.perf_counter(), time.process_time()
             summary = await run_items(
-                store, work, functools.partial(run_item, model=model, config=config, prompts=Prompts(PROMPTS_DIR)),
+                store, work, functools.partial(run_item, model=model, config=config, prompts=prompts),
                 concurrency=concurrency, progress=False,
             )
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu

@@ -306,6 +306,7 @@ def _with_instruction(msgs: tuple[Message, ...], instruction: str) -> tuple[Mess
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+_LENIENT_JSON = json.JSONDecoder(strict=False)  # made once: json.loads(strict=False) makes one per call
 
 
 def read_json(text: str) -> Any:
@@ -316,7 +317,7 @@ def read_json(text: str) -> Any:
     match = _FENCE.match(text)
     body = match.group(1) if match else text.strip()
     try:
-        return json.loads(body, strict=False)
+        return _LENIENT_JSON.decode(body)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
 
