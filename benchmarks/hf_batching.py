@@ -4,6 +4,7 @@
     python benchmarks/hf_batching.py --model smollm2 -n 16 --max-tokens 64          # a real 49k vocabulary
     python benchmarks/hf_batching.py --model smollm2 -n 16 --max-tokens 64 --json   # every row JSON-constrained
     python benchmarks/hf_batching.py --model Qwen/Qwen2.5-0.5B-Instruct --device cuda -n 64
+    python benchmarks/hf_batching.py --config-size qwen2-0.5b --dtype bfloat16 --device cuda -n 32 --max-tokens 128
     python benchmarks/hf_batching.py --mixed                       # mixed lengths, schemas, greedy
 
 All passes send the same requests (different prompts, sampled with a seed each) through one
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import random
 from typing import Annotated, Literal
@@ -102,8 +105,14 @@ async def static_batch(provider: HFProvider, requests: list[ChatRequest]) -> tup
 
 
 async def main(args: argparse.Namespace) -> None:
-    model = args.model or str(build_tiny_model(tempfile.mkdtemp(prefix="selfalign-tiny-")))
-    provider = HFProvider(model, device=args.device, max_batch_size=args.batch)
+    if args.config_size:  # random weights of a real architecture (benchmarks/train_bench.py's sizes)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from train_bench import build_model
+
+        model = str(build_model(Path(tempfile.mkdtemp(prefix="selfalign-bench-")), args.config_size))
+    else:
+        model = args.model or str(build_tiny_model(tempfile.mkdtemp(prefix="selfalign-tiny-")))
+    provider = HFProvider(model, device=args.device, dtype=args.dtype, max_batch_size=args.batch)
     requests = make_mixed_requests(args.n) if args.mixed else make_requests(args.n, args.max_tokens, args.json)
     await all_at_once(provider, requests[: min(4, args.n)])  # warm-up
     sequential, seq_results = await one_at_a_time(provider, requests)
@@ -134,6 +143,8 @@ async def main(args: argparse.Namespace) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="an hf: target: path, hub id, .gguf file, smollm2 (default: a fresh tiny model)")
+    parser.add_argument("--config-size", help="random weights of this architecture (train_bench.py's sizes, e.g. qwen2-0.5b)")
+    parser.add_argument("--dtype", default="auto", help="auto (the checkpoint's on GPU, float32 on CPU) or e.g. bfloat16")
     parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     parser.add_argument("-n", type=int, default=32, help="number of requests")
     parser.add_argument("--max-tokens", type=int, default=32)

@@ -161,3 +161,31 @@ def test_closed_engine_refuses_rows(random_model_dir):
     asyncio.run(e.close())
     with pytest.raises(Exception, match="closed"):
         run(e, Row(prompt_ids=[1, 2], max_tokens=2))
+
+
+def test_forward_passes_run_without_cudnn_attention(random_model_dir):
+    """cuDNN's attention builds a graph per new shape (benchmarks/decode_attention.py): every
+    forward pass of the engine (prefill, decode step, generate fallback, a scoring job) runs
+    with it off, and the setting is restored afterwards."""
+    eng = make_engine(random_model_dir)
+    seen: list[bool] = []
+    forward = eng.model.forward
+
+    def recording_forward(*args, **kwargs):
+        seen.append(torch.backends.cuda.cudnn_sdp_enabled())
+        return forward(*args, **kwargs)
+
+    eng.model.forward = recording_forward
+    try:
+        run(eng, row(eng, "a", max_tokens=4))
+        eng.continuous = False
+        run(eng, row(eng, "b", max_tokens=3))
+
+        async def score():
+            return await eng.run_exclusive(lambda: eng.model(input_ids=torch.tensor([[1, 2, 3]])))
+
+        asyncio.run(score())
+    finally:
+        asyncio.run(eng.close())
+    assert len(seen) >= 3 + 1 + 1 and not any(seen)
+    assert torch.backends.cuda.cudnn_sdp_enabled()

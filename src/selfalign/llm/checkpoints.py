@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,3 +163,20 @@ def _gguf_architectures() -> list[str]:
         return sorted(set(GGUF_CONFIG_MAPPING) - {"general", "tokenizer"})  # sections, not architectures
     except ImportError:  # moved in some transformers version: the message does without
         return ["the architectures listed in transformers' GGUF documentation"]
+
+
+@contextlib.contextmanager
+def attention_without_cudnn() -> Any:
+    """Scaled-dot-product attention by every backend but cuDNN's, for decoding and training.
+
+    On CUDA torch prefers cuDNN's attention, which builds a graph for each shape it has not
+    seen (about 50 ms each on an H100). A decode loop meets a new shape, batch size x KV length,
+    at nearly every step, and training at nearly every batch (padded lengths vary). Measured on
+    an H100 with Qwen2-0.5B's shape: decoding 100-120 ms a step with it vs 19-26 ms without
+    (benchmarks/decode_attention.py); SFT 9.6k vs 21.4k tokens/s, Stable Alignment 34.6k vs
+    44.3k (benchmarks/train_bench.py)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+        yield
+

@@ -25,7 +25,9 @@ stops the decode loop within one step.
 
 Other forward passes on the same model (scoring log-likelihoods, see `scoring.py`) go through
 `run_exclusive`: they run in the engine's thread after the decode loop's current step, so they
-never race the batch for the device, and decoding goes on after them where it stopped.
+never race the batch for the device, and decoding goes on after them where it stopped. Every
+forward pass runs with cuDNN's attention off (`checkpoints.attention_without_cudnn`): it builds
+a graph per new shape, and a decode loop meets one nearly every step.
 
 transformers' own continuous batching has no per-request seeds, stop strings or grammars, hence
 this loop. It reads the cache's layers (`DynamicCache.layers[i].keys/values`): the transformers
@@ -35,6 +37,7 @@ versions it is tested with are pinned in pyproject.toml.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import threading
@@ -44,6 +47,7 @@ from typing import Any, Callable, TypeVar
 
 import torch
 
+from .checkpoints import attention_without_cudnn
 from .decoding import (
     GrammarProcessor,
     RowSampler,
@@ -189,7 +193,7 @@ class BatchEngine:
         def job() -> T:
             with self._jobs_lock:
                 self._jobs_waiting -= 1
-            with torch.inference_mode():
+            with _forward_mode():
                 return fn()
 
         with self._jobs_lock:
@@ -283,7 +287,7 @@ class BatchEngine:
             completions = self._generate([live.row for live in lives])
             return [(live.pending, c) for live, c in zip(lives, completions, strict=True)]
         finished: list[tuple[_Pending, Completion]] = []
-        with torch.inference_mode():
+        with _forward_mode():
             lives += self._resume(self.max_batch_size - len(lives) - self._batch_size())
             if lives:
                 self._admit(lives)
@@ -473,7 +477,7 @@ class BatchEngine:
             eos_token_id=self.eos_token_ids,
             pad_token_id=self.pad_token_id,
         )
-        with torch.inference_mode():
+        with _forward_mode():
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -549,6 +553,13 @@ def _merge(old: _Running, new: _Running) -> _Running:
         torch.cat([pad(old.mask, 1), pad(new.mask, 1)], dim=0),
         torch.cat([old.last, new.last]),
     )
+
+
+@contextlib.contextmanager
+def _forward_mode() -> Any:
+    """Inference mode, and attention by a backend that costs nothing per new shape."""
+    with torch.inference_mode(), attention_without_cudnn():
+        yield
 
 
 def _plain_dynamic_cache(model: Any, device: torch.device) -> bool:

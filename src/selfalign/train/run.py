@@ -16,6 +16,8 @@ from selfalign.errors import DiskFull, is_disk_full
 from selfalign.store import lock
 from selfalign.store.files import write_text_atomic
 
+from selfalign.llm.checkpoints import attention_without_cudnn
+
 from .checkpoint import STATE_FILE, SUMMARY_FILE, last_checkpoint, remove_incomplete, save_final
 from .config import TrainConfig
 from .data import load_records
@@ -146,7 +148,8 @@ def _train(cfg: TrainConfig, records: list[Any], out: Path, main_process: bool) 
         log.info("resuming from %s", resume)
 
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with attention_without_cudnn():  # cuDNN's builds a graph per new padded length
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - start
 
     save_final(trainer, cfg, tokenizer)
