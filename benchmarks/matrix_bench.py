@@ -152,6 +152,9 @@ async def bench(args: argparse.Namespace) -> None:
         from selfalign.llm.scripted import ScriptedProvider
 
         make = lambda: Model(ScriptedProvider(respond, delay=args.delay), max_concurrency=args.max_calls)
+        # One item without latency first: the process's first-time costs (imports inside tqdm,
+        # pydantic's and jinja's first calls) are not the run's.
+        await timed_run(lambda: Model(ScriptedProvider(respond)), config, work[:1], concurrency=1)
         batched = await timed_run(make, config, work, concurrency=len(work))
         if not args.ideal_only:
             single = await timed_run(make, sequential, work, concurrency=1)

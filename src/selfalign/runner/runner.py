@@ -82,7 +82,7 @@ async def _run_one(store: RunStore, item: Item, run_item: RunItem) -> tuple[bool
     store.mark_running(item.id)
     try:
         record = await run_item(item)
-        store.mark_done(item.id, _jsonable(record), usage.to_json())
+        store.mark_done(item.id, record, usage.to_json())
         return True, usage
     except (asyncio.CancelledError, DiskFull):  # the run stops; the item stays to be rerun
         raise
@@ -93,10 +93,6 @@ async def _run_one(store: RunStore, item: Item, run_item: RunItem) -> tuple[bool
         return False, usage
     finally:
         current_usage.reset(token)
-
-
-def _jsonable(record: Any) -> Any:
-    return record.model_dump(mode="json") if isinstance(record, BaseModel) else record
 
 
 class _Progress:
