@@ -132,3 +132,18 @@ def test_concurrency_limit_is_respected():
 
     asyncio.run(many())
     assert peak == 3
+
+
+def test_sampling_overrides_are_checked_before_any_call():
+    """Per-call settings are validated as Sampling's fields are: out of range or misspelt is an
+    error, never passed on to the provider."""
+    from pydantic import ValidationError
+
+    provider = ScriptedProvider(lambda req: "ok")
+    model = Model(provider, retry=FAST)
+    for bad in ({"temperature": -1}, {"top_p": 0}, {"max_tokens": 0}, {"temprature": 0.2}):
+        with pytest.raises(ValidationError):
+            asyncio.run(model.chat("hi", **bad))
+    assert provider.requests == []
+    asyncio.run(model.chat("hi", temperature=0.0, max_tokens=5, seed=3))
+    assert provider.requests[0].sampling.temperature == 0.0 and provider.requests[0].sampling.max_tokens == 5

@@ -99,7 +99,7 @@ class Model:
         **overrides: Any,
     ) -> ChatResult:
         msgs = as_messages(messages)
-        base = (sampling or self.default_sampling).model_copy(update=overrides)
+        base = (sampling or self.default_sampling).with_overrides(**overrides)
         json_schema = json_schema_of(schema) if schema else None
         msgs = await self._prepare(msgs, json_schema, schema)
         attempts = self.retry.schema_attempts if schema else 1
@@ -128,7 +128,7 @@ class Model:
         model is prompted); stop strings in `stop=`. Cached, limited and retried as `chat` is."""
         if not self.completes_text:
             raise UserError(f"{self.name} does not complete raw text; use a chat prompt with this model")
-        request = TextRequest(prompt, (sampling or self.default_sampling).model_copy(update=overrides))
+        request = TextRequest(prompt, (sampling or self.default_sampling).with_overrides(**overrides))
         completion, cached = await self._complete(request)
         return _result(completion, None, cached, 1)
 

@@ -26,12 +26,17 @@ class Message(BaseModel):
 class Sampling(BaseModel):
     """Decoding settings. temperature 0 means greedy."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(512, ge=1)
     stop: tuple[str, ...] = ()
     seed: int | None = None
+
+    def with_overrides(self, **overrides: Any) -> "Sampling":
+        """These settings with some changed, checked as a new one is (pydantic's model_copy
+        checks nothing: a temperature of -1 or a misspelt name would pass silently)."""
+        return Sampling(**{**self.__dict__, **overrides}) if overrides else self
 
 
 @dataclass(frozen=True)
