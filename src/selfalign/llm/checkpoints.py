@@ -174,7 +174,8 @@ def attention_without_cudnn() -> Any:
     at nearly every step, and training at nearly every batch (padded lengths vary). Measured on
     an H100 with Qwen2-0.5B's shape: decoding 100-120 ms a step with it vs 19-26 ms without
     (benchmarks/decode_attention.py); SFT 9.6k vs 21.4k tokens/s, Stable Alignment 34.6k vs
-    44.3k (benchmarks/train_bench.py)."""
+    44.3k (benchmarks/train_bench.py). torch's backend flags are process-wide: two engines
+    decoding in their own threads may leave cuDNN's attention off after both, which is harmless."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
