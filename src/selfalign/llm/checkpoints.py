@@ -180,4 +180,3 @@ def attention_without_cudnn() -> Any:
 
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
         yield
-

@@ -13,10 +13,9 @@ from typing import Any
 import yaml
 
 from selfalign.errors import DiskFull, is_disk_full
+from selfalign.llm.checkpoints import attention_without_cudnn
 from selfalign.store import lock
 from selfalign.store.files import write_text_atomic
-
-from selfalign.llm.checkpoints import attention_without_cudnn
 
 from .checkpoint import STATE_FILE, SUMMARY_FILE, last_checkpoint, remove_incomplete, save_final
 from .config import TrainConfig
