@@ -4,6 +4,11 @@ model, and batched Stable Alignment vs the reference way (one group per optimise
     python benchmarks/train_bench.py                                   # CPU, tiny random model
     python benchmarks/train_bench.py --config-size small --threads 1   # CPU, 4-layer hidden-256 model
     python benchmarks/train_bench.py --config-size qwen2-0.5b --device cuda --steps 30 --batch-size 8
+    python benchmarks/train_bench.py --config-size qwen2-0.5b --device cuda --methods sft stable --cudnn-attention
+
+Training runs with cuDNN's attention off, as `selfalign train` runs it (it builds a graph for
+every new padded length; llm/checkpoints.attention_without_cudnn); `--cudnn-attention` gives
+torch's default backends instead, to compare.
 
 Every method runs in its own subprocess (so that peak memory is its own) through the same code as
 `selfalign train`: TRL's SFTTrainer / DPOTrainer and selfalign's StableAlignmentTrainer. The data
@@ -22,6 +27,7 @@ code's collator kept a single group per batch), given as many groups in total as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -89,6 +95,7 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     from transformers import TrainerCallback
 
+    from selfalign.llm.checkpoints import attention_without_cudnn
     from selfalign.train.config import TrainConfig
     from selfalign.train.data import load_records
     from selfalign.train.modeling import load_model, load_tokenizer
@@ -123,7 +130,9 @@ def worker(args: argparse.Namespace) -> None:
             marks["end"] = (time.perf_counter(), state.num_input_tokens_seen)
 
     trainer.add_callback(Clock())
-    trainer.train()
+    # As `selfalign train` runs it (train.run), unless asked for torch's default attention.
+    with contextlib.nullcontext() if args.cudnn_attention else attention_without_cudnn():
+        trainer.train()
     t0, n0 = marks.get("start", (0.0, 0))
     t1, n1 = marks["end"]
     print(json.dumps({
@@ -152,6 +161,8 @@ def main() -> None:
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--group-by-length", action="store_true", help="length-grouped batches (not for reference)")
+    p.add_argument("--cudnn-attention", action="store_true",
+                   help="torch's default attention backends (cuDNN's on recent GPUs), not selfalign train's")
     p.add_argument("--methods", nargs="+", default=["sft", "stable", "dpo", "reference"])
     p.add_argument("--only", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -179,6 +190,8 @@ def main() -> None:
             cmd.append("--gradient-checkpointing")
         if args.group_by_length:
             cmd.append("--group-by-length")
+        if args.cudnn_attention:
+            cmd.append("--cudnn-attention")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         line = [x for x in proc.stdout.splitlines() if x.startswith('{"method"')]
         if proc.returncode != 0 or not line:
@@ -187,7 +200,7 @@ def main() -> None:
 
     first = next(iter(results.values()))
     print(f"device: {first['device']}  model: {args.model or args.config_size}  batch: {args.batch_size}  "
-          f"K: {args.k}  group-by-length: {args.group_by_length}  timed steps: {args.steps} (+{args.warmup} warm-up)  threads: {args.threads or 'default'}")
+          f"K: {args.k}  group-by-length: {args.group_by_length}  cuDNN attention: {args.cudnn_attention}  timed steps: {args.steps} (+{args.warmup} warm-up)  threads: {args.threads or 'default'}")
     print(f"{'method':<11}{'groups/step':>12}{'tokens':>9}{'seconds':>9}{'tokens/s':>10}{'ms/1k tok':>11}{'peak MB':>9}")
     for r in results.values():
         tps = r["tokens"] / r["seconds"]
