@@ -32,7 +32,7 @@ import tempfile
 import time
 from concurrent.futures import Future
 
-from selfalign.store import RunStore, run_store
+from selfalign.store import RunStore, run_store, writer
 from selfalign.store.inputs import Item
 
 COMPLETION = {"text": "word " * 300, "prompt_tokens": 900, "completion_tokens": 300, "finish_reason": "stop"}
@@ -72,7 +72,7 @@ class Timed:
         return timed
 
 
-class OnTheLoop(run_store._Writer):
+class OnTheLoop(run_store.Writer):
     """Every write made where it is asked for, on the event loop (the store before its writer thread)."""
 
     def __init__(self, db) -> None:
@@ -90,15 +90,15 @@ class OnTheLoop(run_store._Writer):
 @contextlib.contextmanager
 def way(name: str):
     """The store made as `name` says, for the stores opened inside."""
-    saved = run_store._Writer, run_store.CALL_BATCH
+    saved = run_store.Writer, run_store.CALL_BATCH
     if name != "writer thread":
-        run_store._Writer = OnTheLoop
+        run_store.Writer = OnTheLoop
     if name == "per call":
         run_store.CALL_BATCH = 1
     try:
         yield
     finally:
-        run_store._Writer, run_store.CALL_BATCH = saved
+        run_store.Writer, run_store.CALL_BATCH = saved
 
 
 def per_call(store: RunStore) -> None:
@@ -175,7 +175,7 @@ def main() -> None:
     p.add_argument("--calls-per-item", type=int, default=70, help="70: a MATRIX item of 5 roles x 5 steps")
     args = p.parse_args()
     print(f"{args.rate} calls/s for {args.seconds:.0f} s; batch {run_store.CALL_BATCH} calls "
-          f"or {run_store.CALL_FLUSH_SECONDS} s; checkpoints every {run_store.CHECKPOINT_SECONDS} s")
+          f"or {run_store.CALL_FLUSH_SECONDS} s; checkpoints every {writer.CHECKPOINT_SECONDS} s")
     results = {}
     for name in ("per call", "batched on the loop", "writer thread"):
         r = results[name] = asyncio.run(measure(name, args))

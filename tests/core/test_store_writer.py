@@ -83,8 +83,8 @@ from selfalign.store.inputs import Item
 
 slow = sys.argv[2] == "slow"
 if slow:  # a slow disk: the writer falls behind and writes queue up
-    execute = run_store._Writer._execute
-    run_store._Writer._execute = lambda self, job: time.sleep(0.003) or execute(self, job)
+    execute = run_store.Writer._execute
+    run_store.Writer._execute = lambda self, job: time.sleep(0.003) or execute(self, job)
     run_store.CALL_BATCH, run_store.CALL_FLUSH_SECONDS = 10**9, 10**9  # calls written only with items
 store = RunStore(sys.argv[1])
 model = Model(ScriptedProvider(lambda r: "answer to " + r.messages[-1].content), cache=store)

@@ -8,6 +8,7 @@ opens the same run twice in one process does not lock itself out.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sys
@@ -34,7 +35,7 @@ def acquire(folder: Path, *, wait: bool = False) -> str:
         if key in _held:
             _held[key][1] += 1
             return key
-        fd = os.open(Path(key) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(Path(key) / LOCK_FILE, folder)
         try:
             _lock(fd, folder, wait)
         except BaseException:
@@ -58,6 +59,19 @@ def release(key: str) -> None:
         if entry[1] == 0:
             del _held[key]
             os.close(entry[0])  # closing the descriptor drops the flock
+
+
+def _open(path: Path, folder: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise UserError(
+            f"{folder}: cannot write this run folder ({exc.strerror}); a run writes its folder. "
+            "`selfalign export` and `selfalign report` read it as it is; to run or resume it, copy the "
+            "folder somewhere writable and pass the copy as --out"
+        ) from exc
 
 
 def _lock(fd: int, folder: Path, wait: bool) -> None:

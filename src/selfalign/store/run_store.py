@@ -1,7 +1,7 @@
 """One run folder, one SQLite file (WAL): the run's config, its items with status and record,
 the cached model calls, and method state that must survive a restart.
 
-Writes are queued to one writer thread (`_Writer`) that makes them in order, each in a
+Writes are queued to one writer thread (`writer.Writer`) that makes them in order, each in a
 transaction of its own, so the event loop never waits for SQLite or the disk, and the file
 always holds a prefix of the writes: a process killed at any instant leaves it consistent, an
 item either done with its record or not done. Reads see every write made before them: a cached
@@ -15,86 +15,34 @@ checkpoints (copying the log into the database, with its fsyncs) run on a thread
 so they hold up neither the event loop nor the writer.
 
 One process at a time writes a run folder (an OS lock, see `lock.py`); `open_existing` opens
-it for reading, which WAL allows while the writer writes. A full disk raises DiskFull, naming
+it for reading, which WAL allows while the writer writes, and which needs no lock and no write
+permission. A damaged file stops with CorruptStore (see `sqlite.py`). A full disk raises DiskFull, naming
 the folder and the space left, and loses nothing: the write that failed is rolled back and no
 later one is made; a queued write has no caller, so its error is raised by the store's next call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import queue
 import sqlite3
-import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from pydantic import BaseModel
 
-from selfalign.errors import DiskFull, UserError
+from selfalign.errors import UserError
 
 from . import lock
 from .inputs import Item
+from .sqlite import STORE_FILE, connect, connect_read_only, explained
+from .writer import Checkpoints, Job, Writer
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta  (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    id      TEXT PRIMARY KEY,
-    idx     INTEGER NOT NULL,
-    input   TEXT NOT NULL,
-    status  TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','running','done','failed')),
-    record  TEXT,
-    error   TEXT,
-    usage   TEXT,
-    tries   INTEGER NOT NULL DEFAULT 0,
-    updated REAL
-);
-CREATE INDEX IF NOT EXISTS items_status ON items(status, idx);
-CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS state (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-                                  PRIMARY KEY (ns, key));
-"""
+__all__ = ["CALL_BATCH", "CALL_FLUSH_SECONDS", "STORE_FILE", "RunStore"]
 
-STORE_FILE = "run.sqlite"
-
-
-SQLITE_FULL = 13
 CALL_BATCH = 256  # cached calls handed to the writer at once, at most
 CALL_FLUSH_SECONDS = 1.0  # the oldest unwritten call waits no longer than this (checked on each put)
-CHECKPOINT_SECONDS = 0.5  # how often the checkpoint thread copies the log into the database
-
-
-class _Connection(sqlite3.Connection):
-    """A connection whose writes raise DiskFull (naming the run folder) when the disk is full."""
-
-    folder: Path
-
-    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        with self._full_disk():
-            return super().execute(*args)
-
-    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        with self._full_disk():
-            return super().executemany(*args)
-
-    def executescript(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        with self._full_disk():
-            return super().executescript(*args)
-
-    @contextlib.contextmanager
-    def _full_disk(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL:
-                raise DiskFull(self.folder) from exc
-            raise
-
-
-Job = Callable[[sqlite3.Connection], Any]
 
 
 class RunStore:
@@ -106,33 +54,29 @@ class RunStore:
         self.folder = Path(folder)
         self.path = self.folder / STORE_FILE
         self._lock: str | None = None
-        self._writer: _Writer | None = None
-        self._checkpoints: _Checkpoints | None = None
+        self._writer: Writer | None = None
+        self._checkpoints: Checkpoints | None = None
         self._calls: dict[str, tuple[str, float]] = {}  # cached calls not yet handed to the writer
         self._writing: dict[str, tuple[str, float]] = {}  # handed to the writer, not yet committed
-        if not _read_only:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock = lock.acquire(self.folder, wait=wait)
-            self._writer = _Writer(self._connect(writer=True))
-            self._checkpoints = _Checkpoints(self.path)
-        self.db = self._connect(writer=False)  # reads, on the caller's thread
         if _read_only:
-            self.db.execute("PRAGMA query_only=ON")
-
-    def _connect(self, writer: bool) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=_Connection)
-        db.folder = self.folder
-        db.execute("PRAGMA busy_timeout=5000")
-        if writer:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
-            db.executescript(SCHEMA)
-            db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
-        return db
+            self.db = connect_read_only(self.folder)
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = lock.acquire(self.folder, wait=wait)
+        try:
+            self._writer = Writer(connect(self.folder, writer=True))
+            self.db = connect(self.folder, writer=False)  # reads, on the caller's thread
+        except BaseException:
+            if self._writer is not None:
+                self._writer.stop()
+            lock.release(self._lock)
+            raise
+        self._checkpoints = Checkpoints(self.path)
 
     @classmethod
     def open_existing(cls, folder: str | Path) -> "RunStore":
-        """An existing run, for reading only: no lock, so it can be read while a run writes it."""
+        """An existing run, for reading only: no lock, so it can be read while a run writes it,
+        and from a folder this process cannot write."""
         if not (Path(folder) / STORE_FILE).is_file():
             raise UserError(f"{folder}: not a run folder (no {STORE_FILE}); pass the --out folder of a run")
         return cls(folder, _read_only=True)
@@ -190,7 +134,8 @@ class RunStore:
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows as of every write made so far."""
         self.sync()
-        return self.db.execute(sql, params).fetchall()
+        with explained(self.folder):
+            return self.db.execute(sql, params).fetchall()
 
     # --- config ---------------------------------------------------------------------------
 
@@ -322,7 +267,8 @@ class RunStore:
         unwritten = self._calls.get(key) or self._writing.get(key)
         if unwritten is not None:
             return json.loads(unwritten[0])
-        row = self.db.execute("SELECT value FROM calls WHERE key=?", (key,)).fetchone()
+        with explained(self.folder):
+            row = self.db.execute("SELECT value FROM calls WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put_call(self, key: str, value: dict[str, Any]) -> None:
@@ -354,86 +300,6 @@ class RunStore:
     def state_items(self, ns: str) -> list[tuple[str, Any]]:
         rows = self._read("SELECT key, value FROM state WHERE ns=? ORDER BY key", (ns,))
         return [(k, json.loads(v)) for k, v in rows]
-
-
-class _Writer:
-    """The one thread that writes a run's file, on a connection of its own: jobs run in the
-    order they were submitted, each in one transaction. The first job that fails and that
-    nobody waits for (not `awaited`) stops all writing: its error is raised by every later
-    `submit`, so the file stays a prefix of the writes."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-        self.error: BaseException | None = None
-        self._jobs: queue.SimpleQueue[tuple[Job, Future[Any], bool] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="run-store-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Job, *, awaited: bool = False) -> "Future[Any]":
-        if self.error is not None:
-            raise self.error
-        future: Future[Any] = Future()
-        self._jobs.put((job, future, awaited))
-        return future
-
-    def wait(self) -> None:
-        """Return once every job submitted so far is committed (raise the writer's error)."""
-        self.submit(lambda db: None, awaited=True).result()
-
-    def stop(self) -> None:
-        """Finish the jobs queued, then end the thread and close its connection."""
-        self._jobs.put(None)
-        self._thread.join()
-        self.db.close()
-
-    def _run(self) -> None:
-        while (entry := self._jobs.get()) is not None:
-            job, future, awaited = entry
-            if self.error is not None:
-                future.set_exception(self.error)
-                continue
-            try:
-                result = self._execute(job)
-            except BaseException as exc:  # noqa: BLE001 (handed to its caller, or to the next submit)
-                if not awaited:
-                    self.error = exc
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-
-    def _execute(self, job: Job) -> Any:
-        self.db.execute("BEGIN")
-        try:
-            result = job(self.db)
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
-        return result
-
-
-class _Checkpoints:
-    """A thread that copies the write-ahead log into the database every CHECKPOINT_SECONDS on a
-    connection of its own (PASSIVE: it never waits for, nor blocks, the writer)."""
-
-    def __init__(self, path: Path) -> None:
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(path,), name="sqlite-checkpoints", daemon=True)
-        self._thread.start()
-
-    def _run(self, path: Path) -> None:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            while not self._stopped.wait(CHECKPOINT_SECONDS):
-                with contextlib.suppress(sqlite3.Error):  # busy or a full disk: the writer reports that
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            db.close()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
