@@ -1,0 +1,212 @@
+"""The Jinja environment prompt templates render in: Jinja's immutable sandbox, with bounds.
+
+A `--templates` file is untrusted input (someone else's folder, a download). The sandbox lets it
+read the values it is given and nothing else: no attributes that start with `_` (the way out to
+Python's globals), no methods that change a value. The bounds keep one render small and short:
+
+- MAX_CHARS: no string or list a template makes, nor the text it renders, holds more than this
+  (`'ab' * 10**8` is refused before it is built);
+- MAX_NUMBER: no number above this goes to a call or filter (`range`, `center`, `indent`, ...);
+- MAX_STEPS: loop iterations per render, all loops together (nested `range(100000)` loops);
+- MAX_SECONDS: a render that runs longer than this stops at its next step or output.
+
+A template over a bound raises TemplateBounds (a SecurityError) naming it; `prompts.py` adds
+the file and line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import re
+import time
+from typing import Any, Iterable, Iterator
+
+import jinja2
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+MAX_CHARS = 1_000_000
+MAX_NUMBER = 100_000
+MAX_STEPS = 1_000_000
+MAX_SECONDS = 5.0
+
+# A %-format width or precision this long makes a string of that many characters.
+_WIDE_FORMAT = re.compile(r"%[-#0 +]*(?:\d{6,}|\*)|%[-#0 +]*\d*\.(?:\d{6,}|\*)")
+
+
+class TemplateBounds(SecurityError):
+    """A template went past one of the render bounds."""
+
+
+class _Budget:
+    """What one render has used so far."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.chars = 0
+        self.deadline = time.monotonic() + MAX_SECONDS
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise TemplateBounds(f"its loops ran more than {MAX_STEPS:,} times in one render")
+        if self.steps % 1024 == 0:
+            self.check_time()
+
+    def output(self, text: str) -> None:
+        self.chars += len(text)
+        if self.chars > MAX_CHARS:
+            raise TemplateBounds(f"it renders more than {MAX_CHARS:,} characters")
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TemplateBounds(f"one render ran longer than {MAX_SECONDS:g} seconds")
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("template_budget", default=None)
+
+
+def render_bounded(template: jinja2.Template, values: dict[str, Any]) -> str:
+    """The template's text, rendered within the bounds."""
+    budget = _Budget()
+    token = _budget.set(budget)
+    try:
+        parts = []
+        for part in template.generate(**values):
+            budget.output(part)
+            parts.append(part)
+        return "".join(parts)
+    finally:
+        _budget.reset(token)
+
+
+def _step() -> None:
+    budget = _budget.get()
+    if budget is not None:
+        budget.step()
+
+
+def _sized(value: Any) -> Any:
+    """`value`, unless it is a string or sequence longer than MAX_CHARS."""
+    if isinstance(value, (str, list, tuple)) and len(value) > MAX_CHARS:
+        raise TemplateBounds(f"it makes a value of {len(value):,} items or characters (at most {MAX_CHARS:,})")
+    return value
+
+
+def _check_numbers(args: Iterable[Any]) -> None:
+    for arg in args:
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool) and abs(arg) > MAX_NUMBER:
+            raise TemplateBounds(f"it passes the number {arg:,} to a call or filter (at most {MAX_NUMBER:,})")
+        if isinstance(arg, str) and len(arg) > MAX_CHARS:
+            _sized(arg)
+
+
+def _counted(iterable: Any) -> Iterator[Any]:
+    """A loop's items, each one a step of the render's budget."""
+    for item in iterable:
+        _step()
+        yield item
+
+
+def _join(*parts: Any) -> str:
+    """`a ~ b`: the joined text, refused before it is built when too long."""
+    texts = [str(p) for p in parts]
+    if sum(map(len, texts)) > MAX_CHARS:
+        raise TemplateBounds(f"it joins text longer than {MAX_CHARS:,} characters")
+    return "".join(texts)
+
+
+def _bounded_filter(f: Any) -> Any:
+    @functools.wraps(f)  # keeps jinja's pass_context/pass_eval_context marks
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _check_numbers([*args[1:], *kwargs.values()])
+        return _sized(f(*args, **kwargs))
+
+    return bounded
+
+
+def _format(value: Any, *args: Any, **kwargs: Any) -> str:
+    if _WIDE_FORMAT.search(str(value)):
+        raise TemplateBounds("its format string asks for a width or precision of a million characters or more")
+    return jinja2.filters.do_format(value, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+def _replace(eval_ctx: Any, s: str, old: str, new: str, count: int | None = None) -> str:
+    occurrences = str(s).count(str(old)) if count is None or count < 0 else count
+    if len(str(s)) + occurrences * len(str(new)) > MAX_CHARS:
+        raise TemplateBounds(f"its replace would make more than {MAX_CHARS:,} characters")
+    return jinja2.filters.do_replace(eval_ctx, s, old, new, count)  # type: ignore[attr-defined]
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with the bounds above. Its globals are a plain dict, not jinja's
+    ChainMap over the environment's: every render copies the globals into its context, and
+    copying a ChainMap costs most of a short template's render."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filters = {name: _bounded_filter(f) for name, f in self.filters.items()}
+        self.filters["format"] = _bounded_filter(_format)
+        self.filters["replace"] = _bounded_filter(jinja2.pass_eval_context(_replace))
+        self.filters["_counted"] = _counted
+        self.globals["_join"] = _join
+
+    def make_globals(self, d: dict[str, Any] | None) -> dict[str, Any]:  # type: ignore[override]
+        return {**self.globals, **(d or {})}
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr in ("format", "format_map"):  # widths in {:>999999999}
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def wrap_str_format(self, value: Any) -> None:  # str.format is refused above
+        return None
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        _check_numbers([*args, *kwargs.values()])
+        _step()
+        return _sized(super().call(__context, __obj, *args, **kwargs))
+
+    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        _step()
+        if op == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_CHARS:
+                    raise TemplateBounds(f"it repeats a value to more than {MAX_CHARS:,} items or characters")
+        if op == "**" and isinstance(left, (int, float)) and isinstance(right, (int, float)):
+            if abs(right) > 1000 or (isinstance(left, int) and abs(left) > 2 and abs(right) * abs(left).bit_length() > 10_000):
+                raise TemplateBounds("it raises a number to a power too large to compute")
+        if op == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise TemplateBounds("its format string asks for a width or precision of a million characters or more")
+        if op == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+            if len(left) + len(right) > MAX_CHARS:
+                raise TemplateBounds(f"it adds values to more than {MAX_CHARS:,} items or characters")
+        return _sized(super().call_binop(context, op, left, right))
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """The template's tree, with every loop counted and every `~` bounded."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "_counted", [], [], None, None, lineno=loop.lineno)
+        for concat in list(tree.find_all(nodes.Concat)):
+            joined = nodes.Call(nodes.Name("_join", "load"), concat.nodes, [], None, None, lineno=concat.lineno)
+            _replace_node(tree, concat, joined)
+        return tree
+
+
+def _replace_node(tree: nodes.Node, old: nodes.Node, new: nodes.Node) -> None:
+    """Put `new` where `old` is in the tree (in a field, or in a list field)."""
+    for parent in tree.find_all(nodes.Node):
+        for field in parent.fields:
+            value = getattr(parent, field, None)
+            if value is old:
+                setattr(parent, field, new)
+                return
+            if isinstance(value, list) and any(v is old for v in value):
+                setattr(parent, field, [new if v is old else v for v in value])
+                return
+
