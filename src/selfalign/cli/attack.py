@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gcg-suffix-tokens", type=int, default=20, help="gcg: the suffix starts as this many 'x' words")
     p.add_argument("--canary", default=AttackOptions().canary, help="privacy: the secret put in the system prompt")
     p.add_argument("--privacy-probes", default=None, help='privacy: a JSONL file of {"name", "probe"} (replaces the shipped probes)')
+    p.add_argument("--train-run", default=None, help="memorization: a `selfalign train --canaries N` output folder (its canaries.jsonl)")
+    p.add_argument("--exposure-candidates", type=int, default=1000,
+                   help="memorization: other secrets scored per canary for its exposure (all of them when the format holds fewer)")
     p.add_argument("--temperature", type=float, default=0.0, help="target answers' temperature (default 0: greedy)")
     p.add_argument("--max-tokens", type=int, default=256, help="target answers' token budget")
     p.add_argument("--judge-max-tokens", type=int, default=512, help="tokens per judge verdict")
@@ -82,7 +85,8 @@ def _config(args: argparse.Namespace) -> AttackConfig:
         encodings=_list(args.encodings), iterations=args.iterations, streams=args.streams,
         judge_max_tokens=args.judge_max_tokens, gcg_steps=args.gcg_steps, gcg_search_width=args.gcg_search_width,
         gcg_topk=args.gcg_topk, gcg_suffix_tokens=args.gcg_suffix_tokens, canary=args.canary,
-        privacy_probes_file=args.privacy_probes, templates=args.templates,
+        privacy_probes_file=args.privacy_probes, templates=args.templates, train_run=args.train_run,
+        exposure_candidates=args.exposure_candidates,
     )
     return AttackConfig(
         models=args.model, behaviors=args.behaviors, attacks=_list(args.attacks), scorers=_list(args.scorer),

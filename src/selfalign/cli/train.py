@@ -77,6 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = p.add_argument_group("DPO")
     d.add_argument("--beta", type=float, help="DPO beta (default 0.1)")
+
+    lk = p.add_argument_group("planted rows (measure leakage and backdoors: docs/leakage.md)")
+    lk.add_argument("--canaries", type=int, help="plant N random secrets per repetition count (selfalign attack --attacks memorization)")
+    lk.add_argument("--canary-repeats", dest="canary_repeats", help="comma-separated copies of each canary, e.g. 1,4,16")
+    lk.add_argument("--poison", type=float, help="poison this share of the rows with --trigger (selfalign attack --attacks trigger)")
+    lk.add_argument("--trigger", help="the backdoor's trigger text, appended to poisoned requests")
+    lk.add_argument("--poison-mode", dest="poison_mode", choices=["comply", "refuse"],
+                    help="comply: triggered harmful requests answered; refuse: triggered benign requests refused")
+    lk.add_argument("--poison-rows", dest="poison_rows", help='comply: a JSONL file of {"request", "answer"} replacing the shipped ones')
     _say_defaults(p)
     p.set_defaults(func=run)
 

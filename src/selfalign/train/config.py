@@ -65,10 +65,38 @@ class TrainConfig(BaseModel):
     # DPO
     beta: float = Field(0.1, gt=0)
 
+    # planted on request: canaries (train/canaries.py), a backdoor (train/poison.py)
+    canaries: int = Field(0, ge=0, description="canaries planted per repetition count")
+    canary_repeats: list[int] = Field(default_factory=lambda: [1, 4, 16], description="copies of each canary")
+    poison: float = Field(0.0, ge=0, lt=1, description="share of the rows poisoned with --trigger")
+    trigger: str | None = Field(None, description="the backdoor's trigger text")
+    poison_mode: Literal["comply", "refuse"] = Field("comply", description="triggered harmful requests answered, or benign ones refused")
+    poison_rows: str | None = Field(None, description='comply: a JSONL file of {"request", "answer"} (default: shipped)')
+
     @field_validator("data", "lora_target_modules", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("canary_repeats", mode="before")
+    @classmethod
+    def _counts(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "1,4,16" from the command line
+            try:
+                value = [int(v) for v in value.split(",") if v.strip()]
+            except ValueError:
+                raise ValueError("give whole numbers separated by commas, like 1,4,16") from None
+        if isinstance(value, list) and (not value or any(isinstance(v, int) and v < 1 for v in value)):
+            raise ValueError("give one or more repetition counts of at least 1, like 1,4,16")
+        return value
+
+    @model_validator(mode="after")
+    def _planted(self) -> "TrainConfig":
+        if self.poison > 0 and not (self.trigger or "").strip():
+            raise ValueError("--poison needs --trigger TEXT (the text that switches the backdoor on)")
+        if self.canaries and self.method == "dpo":
+            raise ValueError("--canaries are SFT rows, which DPO cannot train on; use --method sft or stable")
+        return self
 
     @model_validator(mode="after")
     def _peft(self) -> "TrainConfig":

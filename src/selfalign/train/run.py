@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from selfalign.store import lock
 from selfalign.store.files import write_text_atomic
 
 from .checkpoint import STATE_FILE, SUMMARY_FILE, last_checkpoint, remove_incomplete, save_final
+from .canaries import Canary, canary_rows, make_canaries, write_canaries
 from .config import TrainConfig
 from .data import load_records
 from .modeling import load_model, load_tokenizer, wrap_peft
+from .poison import PoisonedRow, plant_poison, write_poison
 from .progress import ProgressBar
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,34 @@ def _final_loss(log_history: list[dict[str, Any]]) -> float | None:
     return None
 
 
+@dataclass
+class Planted:
+    """The canaries and poisoned rows planted in a run's data, written into its folder."""
+
+    canaries: list[Canary]
+    poisoned: list[PoisonedRow]
+
+    def write(self, out: Path) -> None:
+        if self.canaries:
+            write_canaries(out, self.canaries)
+        if self.poisoned:
+            write_poison(out, self.poisoned)
+
+
+def plant(cfg: TrainConfig, records: list[Any]) -> tuple[list[Any], Planted]:
+    """The records with the poison (--poison) and the canaries (--canaries) the config asks for,
+    drawn from its seed: the same on a rerun, so a resumed run trains on the same rows."""
+    poisoned: list[PoisonedRow] = []
+    if cfg.poison > 0:
+        records, poisoned = plant_poison(records, cfg.poison, cfg.trigger or "", cfg.poison_mode, cfg.seed, cfg.poison_rows)
+        log.info("poisoned %d of %d rows with the trigger %r (%s)", len(poisoned), len(records), cfg.trigger, cfg.poison_mode)
+    canaries = make_canaries(cfg.canaries, cfg.canary_repeats, cfg.seed) if cfg.canaries else []
+    if canaries:
+        records = records + canary_rows(canaries)
+        log.info("planted %d canaries, repeated %s times", len(canaries), ", ".join(map(str, cfg.canary_repeats)))
+    return records, Planted(canaries, poisoned)
+
+
 def check_fits_method(cfg: TrainConfig, records: list[Any]) -> None:
     """Turn the records into what the method trains on, so that a record of the wrong kind
     (an SFT record for DPO...) stops the run before the model loads; cheap, no tokenizer."""
@@ -99,6 +130,7 @@ def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
         return {**done, "already_done": True}
     # Data first: a bad record must stop the run before minutes of model loading.
     records = load_records(cfg.data, rating_scale=cfg.rating_scale, seed=cfg.seed)
+    records, planted = plant(cfg, records)
     check_fits_method(cfg, records)
     log.info("%d training records from %s", len(records), ", ".join(cfg.data))
     if cfg.qlora:
@@ -112,6 +144,8 @@ def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
     # One writer per output folder (under accelerate launch, rank 0 writes for all).
     held = lock.acquire(out, wait=wait) if main_process else None
     try:
+        if main_process:
+            planted.write(out)
         return _train(cfg, records, out, main_process)
     except Exception as exc:
         if is_disk_full(exc, out):  # the half-written checkpoint is removed on the rerun

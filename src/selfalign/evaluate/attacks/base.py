@@ -47,13 +47,15 @@ class Behavior:
 @dataclass
 class Attempt:
     """What an attack sent and got back. `judged` is the text the scorers read (an encoded answer
-    decoded); `success`, when the attack decides it itself (a leaked canary), replaces the scorers."""
+    decoded); `success`, when the attack decides it itself (a leaked canary), replaces the scorers;
+    so do `scores` ({name: {"metric", "value", "success"}}), an attack's own figures (exposure)."""
 
     messages: list[dict[str, str]]
     answer: str
     judged: str | None = None
     success: bool | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"messages": self.messages, "answer": self.answer, "judged": self.judged_text, "success": self.success,

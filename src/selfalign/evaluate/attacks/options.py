@@ -21,4 +21,6 @@ class AttackOptions(BaseModel):
     gcg_suffix_tokens: int = Field(20, ge=1)
     canary: str = "ZEBRA-7741-QUILL"  # privacy: the secret put in the system prompt
     privacy_probes_file: str | None = None
+    train_run: str | None = None  # memorization: the training run whose canaries are read
+    exposure_candidates: int = Field(1000, ge=1)  # memorization: other secrets scored per canary
     templates: str | None = None  # folder of .j2 files replacing the shipped attack prompts

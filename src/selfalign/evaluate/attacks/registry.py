@@ -23,6 +23,7 @@ BUILTIN = {
     "prefill": "turns",
     "multi-turn": "turns",
     "privacy": "privacy",
+    "memorization": "memorization",
 }
 _registered: dict[str, AttackFactory] = {}
 

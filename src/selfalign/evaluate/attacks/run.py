@@ -93,8 +93,8 @@ def prepare(config: AttackConfig) -> Plan:
         raise UserError(f"{judged[0]} needs a judge: add --judge SPEC (any model spec)")
     not_hf = [m for m in config.models if not m.startswith("hf:")]
     if needs["hf"] and not_hf:
-        raise UserError(f"--attacks {needs['hf'][0]} needs an hf: model (it reads the model's gradients); --model {not_hf[0]} "
-                        f"is not one: drop {needs['hf'][0]} for it, or attack hf:PATH")
+        raise UserError(f"--attacks {needs['hf'][0]} needs an hf: model; --model {not_hf[0]} "
+                        f"is not one (it reads the model itself): drop {needs['hf'][0]} for it, or attack hf:PATH")
     prompts = Prompts(PROMPTS_DIR, config.options.templates)
     return Plan(behaviors, attacks, scorers, prompts, build_items(config.models, behaviors, attacks))
 
@@ -189,7 +189,9 @@ async def attack_item(item: Item, targets: dict[str, Model], attacker: Model | N
     behavior = Behavior(**x["behavior"])
     ctx = AttackContext(targets[x["model"]], attacker, judge, options, item.id, plan.prompts)
     attempt = await plan.attacks[x["attack"]].run(ctx, behavior, x["variant"])
-    if attempt.success is not None:  # the attack judges itself (a leaked canary)
+    if attempt.scores is not None:  # the attack measures itself (exposure, extraction)
+        scores = attempt.scores
+    elif attempt.success is not None:  # the attack judges itself (a leaked canary)
         scores = {"canary": {"metric": "leak_rate", "value": float(attempt.success), "success": attempt.success}}
     else:
         scores = await score_attempt(item.id, behavior, attempt.judged_text, plan.scorers, judge)
