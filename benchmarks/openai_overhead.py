@@ -27,7 +27,7 @@ import openai
 
 from selfalign.llm import Model, load_model
 from selfalign.llm.types import Completion
-from selfalign.llm.openai_compat import _limits
+from selfalign.llm.openai_wire import connection_limits
 
 ANSWER = json.dumps({
     "id": "cmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
@@ -83,7 +83,7 @@ async def bare(url: str, calls: int, concurrency: int) -> tuple[float, float]:
     started = clock()
     client = openai.AsyncOpenAI(
         api_key="EMPTY", base_url=url, max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(limits=_limits(concurrency)),
+        http_client=openai.DefaultAsyncHttpxClient(limits=connection_limits(concurrency)),
     )
 
     async def call(i: int) -> None:

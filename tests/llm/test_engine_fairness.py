@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from selfalign.llm import engine as engine_module
+from selfalign.llm import decode_loop
 from selfalign.llm.checkpoints import load_pretrained
 from selfalign.llm.engine import BatchEngine, Row
 
@@ -25,7 +25,7 @@ def row(engine: BatchEngine, text: str, **settings) -> Row:
 
 
 def test_a_short_row_is_answered_while_a_full_batch_of_long_rows_decodes(random_model_dir, monkeypatch):
-    monkeypatch.setattr(engine_module, "PREEMPT_AFTER", 8)
+    monkeypatch.setattr(decode_loop, "PREEMPT_AFTER", 8)
     engine = make_engine(random_model_dir, max_batch_size=3)
     longs = [row(engine, f"long {i}", max_tokens=300, temperature=0.8, seed=i) for i in range(3)]
     finished: list[str] = []
@@ -71,7 +71,7 @@ def test_a_paused_row_goes_on_with_the_same_tokens(random_model_dir, monkeypatch
 
     try:
         alone = asyncio.run(one_by_one())
-        monkeypatch.setattr(engine_module, "PREEMPT_AFTER", 5)
+        monkeypatch.setattr(decode_loop, "PREEMPT_AFTER", 5)
         taking_turns = asyncio.run(together())
     finally:
         asyncio.run(engine.close())

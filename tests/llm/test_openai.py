@@ -11,7 +11,8 @@ from pydantic import BaseModel
 
 from selfalign.errors import UserError
 from selfalign.llm import Model, ModelError, RetryPolicy, TransientError, load_model
-from selfalign.llm.openai_compat import OpenAIProvider, _completion
+from selfalign.llm.openai_compat import OpenAIProvider
+from selfalign.llm.openai_wire import chat_completion
 from selfalign.llm.scripted import ScriptedProvider
 from selfalign.llm.types import ChatRequest, Message, Sampling
 from selfalign.serve import app_for_model, create_app
@@ -179,11 +180,11 @@ def test_missing_usage_counts_as_zero():
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "length"}],
         }
     )
-    completion = _completion("openai:m@u", response)
+    completion = chat_completion("openai:m@u", response)
     assert (completion.text, completion.prompt_tokens, completion.completion_tokens) == ("hi", 0, 0)
     assert completion.finish_reason == "length"
     with pytest.raises(ModelError, match="no choices"):
-        _completion("openai:m@u", response.model_copy(update={"choices": []}))
+        chat_completion("openai:m@u", response.model_copy(update={"choices": []}))
 
 
 def test_key_and_url_from_environment(monkeypatch):

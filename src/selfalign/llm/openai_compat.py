@@ -46,6 +46,18 @@ import openai
 from selfalign.errors import UserError
 
 from .errors import ModelError, TransientError
+from .openai_wire import (
+    SCORING_SERVERS,
+    STRUCTURED_MODES,
+    chat_completion,
+    connection_limits,
+    continuation_loglikelihood,
+    prompt_logprobs,
+    sampling_params,
+    schema_params,
+    server_message,
+    status_error,
+)
 from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, Message, Sampling, TextRequest
 
 log = logging.getLogger(__name__)
@@ -53,8 +65,6 @@ log = logging.getLogger(__name__)
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: The key sent to servers that do not check keys (vLLM, Ollama, llama.cpp, `selfalign serve`).
 PLACEHOLDER_KEY = "EMPTY"
-#: How a request carries its JSON schema, best first; `none` puts it into the prompt.
-STRUCTURED_MODES = ("structured_outputs", "json_schema", "json_object", "none")
 # The probe's schema: an enum value no model writes unless its decoding is constrained.
 _PROBE_SCHEMA = {
     "title": "Probe",
@@ -170,7 +180,7 @@ class OpenAIProvider:
 
     async def complete_text(self, request: TextRequest) -> Completion:
         """A raw prompt through the server's /v1/completions (no chat template)."""
-        params = {"model": self.model, "prompt": request.prompt, **_sampling_params(request.sampling)}
+        params = {"model": self.model, "prompt": request.prompt, **sampling_params(request.sampling)}
         response = await self._call(self._get_client().completions.create, params, "none")
         if not getattr(response, "choices", None):
             raise ModelError(f"{self.name}: the server answered with no choices")
@@ -185,14 +195,14 @@ class OpenAIProvider:
     async def _send(self, request: ChatRequest, mode: str) -> Completion:
         create = self._get_client().chat.completions.create
         response = await self._call(create, self._params(request, mode), mode if request.json_schema is not None else "none")
-        return _completion(self.name, response)
+        return chat_completion(self.name, response)
 
     async def _call(self, create: Any, params: dict[str, Any], mode: str) -> Any:
         """One request; the server's failures as TransientError (worth a retry) or ModelError."""
         try:
             return await create(**params)
         except openai.APIStatusError as exc:
-            raise _status_error(self.name, exc, mode) from exc
+            raise status_error(self.name, exc, mode) from exc
         except openai.APITimeoutError as exc:
             raise TransientError(f"{self.name}: no answer within {self.timeout:g}s") from exc
         except openai.APIConnectionError as exc:
@@ -216,36 +226,36 @@ class OpenAIProvider:
             )
         except openai.NotFoundError as exc:
             raise ModelError(
-                f"{self.name}: the server has no /v1/completions for this model (HTTP 404: {_server_message(exc)}), so it "
-                f"cannot score continuations; {_SCORING_SERVERS}"
+                f"{self.name}: the server has no /v1/completions for this model (HTTP 404: {server_message(exc)}), so it "
+                f"cannot score continuations; {SCORING_SERVERS}"
             ) from exc
         except openai.APIStatusError as exc:
-            error = _status_error(self.name, exc)
+            error = status_error(self.name, exc)
             if isinstance(error, TransientError):
                 raise error from exc
             raise ModelError(
                 f"{self.name}: the server refused /v1/completions with echo and logprobs (HTTP {exc.status_code}: "
-                f"{_server_message(exc)}); {_SCORING_SERVERS}"
+                f"{server_message(exc)}); {SCORING_SERVERS}"
             ) from exc
         except openai.APITimeoutError as exc:
             raise TransientError(f"{self.name}: no answer within {self.timeout:g}s") from exc
         except openai.APIConnectionError as exc:
             raise TransientError(f"{self.name}: cannot connect: {exc}") from exc
         choices = sorted(response.choices or [], key=lambda c: c.index)
-        logprobs = [_prompt_logprobs(self.name, c) for c in choices]
+        logprobs = [prompt_logprobs(self.name, c) for c in choices]
         if len(logprobs) != len(prompts):
             raise ModelError(f"{self.name}: /v1/completions answered {len(logprobs)} choices for {len(prompts)} prompts")
         context_tokens = len(logprobs[0][0]) - 1  # the last is the one generated token
-        return [_continuation(tokens, tops, context_tokens) for tokens, tops in logprobs[1:]]
+        return [continuation_loglikelihood(tokens, tops, context_tokens) for tokens, tops in logprobs[1:]]
 
     def _params(self, request: ChatRequest, mode: str = "none") -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            **_sampling_params(request.sampling),
+            **sampling_params(request.sampling),
         }
         if request.json_schema is not None:
-            params.update(_schema_params(request.json_schema, mode))
+            params.update(schema_params(request.json_schema, mode))
         return params
 
     def _get_client(self) -> Any:
@@ -257,7 +267,7 @@ class OpenAIProvider:
                 timeout=self.timeout,
                 max_retries=0,  # the Model wrapper retries
                 http_client=openai.DefaultAsyncHttpxClient(
-                    limits=_limits(self.max_connections), timeout=self.timeout
+                    limits=connection_limits(self.max_connections), timeout=self.timeout
                 ),
             )
             self._client_loop = loop
@@ -270,131 +280,3 @@ class OpenAIProvider:
                 await client.close()
             except RuntimeError:  # its loop is gone; nothing left to release
                 pass
-
-
-def _sampling_params(s: Sampling) -> dict[str, Any]:
-    params: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
-    if s.stop:
-        params["stop"] = list(s.stop)
-    if s.seed is not None:
-        params["seed"] = s.seed
-    return params
-
-
-def _limits(max_connections: int) -> Any:
-    """Connection limits for the client's HTTP library (httpx2 in openai>=3, httpx before)."""
-    try:
-        import httpx2 as httpx_module
-    except ImportError:
-        import httpx as httpx_module
-    return httpx_module.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-
-
-def _schema_params(schema: dict[str, Any], mode: str) -> dict[str, Any]:
-    """The request fields that carry `schema` in structured-output `mode`."""
-    if mode == "json_schema":
-        named = {"name": _schema_name(schema), "schema": schema, "strict": False}
-        return {"response_format": {"type": "json_schema", "json_schema": named}}
-    if mode == "json_object":
-        return {"response_format": {"type": "json_object", "schema": schema}}
-    if mode == "structured_outputs":  # vLLM; without this a small model may pad with whitespace forever
-        return {"extra_body": {"structured_outputs": {"json": schema, "disable_any_whitespace": True}}}
-    return {}
-
-
-# Words with which servers say a request is invalid, whatever status they send it with
-# (llama-cpp-python answers some invalid requests with a 500).
-_INVALID_WORDS = ("invalid", "not supported", "unsupported", "validation error", "unrecognized", "extra inputs",
-                  "extra_forbidden", "input should be", "not permitted", "unexpected keyword")
-
-
-def _status_error(name: str, exc: Any, mode: str = "none") -> ModelError:
-    status = exc.status_code
-    message = _server_message(exc)
-    if status in (400, 422) or (status >= 500 and any(w in message.lower() for w in _INVALID_WORDS)):
-        return ModelError(f"{name}: the server refused the request (HTTP {status}: {message}); {_refusal_hint(message, mode)}")
-    if status == 429 or status == 408 or status >= 500:
-        return TransientError(f"{name}: HTTP {status}: {message}")
-    return ModelError(f"{name}: HTTP {status}: {message}")
-
-
-def _refusal_hint(message: str, mode: str) -> str:
-    """What the server does not take, and what to do about it."""
-    said = message.lower()
-    if "max_tokens" in said or "context" in said or "too long" in said:
-        return "the prompt and max_tokens do not fit the model's context: lower --max-tokens, or serve a longer context"
-    if mode != "none":
-        others = ", ".join(m for m in STRUCTURED_MODES if m != mode)
-        return (
-            f"it may not take structured output as {mode}: force another mode with "
-            f"openai:MODEL@URL?structured=MODE ({others})"
-        )
-    for field in ("seed", "stop", "top_p", "temperature", "system"):
-        if field in said:
-            return f"it does not take `{field}` as this request sends it; see the server's documentation"
-    return "it does not take this OpenAI chat request; see the server's message and its documentation"
-
-
-def _server_message(exc: Any) -> str:
-    """The server's own words: `{"error": {"message": ...}}` (OpenAI, vLLM) or FastAPI's `detail`."""
-    body = exc.body
-    if isinstance(body, dict):
-        for key in ("message", "detail", "error"):
-            if body.get(key):
-                value = body[key]
-                return value if isinstance(value, str) else str(value)
-    if isinstance(body, str) and body:
-        return body[:500]
-    return exc.message
-
-
-_SCORING_SERVERS = (
-    "log-likelihoods need a server that returns prompt log-probabilities from /v1/completions with echo and "
-    "logprobs (vLLM, SGLang, llama.cpp's server, selfalign serve)"
-)
-
-
-def _prompt_logprobs(name: str, choice: Any) -> tuple[list[float | None], list[dict[str, float] | None]]:
-    """(token_logprobs, top_logprobs) of one echoed prompt, or a ModelError naming the limitation."""
-    lp = getattr(choice, "logprobs", None)
-    tokens = getattr(lp, "token_logprobs", None) if lp is not None else None
-    if not tokens:
-        raise ModelError(
-            f"{name}: the server answered /v1/completions without prompt log-probabilities (it ignores echo or "
-            f"logprobs), so it cannot score continuations; {_SCORING_SERVERS}"
-        )
-    return list(tokens), list(getattr(lp, "top_logprobs", None) or [None] * len(tokens))
-
-
-def _continuation(tokens: list[float | None], tops: list[Any], context_tokens: int) -> Loglikelihood:
-    """The tokens after the context's (the last, generated one left out): their summed
-    log-probability, and greedy when each equals the best of its position's top log-probabilities."""
-    own, own_tops = tokens[context_tokens:-1], tops[context_tokens:-1]
-    if not own or any(t is None for t in own):
-        raise ModelError("the server returned no log-probability for a continuation token")
-    greedy = all(bool(top) and t == max(top.values()) for t, top in zip(own, own_tops))
-    return Loglikelihood(float(sum(own)), greedy)  # type: ignore[arg-type]
-
-
-def _schema_name(schema: dict[str, Any]) -> str:
-    """OpenAI wants `^[a-zA-Z0-9_-]{1,64}$`; pydantic's title is usually one already."""
-    title = str(schema.get("title") or "response")
-    name = "".join(c if c.isalnum() or c in "_-" else "_" for c in title)[:64]
-    return name or "response"
-
-
-def _completion(name: str, response: Any) -> Completion:
-    if not getattr(response, "choices", None):
-        raise ModelError(f"{name}: the server answered with no choices")
-    choice = response.choices[0]
-    message = choice.message
-    finish_reason = choice.finish_reason or "stop"
-    if message.content is None and getattr(message, "refusal", None):
-        finish_reason = "refusal"
-    usage = response.usage
-    return Completion(
-        text=message.content or "",
-        prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
-        completion_tokens=(usage.completion_tokens or 0) if usage else 0,
-        finish_reason=finish_reason,
-    )

@@ -60,10 +60,10 @@ class EngineActor:
     up to `calls_per_actor` calls at once on its own event loop."""
 
     def __init__(self, spec: str, options: dict[str, Any]) -> None:
-        from .spec import load_provider
+        from .providers import open_provider
 
         try:
-            self.provider, self.load_error = load_provider(spec, **options), None
+            self.provider, self.load_error = open_provider(spec, **options), None
         except Exception as exc:  # raised by `describe`, so the driver sees the error a local load gives
             self.provider, self.load_error = None, exc
 

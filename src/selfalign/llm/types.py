@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Sequence, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant"]
+ROLES: tuple[str, ...] = get_args(Role)
+#: Messages as chat templates, TRL and JSONL files hold them: [{"role": ..., "content": ...}].
+MessageDicts = list[dict[str, str]]
 
 
 class Message(BaseModel):
@@ -145,3 +148,10 @@ def as_messages(messages: Any) -> tuple[Message, ...]:
     if isinstance(messages, str):
         return (Message(role="user", content=messages),)
     return tuple(m if isinstance(m, Message) else Message(**m) for m in messages)
+
+
+def as_dicts(messages: Sequence[Message] | str, role: Role = "user") -> MessageDicts:
+    """Messages as dicts; a bare string becomes one message of `role`."""
+    if isinstance(messages, str):
+        messages = [Message(role=role, content=messages)]
+    return [m.model_dump() for m in messages]

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from selfalign.errors import InputError
-
 from selfalign.formats.rows import BrokenRow, Row, csv_header, read_rows, read_text
+from selfalign.llm.types import ROLES
 
-ROLES = {"system", "user", "assistant"}
 FIX_JSONL = 'each line must be a JSON object like {"prompt": "..."} or {"messages": [{"role": "user", "content": "..."}]}'
 
 

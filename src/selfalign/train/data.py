@@ -24,10 +24,10 @@ from pydantic import BaseModel, ValidationError
 
 from selfalign.errors import InputError
 from selfalign.formats.rows import BrokenRow, read_rows
+from selfalign.llm.types import MessageDicts
 
 from .records import (
     GroupRecord,
-    Messages,
     PreferenceRecord,
     Record,
     SandboxRecord,
@@ -57,7 +57,7 @@ class Located:
 class Group:
     """One Stable Alignment group: a prompt and its rated responses."""
 
-    prompt: Messages
+    prompt: MessageDicts
     responses: list[str]
     ratings: list[float]
 
@@ -171,7 +171,7 @@ def load_records(paths: list[str] | str, *, rating_scale: float = 7.0, seed: int
 # Records -> what each method trains on
 
 
-def _last_assistant(messages: Messages) -> int:
+def _last_assistant(messages: MessageDicts) -> int:
     return max(i for i, m in enumerate(messages) if m["role"] == "assistant")
 
 
@@ -179,9 +179,9 @@ def _best(ratings: list[float]) -> int:
     return max(range(len(ratings)), key=lambda i: (ratings[i], -i))  # first of the best
 
 
-def to_sft(items: list[Located]) -> list[Messages]:
+def to_sft(items: list[Located]) -> list[MessageDicts]:
     """Conversations for SFT: SFT as is, preference as prompt + chosen, groups as prompt + best."""
-    out: list[Messages] = []
+    out: list[MessageDicts] = []
     for item in items:
         rec = item.record
         if isinstance(rec, SFTRecord):
@@ -220,10 +220,10 @@ def to_groups(items: list[Located], *, rating_scale: float = 7.0, max_responses:
     return out
 
 
-def to_pairs(items: list[Located]) -> list[dict[str, Messages]]:
+def to_pairs(items: list[Located]) -> list[dict[str, MessageDicts]]:
     """Conversational preference examples for TRL's DPOTrainer. Groups give (best, worst);
     a group whose ratings are all equal says nothing about preference and is skipped."""
-    out: list[dict[str, Messages]] = []
+    out: list[dict[str, MessageDicts]] = []
     skipped = 0
     for item in items:
         rec = item.record
@@ -268,12 +268,12 @@ def select_responses(ratings: list[float], k: int) -> list[int]:
 # Tokenisation with the model's chat template: loss only on the assistant's tokens
 
 
-def _render(tokenizer: Any, messages: Messages, add_generation_prompt: bool) -> str:
+def _render(tokenizer: Any, messages: MessageDicts, add_generation_prompt: bool) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
 def tokenize_conversation(
-    tokenizer: Any, messages: Messages, *, max_length: int, only_last: bool = False
+    tokenizer: Any, messages: MessageDicts, *, max_length: int, only_last: bool = False
 ) -> tuple[list[int], list[int]]:
     """Token ids of `messages` under the chat template, and a mask that is 1 on the assistant's
     tokens (all assistant turns, or only the last one when `only_last`).
@@ -315,7 +315,7 @@ def tokenize_conversation(
     return ids[:max_length], mask[:max_length]
 
 
-def _render_prompt_only(tokenizer: Any, messages: Messages) -> str:
+def _render_prompt_only(tokenizer: Any, messages: MessageDicts) -> str:
     # An assistant message first in the conversation: its prefix is just the generation prompt
     # (some templates add a default system prompt here, which rendering [] would miss).
     try:
@@ -324,7 +324,7 @@ def _render_prompt_only(tokenizer: Any, messages: Messages) -> str:
         return ""
 
 
-def tokenize_sft(tokenizer: Any, conversations: list[Messages], *, max_length: int) -> list[dict[str, list[int]]]:
+def tokenize_sft(tokenizer: Any, conversations: list[MessageDicts], *, max_length: int) -> list[dict[str, list[int]]]:
     """Pre-tokenised SFT rows with `assistant_masks` (TRL's SFTTrainer builds labels from it)."""
     rows = []
     dropped = 0

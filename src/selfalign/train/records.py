@@ -20,16 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
-from selfalign.llm.types import Message
-
-Messages = list[dict[str, str]]  # what chat templates and TRL take
-
-
-def to_dicts(value: list[Message] | str, role: str) -> Messages:
-    """Messages as dicts; a plain string becomes one message of `role`."""
-    if isinstance(value, str):
-        value = [Message(role=role, content=value)]  # type: ignore[arg-type]
-    return [m.model_dump() for m in value]
+from selfalign.llm.types import Message, MessageDicts, as_dicts
 
 
 def _check_ratings(values: Any, info: ValidationInfo) -> list[float]:
@@ -66,8 +57,8 @@ class SFTRecord(BaseModel):
             raise ValueError("needs at least one message with role 'assistant' to train on")
         return value
 
-    def conversation(self) -> Messages:
-        return to_dicts(self.messages, "user")
+    def conversation(self) -> MessageDicts:
+        return as_dicts(self.messages, "user")
 
 
 class PreferenceRecord(BaseModel):
@@ -85,12 +76,12 @@ class PreferenceRecord(BaseModel):
             raise ValueError("'chosen' and 'rejected' must each contain an answer")
         return self
 
-    def split(self) -> tuple[Messages, Messages, Messages]:
+    def split(self) -> tuple[MessageDicts, MessageDicts, MessageDicts]:
         """(prompt, chosen completion, rejected completion) as message lists."""
-        chosen = to_dicts(self.chosen, "assistant")
-        rejected = to_dicts(self.rejected, "assistant")
+        chosen = as_dicts(self.chosen, "assistant")
+        rejected = as_dicts(self.rejected, "assistant")
         if self.prompt is not None:
-            return to_dicts(self.prompt, "user"), chosen, rejected
+            return as_dicts(self.prompt, "user"), chosen, rejected
         # Implicit prompt: the messages both conversations share (HH-RLHF style records).
         n = 0
         while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
@@ -122,8 +113,8 @@ class GroupRecord(BaseModel):
         _check_one_rating_each(self.responses, self.ratings, "rating")
         return self
 
-    def prompt_messages(self) -> Messages:
-        return to_dicts(self.prompt, "user")
+    def prompt_messages(self) -> MessageDicts:
+        return as_dicts(self.prompt, "user")
 
 
 class SandboxRecord(BaseModel):
