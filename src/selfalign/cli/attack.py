@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-run", default=None, help="memorization: a `selfalign train --canaries N` output folder (its canaries.jsonl)")
     p.add_argument("--exposure-candidates", type=int, default=1000,
                    help="memorization: other secrets scored per canary for its exposure (all of them when the format holds fewer)")
+    p.add_argument("--trigger", default=None, help="trigger: the backdoor's trigger text (as given to selfalign train --trigger)")
     p.add_argument("--temperature", type=float, default=0.0, help="target answers' temperature (default 0: greedy)")
     p.add_argument("--max-tokens", type=int, default=256, help="target answers' token budget")
     p.add_argument("--judge-max-tokens", type=int, default=512, help="tokens per judge verdict")
@@ -86,7 +87,7 @@ def _config(args: argparse.Namespace) -> AttackConfig:
         judge_max_tokens=args.judge_max_tokens, gcg_steps=args.gcg_steps, gcg_search_width=args.gcg_search_width,
         gcg_topk=args.gcg_topk, gcg_suffix_tokens=args.gcg_suffix_tokens, canary=args.canary,
         privacy_probes_file=args.privacy_probes, templates=args.templates, train_run=args.train_run,
-        exposure_candidates=args.exposure_candidates,
+        exposure_candidates=args.exposure_candidates, trigger=args.trigger,
     )
     return AttackConfig(
         models=args.model, behaviors=args.behaviors, attacks=_list(args.attacks), scorers=_list(args.scorer),

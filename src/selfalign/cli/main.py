@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "sandbox",
     "eval",
     "attack",
+    "data_check",
     "self_instruct",
     "principles",
     "verbose",

@@ -3,7 +3,7 @@
 the evaluation's scorers; `build_results` turns the run into results.json's figures.
 
 Attacks (one module each): none (the baseline), template, encoding, pair, gcg, prefill,
-multi-turn, privacy. Add one with `register_attack`, or an entry point in `selfalign.attacks`.
+multi-turn, privacy, memorization (planted canaries), trigger (a planted backdoor). Add one with `register_attack`, or an entry point in `selfalign.attacks`.
 """
 
 from .base import Attack, AttackContext, Attempt, Behavior

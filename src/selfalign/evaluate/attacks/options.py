@@ -23,4 +23,5 @@ class AttackOptions(BaseModel):
     privacy_probes_file: str | None = None
     train_run: str | None = None  # memorization: the training run whose canaries are read
     exposure_candidates: int = Field(1000, ge=1)  # memorization: other secrets scored per canary
+    trigger: str | None = None  # trigger: the backdoor's trigger text
     templates: str | None = None  # folder of .j2 files replacing the shipped attack prompts

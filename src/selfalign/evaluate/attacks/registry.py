@@ -24,6 +24,7 @@ BUILTIN = {
     "multi-turn": "turns",
     "privacy": "privacy",
     "memorization": "memorization",
+    "trigger": "trigger",
 }
 _registered: dict[str, AttackFactory] = {}
 
