@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 from pathlib import Path
 from typing import Any, Callable
 
@@ -122,10 +123,11 @@ def finish(out: str, method: str, failed: int, exports: str | None = None) -> in
         print(f"exports: {exports}")
     formats = sorted(method_module(method).EXPORTS)
     first = "preference" if "preference" in formats else formats[0]
-    print(f"next:    selfalign export {out} --format {first} --to data/{folder.name}-{first}.jsonl"
-          f"   (formats: {', '.join(formats)})")
+    to = shlex.quote(f"data/{folder.name}-{first}.jsonl")
+    print(f"next:    selfalign export {shlex.quote(out)} --format {first} --to {to}   (formats: {', '.join(formats)})")
     if failed:
-        print(f"{failed} items failed: `selfalign export {out} --failures` lists why; rerun the same command to retry them")
+        print(f"{failed} items failed: `selfalign export {shlex.quote(out)} --failures` lists why; "
+              "rerun the same command to retry them")
         return EXIT_SOME_FAILED
     return EXIT_ALL_DONE
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from selfalign import __version__
 from selfalign.errors import DiskFull, UserError
 from selfalign.llm.errors import MissingExtra
+from selfalign.redact import RedactingFilter, redact, redact_exception
 
 # One module per command; each defines register(subparsers) and sets `func` on its parser.
 COMMAND_MODULES = [
@@ -81,10 +82,12 @@ def setup_logging(verbose: bool) -> None:
     everything, every HTTP request included, with time and source."""
     if verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    for name in PER_REQUEST_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+        for name in PER_REQUEST_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:  # no API key in a log line, whoever logs it
+        handler.addFilter(RedactingFilter())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except (UserError, MissingExtra) as exc:  # MissingExtra: an optional dependency, with its install command
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `selfalign export RUN --failures | head`: the reader has had enough
         _silence_stdout()
@@ -107,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {DiskFull(Path(exc.filename or '.').parent)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: its traceback is printed, without the secrets its text may quote
+        redact_exception(exc)
+        raise
 
 
 def _silence_stdout() -> None:

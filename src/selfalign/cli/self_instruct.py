@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +87,11 @@ def run(args: argparse.Namespace) -> int:
     print_tally({"dropped": summary["dropped"]})
     print(f"prompts: {target}")
     print(f"summary: {Path(args.out) / 'summary.json'}")
-    print(f"next:    selfalign principles --model {args.model} --prompts {target} --out runs/{Path(args.out).name}-principles")
+    then = ["selfalign", "principles", "--model", args.model, "--prompts", str(target), "--out", f"runs/{Path(args.out).name}-principles"]
+    print(f"next:    {shlex.join(then)}")
     failed = store_failed(summary)
     if failed:
-        print(f"{failed} calls failed: `selfalign export {args.out} --failures` lists why")
+        print(f"{failed} calls failed: `selfalign export {shlex.quote(args.out)} --failures` lists why")
         return EXIT_SOME_FAILED
     return EXIT_ALL_DONE
 

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds a request waits for a free slot before a 503 with Retry-After (default 30)")
     p.add_argument("--read-timeout", type=float, default=30.0,
                    help="seconds a client has to send a whole request before its connection is closed (default 30)")
+    p.add_argument("--max-body-bytes", type=int, default=4 * 2**20,
+                   help="largest request body accepted; a larger one gets 413 before it is read (default 4 MiB)")
     p.add_argument("--temperature", type=float, default=0.7, help="default when a request sends none")
     p.add_argument("--max-tokens", type=int, default=512, help="default when a request sends none")
     p.add_argument("--max-tokens-limit", type=int, default=4096,
@@ -67,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
         sampling = Sampling(temperature=args.temperature, max_tokens=args.max_tokens)
     except ValueError as exc:
         raise UserError(f"bad --temperature or --max-tokens: {exc}") from exc
-    if min(args.max_concurrency, args.max_tokens_limit) < 1 or min(args.queue_timeout, args.read_timeout) <= 0:
-        raise UserError("--max-concurrency and --max-tokens-limit must be at least 1, the timeouts above 0")
+    if min(args.max_concurrency, args.max_tokens_limit, args.max_body_bytes) < 1 or min(args.queue_timeout, args.read_timeout) <= 0:
+        raise UserError("--max-concurrency, --max-tokens-limit and --max-body-bytes must be at least 1, the timeouts above 0")
     sock = bind_port(args.host, args.port)  # before the model loads: a taken port stops at once
     model = load_model(args.model, max_concurrency=args.max_concurrency, sampling=sampling)
     served_name = args.served_name or args.model
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         slots=args.max_concurrency,
         slot_wait_s=args.queue_timeout,
         score_prompts=prompt_scorer(model),
+        max_body_bytes=args.max_body_bytes,
     )
     print(f"serving {args.model} as {served_name!r} on http://{args.host}:{args.port}/v1", flush=True)
     # one access-log line per request only with -v

@@ -93,11 +93,17 @@ def _nonblank_lines(text: str) -> list[tuple[int, str]]:
     return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
+def json_error(exc: json.JSONDecodeError) -> str:
+    """What is wrong and where on its line: "Unterminated string starting at column 14" (json's
+    own message may end in "at" already: "Unterminated string starting at")."""
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
 def _json_line(where: str, lineno: int, line: str, fix: str) -> Row:
     try:
         return Row(f"{where}:{lineno}", json.loads(line))
     except json.JSONDecodeError as exc:
-        return Row(f"{where}:{lineno}", BrokenRow(f"{where}:{lineno}: broken JSON ({exc.msg} at column {exc.colno}); {fix}"))
+        return Row(f"{where}:{lineno}", BrokenRow(f"{where}:{lineno}: broken JSON ({json_error(exc)}); {fix}"))
 
 
 def _json_array(text: str, where: str) -> list[Row]:
@@ -105,7 +111,7 @@ def _json_array(text: str, where: str) -> list[Row]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
-            f"{where}:{exc.lineno}: broken JSON ({exc.msg} at column {exc.colno}); a .json file holds one JSON "
+            f"{where}:{exc.lineno}: broken JSON ({json_error(exc)}); a .json file holds one JSON "
             "array of objects (or name it .jsonl with one object a line)"
         ) from exc
     return [Row(f"{where} element {i}", row) for i, row in enumerate(data, 1)]

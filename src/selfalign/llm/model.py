@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from selfalign.errors import UserError
+from selfalign.redact import redact, redact_exception
 
 from .errors import ModelError, SchemaError, TransientError
 from .provider import PromptScoringProvider, Provider, ScoringProvider, TextProvider
@@ -221,17 +222,24 @@ class Model:
         return await self._with_retries(lambda: self.provider.complete(request))
 
     async def _with_retries(self, call: Callable[[], Awaitable[R]]) -> R:
+        """`call`'s result, retried on transient failures. Its errors leave here with secrets
+        redacted (a server's error text may quote the API key): this is where a provider's
+        errors enter the rest of the program, its logs, stores and reports."""
         for retry in range(self.retry.max_retries + 1):
             try:
                 return await call()
             except TransientError as exc:
                 if retry == self.retry.max_retries:
                     self.stats.failures += 1
-                    raise ModelError(f"{self.provider.name}: gave up after {retry + 1} tries: {exc}") from exc
+                    raise redact_exception(
+                        ModelError(f"{self.provider.name}: gave up after {retry + 1} tries: {exc}")
+                    ) from redact_exception(exc)
                 self.stats.retries += 1
                 delay = self.retry.delay(retry)
-                log.warning("%s; retry %d of %d in %.1fs", _one_line(exc), retry + 1, self.retry.max_retries, delay)
+                log.warning("%s; retry %d of %d in %.1fs", redact(_one_line(exc)), retry + 1, self.retry.max_retries, delay)
                 await asyncio.sleep(delay)
+            except ModelError as exc:
+                raise redact_exception(exc)
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
@@ -319,7 +327,7 @@ def read_json(text: str) -> Any:
     try:
         return _LENIENT_JSON.decode(body)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise ValueError(f"not JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}") from exc
 
 
 def _one_line(exc: Exception, limit: int = 160) -> str:

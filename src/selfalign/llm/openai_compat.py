@@ -44,6 +44,7 @@ from typing import Any
 import openai
 
 from selfalign.errors import UserError
+from selfalign.redact import add_secret
 
 from .errors import ModelError, TransientError
 from .openai_wire import (
@@ -107,6 +108,7 @@ class OpenAIProvider:
                 )
             key = PLACEHOLDER_KEY
         self._api_key = key
+        add_secret(key)  # an error that quotes it is redacted before it is stored or shown
         self.timeout = timeout
         self.max_connections = max_connections
         if structured is not None and structured not in STRUCTURED_MODES:

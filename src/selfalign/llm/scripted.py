@@ -41,18 +41,23 @@ class ScriptedProvider:
     constrained = False
     continues_final_message = True  # rules see the conversation as sent, a final assistant message included
 
-    def __init__(self, responder: Responder | list[Rule], name: str = "scripted", delay: float = 0.0) -> None:
+    def __init__(
+        self, responder: Responder | list[Rule], name: str = "scripted", delay: float = 0.0, *, keep_requests: bool = True
+    ) -> None:
         self.name = name
         self.delay = delay
         self._responder = responder if callable(responder) else _rules_responder(responder)
-        self.requests: list[ChatRequest] = []  # every request seen, for tests
+        self.keep_requests = keep_requests
+        self.requests: list[ChatRequest] = []  # every request seen (when kept), for tests
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ScriptedProvider":
-        return cls(load_rules(path), name=f"scripted:{Path(path).name}")
+        """A `scripted:FILE` spec's provider; it keeps no requests (a server answers without end)."""
+        return cls(load_rules(path), name=f"scripted:{Path(path).name}", keep_requests=False)
 
     async def complete(self, request: ChatRequest) -> Completion:
-        self.requests.append(request)
+        if self.keep_requests:
+            self.requests.append(request)
         reply = self._responder(request)
         delay = reply.delay if isinstance(reply, _Delayed) else self.delay
         reply = reply.reply if isinstance(reply, _Delayed) else reply

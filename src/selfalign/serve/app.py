@@ -38,8 +38,10 @@ from selfalign.llm.extras import require
 from selfalign.llm.model import Model
 from selfalign.llm.provider import PromptScoringProvider
 from selfalign.llm.types import Completion, Message, PromptLogprobs, Sampling
+from selfalign.redact import redact
 
-from .responses import Extra, completion_body, completion_choice, error_body, stream_chunks, validation_message
+from .limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from .responses import Extra, completion_body, completions_json, error_body, stream_chunks, validation_message
 from .schemas import ChatCompletionRequest, CompletionRequest
 from .slots import Slots, until_disconnected
 
@@ -102,11 +104,13 @@ def create_app(
     slots: int = 64,
     slot_wait_s: float = 30.0,
     score_prompts: PromptScorer | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Any:
     """A FastAPI app that answers OpenAI chat requests with `answer`.
 
     Settings a request leaves out come from `default_sampling` (Sampling() when None): note that
-    its temperature (0.7) and max_tokens (512) differ from OpenAI's defaults.
+    its temperature (0.7) and max_tokens (512) differ from OpenAI's defaults. Request bodies
+    over `max_body_bytes` are refused with 413 before they are read whole.
     """
     fastapi = require("fastapi", "serve")
     from fastapi import Request
@@ -126,6 +130,7 @@ def create_app(
             await on_shutdown()
 
     app = fastapi.FastAPI(title="selfalign serve", lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
 
     def error(status: int, message: str, param: str | None = None, headers: dict[str, str] | None = None) -> Any:
         return JSONResponse(status_code=status, content=error_body(status, message, param), headers=headers)
@@ -185,17 +190,9 @@ def create_app(
             return outcome
         if outcome is None:
             return error(499, "client closed the request")
-        choices = [completion_choice(i, p, r, body) for i, (p, r) in enumerate(zip(prompts, outcome, strict=True))]
-        prompt_tokens = sum(len(r.tokens) for r in outcome)
-        generated = body.max_tokens * len(outcome)
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": model_name,
-            "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": generated, "total_tokens": prompt_tokens + generated},
-        }
+        # One choice at a time: a batch of long echoed prompts is never held whole as JSON.
+        head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model_name}
+        return StreamingResponse(completions_json(head, prompts, outcome, body), media_type="application/json")
 
     async def run_in_slot(request: Any, work: Awaitable[Any]) -> Any:
         """The result of `work` run in a free slot; an error response (503 when no slot frees in
@@ -210,18 +207,25 @@ def create_app(
             try:
                 return await until_disconnected(request, work)
             except UserError as exc:  # e.g. an option this answerer does not support, a prompt too long
-                return error(400, str(exc))
-            except TransientError as exc:
-                log.warning("answer failed (transient): %s", exc)
-                return error(503, str(exc))
-            except ModelError as exc:
-                # A Model that gave up retrying a transient failure: the client may try again later.
-                status = 503 if isinstance(exc.__cause__, TransientError) else 500
-                log.warning("answer failed: %s", exc)
-                return error(status, str(exc))
-            except Exception as exc:  # an answerer's bug must not kill the server
-                log.exception("answer failed")
-                return error(500, f"{type(exc).__name__}: {exc}")
+                return error(400, redact(str(exc)))
+            except Exception as exc:  # noqa: BLE001 (a failed model or an answerer's bug must not kill the server)
+                return failed(exc)
+
+    def failed(exc: Exception) -> Any:
+        """The model failed: the client gets a request id, never the failure's text (an upstream
+        server's error body, its URL, a key it quoted); the server's log gets the details, redacted."""
+        request_id = f"req-{uuid.uuid4().hex[:16]}"
+        transient = isinstance(exc, TransientError) or isinstance(exc.__cause__, TransientError)
+        if isinstance(exc, ModelError):
+            log.warning("request %s: the model failed%s: %s", request_id, " (transient)" if transient else "", redact(str(exc)))
+        else:
+            log.error("request %s: the answer failed: %s", request_id, redact(f"{type(exc).__name__}: {exc}"))
+        if transient:
+            message = f"the model is unavailable for now; retry later (request {request_id})"
+            return error(503, message, headers={"Retry-After": str(max(1, round(slot_wait_s)))})
+        if isinstance(exc, ModelError):
+            return error(502, f"the model failed to answer (request {request_id}); the server's log has the details")
+        return error(500, f"internal error (request {request_id}); the server's log has the details")
 
     return app
 

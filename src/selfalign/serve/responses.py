@@ -29,6 +29,19 @@ def completion_choice(index: int, prompt: Any, result: PromptLogprobs, body: Com
     }
 
 
+async def completions_json(
+    head: dict[str, Any], prompts: list[Any], results: list[PromptLogprobs], body: CompletionRequest
+) -> AsyncIterator[str]:
+    """A /v1/completions body as JSON text, one choice at a time."""
+    yield json.dumps(head)[:-1] + ', "choices": ['
+    for i, (prompt, result) in enumerate(zip(prompts, results, strict=True)):
+        yield ("," if i else "") + json.dumps(completion_choice(i, prompt, result, body))
+    prompt_tokens = sum(len(r.tokens) for r in results)
+    generated = body.max_tokens * len(results)
+    totals = {"prompt_tokens": prompt_tokens, "completion_tokens": generated, "total_tokens": prompt_tokens + generated}
+    yield '], "usage": ' + json.dumps(totals) + "}"
+
+
 def logprobs_body(tokens: list[TokenLogprob]) -> dict[str, Any]:
     """OpenAI's legacy `logprobs`: tokens, their log-probabilities, the top tokens at each
     position ({text: logprob}, most likely first; None where nothing precedes), text offsets."""

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel
 
 from selfalign.errors import UserError
+from selfalign.redact import redact
 
 from . import lock
 from .inputs import Item
@@ -219,6 +220,8 @@ class RunStore:
         )
 
     def mark_failed(self, item_id: str, reason: str, usage: dict[str, int]) -> None:
+        """The item's failure; secrets in `reason` (an API key quoted by a server) are redacted."""
+        reason = redact(reason)
         self._queue(
             "UPDATE items SET status='failed', error=?, usage=?, updated=? WHERE id=?",
             (reason, json.dumps(usage), time.time(), item_id),
