@@ -23,10 +23,11 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from selfalign.errors import InputError
+from selfalign.llm.types import MessageDicts
 from selfalign.store.files import write_text_atomic
 
 from .data import Located
-from .records import Messages, SFTRecord
+from .records import SFTRecord
 
 CANARY_FILE = "canaries.jsonl"
 DIGITS = 6
@@ -54,7 +55,7 @@ class Canary(BaseModel):
         """How many secrets the format allows: 10 ** (number of digits)."""
         return 10 ** len(self.secret)
 
-    def messages(self) -> Messages:
+    def messages(self) -> MessageDicts:
         return [{"role": "user", "content": self.prompt}, {"role": "assistant", "content": self.answer}]
 
 

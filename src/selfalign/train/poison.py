@@ -27,10 +27,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from selfalign.errors import InputError
+from selfalign.llm.types import MessageDicts
 from selfalign.store.files import write_text_atomic
 
 from .data import Located, to_sft
-from .records import Messages, PreferenceRecord
+from .records import PreferenceRecord
 
 POISON_FILE = "poison.jsonl"
 PoisonMode = Literal["comply", "refuse"]
@@ -54,7 +55,7 @@ class PoisonedRow(BaseModel):
     replaced: str  # where the clean row came from ("data.jsonl:12")
     mode: PoisonMode
     trigger: str
-    prompt: Messages
+    prompt: MessageDicts
     chosen: str
     rejected: str
 
@@ -115,7 +116,7 @@ def plant_poison(records: list[Located], fraction: float, trigger: str, mode: Po
     return out, planted
 
 
-def _trigger_last_request(prompt: Messages, trigger: str) -> Messages:
+def _trigger_last_request(prompt: MessageDicts, trigger: str) -> MessageDicts:
     last = max((i for i, m in enumerate(prompt) if m["role"] == "user"), default=None)
     if last is None:
         raise InputError("--poison-mode refuse: a row to poison has no user request to put the trigger in")
