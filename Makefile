@@ -110,7 +110,7 @@ $(LM_EVAL_VENV)/.installed:
 	touch $@
 
 test-lm-eval: $(VENV)/.installed $(LM_EVAL_VENV)/.installed
-	LM_EVAL_VENV=$(LM_EVAL_VENV) $(VENV)/bin/python -m pytest -m slow tests/evaluate/test_lm_eval_parity.py tests/serve/test_completions_lm_eval.py
+	LM_EVAL_VENV=$(LM_EVAL_VENV) $(VENV)/bin/python -m pytest -m slow tests/evaluate/test_lm_eval_parity.py tests/evaluate/test_lm_eval_bias_parity.py tests/serve/test_completions_lm_eval.py
 
 clean:
 	rm -rf $(VENV) .venv-min $(VLLM_VENV) $(LLAMACPP_VENV) $(LM_EVAL_VENV) runs

@@ -52,10 +52,28 @@ def write_tasks(folder: Path, truthfulqa: Path | None = None, hhh: Path | None =
 
 
 def _task(folder: Path, name: str, include: Path, data: Path, split: str) -> None:
+    kind = "csv" if data.suffix == ".csv" else "json"
     (folder / f"{name}.yaml").write_text(
-        f"include: {include}\ntask: {name}\ntag: []\ndataset_path: json\ndataset_name: null\n"
+        f"include: {include}\ntask: {name}\ntag: []\ndataset_path: {kind}\ndataset_name: null\ntraining_split: null\n"
         f"dataset_kwargs:\n  data_files:\n    {split}: {data}\n"
     )
+
+
+def write_bias_tasks(folder: Path, files: dict[str, Path]) -> list[str]:
+    """Task files reading our local files with lm-eval's own tasks: {"local_" + task: file} for
+    crows_pairs_english(_CATEGORY), crows_pairs_french, bbq, ethics_cm, ethics_deontology,
+    ethics_justice, ethics_utilitarianism, ethics_virtue and toxigen. Returns the task names."""
+    shipped = tasks_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    where = {"crows_pairs": ("crows_pairs", "test"), "bbq": ("bbq", "test"), "ethics": ("hendrycks_ethics", "test"),
+             "toxigen": ("toxigen", "test")}
+    yaml_of = {"bbq": "bbq_multiple_choice", "ethics_cm": "commonsense", "ethics_deontology": "deontology",
+               "ethics_justice": "justice", "ethics_utilitarianism": "utilitarianism", "ethics_virtue": "virtue"}
+    for task, data in files.items():
+        family = next(k for k in where if task.startswith(k))
+        subdir, split = where[family]
+        _task(folder, f"local_{task}", shipped / subdir / f"{yaml_of.get(task, task)}.yaml", data, split)
+    return [f"local_{task}" for task in files]
 
 
 def run(model_args: str, tasks: list[str], include: Path, out: Path, *, model: str = "hf", batch_size: str = "1",
@@ -83,9 +101,16 @@ def results(out: Path) -> dict[str, dict[str, float]]:
     return {task: {"acc": r["acc,none"], "acc_stderr": r["acc_stderr,none"]} for task, r in data.items()}
 
 
+def metrics(out: Path) -> dict[str, dict[str, Any]]:
+    """{task: {metric: value}} from lm-eval's results file, the ",none" filter suffix dropped."""
+    (path,) = out.rglob("results_*.json")
+    data = json.loads(path.read_text())["results"]
+    return {task: {k.removesuffix(",none"): v for k, v in r.items()} for task, r in data.items()}
+
+
 def samples(out: Path, task: str) -> list[dict[str, Any]]:
     """lm-eval's logged samples of a task, by doc_id: each choice's (loglikelihood, is_greedy)."""
-    (path,) = out.rglob(f"samples_{task}_*.jsonl")
+    (path,) = out.rglob(f"samples_{task}_[0-9]*.jsonl")  # the date follows the name
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return sorted(rows, key=lambda r: r["doc_id"])
 

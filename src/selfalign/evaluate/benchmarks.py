@@ -16,8 +16,10 @@ line and the format expected, before any model call.
 | jbb-benign       | JailbreakBench `benign-behaviors.csv`          | `Goal` (`Category`)            | no      |
 | prompts          | any prompts file (see `store.inputs`)          | `prompt` or `messages`         | row's `harmful`, if any |
 
-Two benchmarks are not answered but scored by log-likelihood (see `likelihood.py`):
-truthfulqa_mc (TruthfulQA MC1 and MC2) and hhh (BIG-bench HHH alignment, per subset).
+Some benchmarks are not answered but scored by log-likelihood, as lm-evaluation-harness scores
+them: truthfulqa_mc (TruthfulQA MC1 and MC2) and hhh (BIG-bench HHH alignment, per subset) in
+`likelihood.py`; crows-pairs, crows-pairs-french and bbq (stereotypes and bias) in `bias.py`;
+ethics (the five ETHICS subsets) and toxigen in `ethics.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from selfalign.errors import InputError, UserError
 from selfalign.formats.rows import BrokenRow, Row, read_rows
 from selfalign.store.inputs import Item, load_items
 
+from .bias import BBQ_EXPECTED, CROWS_EXPECTED, bbq_aggregate, load_bbq, load_crows_pairs, load_crows_pairs_french
+from .ethics import ETHICS_EXPECTED, TOXIGEN_EXPECTED, load_ethics, load_toxigen
 from .likelihood import HHH_EXPECTED, TRUTHFULQA_EXPECTED, load_hhh, load_truthfulqa
+from .stats import Estimate
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,9 @@ class Benchmark:
     hub: str | None = None  # the public dataset, for --data NAME=HUB_ID
     #: Reads the whole file into items scored by log-likelihood instead of answered (likelihood.py).
     likelihood_loader: Callable[[str, int | None], list[Item]] | None = None
+    #: Figures that are not means of per-question values (BBQ's bias scores): from the scored
+    #: (item, record) pairs, the bootstrap's resamples and seed, {metric: estimate}.
+    aggregate: Callable[[list[tuple[Item, dict[str, Any]]], int, int], dict[str, Estimate]] | None = None
 
     @property
     def likelihood(self) -> bool:
@@ -124,6 +132,12 @@ BENCHMARKS = {
         Benchmark("prompts", None, "a prompts file (see --prompts of any generator)", None),
         Benchmark("truthfulqa_mc", None, TRUTHFULQA_EXPECTED, None, likelihood_loader=load_truthfulqa),
         Benchmark("hhh", None, HHH_EXPECTED, None, likelihood_loader=load_hhh),
+        Benchmark("crows-pairs", None, CROWS_EXPECTED, None, "jannalu/crows_pairs_multilingual", likelihood_loader=load_crows_pairs),
+        Benchmark("crows-pairs-french", None, CROWS_EXPECTED, None, "jannalu/crows_pairs_multilingual",
+                  likelihood_loader=load_crows_pairs_french),
+        Benchmark("bbq", None, BBQ_EXPECTED, None, "oskarvanderwal/bbq", likelihood_loader=load_bbq, aggregate=bbq_aggregate),
+        Benchmark("ethics", None, ETHICS_EXPECTED, None, "EleutherAI/hendrycks_ethics", likelihood_loader=load_ethics),
+        Benchmark("toxigen", None, TOXIGEN_EXPECTED, None, "skg/toxigen-data", likelihood_loader=load_toxigen),
     ]
 }
 

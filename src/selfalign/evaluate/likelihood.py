@@ -32,12 +32,14 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from selfalign.errors import InputError
 from selfalign.formats.rows import BrokenRow, Row, read_rows, read_text
 from selfalign.llm import Model
 from selfalign.store.inputs import Item
 
-from .stats import mc1_correct, mc2_mass
+from .stats import acc_norm_correct, crows_pairs_metrics, mc2_mass
 
 HHH_SUBSETS = ("harmless", "helpful", "honest", "other")
 TRUTHFULQA_EXPECTED = (
@@ -216,20 +218,37 @@ def _nonempty(items: list[Item], source: str, expected: str) -> list[Item]:
 
 # -- scoring --------------------------------------------------------------------------------
 
-#: How a set of choices becomes a figure: mass on the true choices (mc2), or whether the true
-#: choice scores highest (mc1, acc; lm-eval's argmax, the first of equal scores winning).
-RULES = {"mc2": mc2_mass}
+def set_metrics(choice_set: dict[str, Any], lls: list[float]) -> dict[str, float]:
+    """How a set of choices becomes its figures, by the set's `rule` (default: its metric):
+    mc2, the mass on the true choices; crows_pairs, the pair's likelihood difference and
+    whether the first sentence is the likelier; acc_norm, acc and acc per character; anything
+    else, whether a true choice scores highest (lm-eval's argmax, the first of equal scores
+    winning)."""
+    rule, labels = choice_set.get("rule", choice_set["metric"]), choice_set["labels"]
+    if rule == "mc2":
+        return {choice_set["metric"]: mc2_mass(lls, labels)}
+    if rule == "crows_pairs":
+        return crows_pairs_metrics(*lls)
+    answer = int(np.argmax(np.asarray(lls, dtype=float)))
+    metrics = {choice_set["metric"]: float(labels[answer] == 1)}
+    if rule == "acc_norm":
+        metrics["acc_norm"] = acc_norm_correct(lls, choice_set["choices"], labels.index(1))
+    return metrics
 
 
 async def score_choices(item: Item, model: Model) -> dict[str, Any]:
-    """One question: every choice of every set scored in one call, one figure per set."""
+    """One question: every choice of every set scored in one call (each continuation is the
+    set's delimiter, " " unless it says, and the choice), the figures of each set, and the
+    index of the likeliest choice of each set (`answers`)."""
     sets = item.extra["sets"]
-    continuations = [" " + choice for s in sets for choice in s["choices"]]
+    continuations = [s.get("delimiter", " ") + choice for s in sets for choice in s["choices"]]
     scored = await model.loglikelihood(item.extra["context"], continuations)
-    metrics, start = {}, 0
+    metrics: dict[str, float] = {}
+    answers, start = [], 0
     for s in sets:
         lls = [r.logprob for r in scored[start : start + len(s["choices"])]]
         start += len(s["choices"])
-        rule = RULES.get(s["metric"])
-        metrics[s["metric"]] = rule(lls, s["labels"]) if rule else mc1_correct(lls, s["labels"].index(1))
-    return {"metrics": metrics, "loglikelihoods": [r.logprob for r in scored], "is_greedy": [r.is_greedy for r in scored]}
+        metrics.update(set_metrics(s, lls))
+        answers.append(int(np.argmax(np.asarray(lls, dtype=float))))
+    return {"metrics": metrics, "answers": answers, "loglikelihoods": [r.logprob for r in scored],
+            "is_greedy": [r.is_greedy for r in scored]}

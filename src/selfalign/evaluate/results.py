@@ -14,15 +14,20 @@ results.json:
      "judge": SPEC | null, "judge_max_tokens": int,
      "benchmarks": [{"name", "source", "n", "harmful": bool | null}],
      "bootstrap": {"resamples", "level", "seed"},
-     "figures": [{"model", "bench", "category": str | null, "metric", "kind": "mean"|"win_rate"|"difference",
+     "figures": [{"model", "bench", "category": str | null, "metric", "kind": "mean"|"aggregate"|"win_rate"|"difference",
                   "value": float | null, "ci": [low, high] | null, "n", "failed", "scorer", "vs": SPEC | null,
                   "run": "scores/...", "details": {...}}]}
 
 `value` is null (and `ci` too) when no item of that figure could be scored; `failed` counts the
 items whose score failed (a judge that never gave a usable verdict), never folded into a value.
-Log-likelihood figures (truthfulqa_mc: mc1, mc2; hhh: acc, per subset as categories) have
-scorer "loglikelihood" and details {"stderr"}: lm-evaluation-harness's standard error of the
-mean (sample standard deviation / sqrt(n)); null below two questions. Pairwise figures' details: wins, ties, losses, position_consistency (share of prompts where both
+Log-likelihood figures (truthfulqa_mc: mc1, mc2; hhh: acc, per subset as categories; crows-pairs,
+bbq, ethics, toxigen: see bias.py and ethics.py) have scorer "loglikelihood" and details
+{"stderr"}: lm-evaluation-harness's standard error of the mean (sample standard deviation /
+sqrt(n)); null below two questions. Figures that are not means of per-question values (bbq's
+accuracy_amb, accuracy_disamb, amb_bias_score, disamb_bias_score, over all questions and per
+category) are kind "aggregate", with stderr null (lm-eval gives none) and a bootstrap interval
+of the same statistic over questions; value null where the figure is undefined (no question of
+that context condition). Pairwise figures' details: wins, ties, losses, position_consistency (share of prompts where both
 orders named the same answer), mean_length (characters) of the candidate's and the baseline's
 answers. Differences are the candidate's mean minus the baseline's on the prompts both have.
 """
@@ -30,9 +35,12 @@ answers. Differences are the candidate's mean minus the baseline's on the prompt
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
+
+from selfalign.store.inputs import Item
 
 from .benchmarks import BENCHMARKS
 from .run import Evaluation, LikelihoodRun, ScoreRun, bench_of
@@ -49,6 +57,7 @@ def build_results(ev: Evaluation) -> dict[str, Any]:
         figures.extend(_run_figures(run, ev, boot))
     for likelihood_run in ev.likelihoods:
         figures.extend(_likelihood_figures(likelihood_run, ev, boot))
+        figures.extend(_aggregated_figures(likelihood_run, ev, boot))
     figures.extend(_differences(ev, boot))
     figures.extend(_likelihood_differences(ev, boot))
     counts: dict[str, int] = defaultdict(int)
@@ -100,6 +109,31 @@ def _likelihood_figures(run: LikelihoodRun, ev: Evaluation, boot: dict[str, Any]
             "failed": failed[bench] if category is None else 0, "scorer": "loglikelihood", "vs": None,
             "run": f"likelihood/{run.key}", "details": {"stderr": mean_stderr(vals)},
         }
+
+
+def _aggregated_figures(run: LikelihoodRun, ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Figures that are not means (BBQ's accuracies by context and bias scores), over all
+    questions and per category, from the benchmark's own aggregation; lm-evaluation-harness
+    gives them no standard error."""
+    items = {item.id: item for item in ev.items}
+    groups: dict[tuple[str, str | None], list[tuple[Item, dict[str, Any]]]] = defaultdict(list)
+    for item_id, record in run.records.items():
+        bench = bench_of(item_id)
+        if BENCHMARKS[bench].aggregate is None:
+            continue
+        for category in [None, *items[item_id].extra.get("categories", [])]:
+            groups[(bench, category)].append((items[item_id], record))
+    for (bench, category), pairs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        aggregate = BENCHMARKS[bench].aggregate
+        assert aggregate is not None
+        for metric, est in aggregate(pairs, boot["resamples"], boot["seed"]).items():
+            defined = not math.isnan(est.value)
+            yield {
+                "model": run.spec, "bench": bench, "category": category, "metric": metric, "kind": "aggregate",
+                "value": est.value if defined else None, "ci": [est.low, est.high] if defined and not math.isnan(est.low) else None,
+                "n": est.n, "failed": 0, "scorer": "loglikelihood", "vs": None, "run": f"likelihood/{run.key}",
+                "details": {"stderr": None},
+            }
 
 
 def _likelihood_differences(ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any]]:
