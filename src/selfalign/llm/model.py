@@ -4,6 +4,7 @@ and structured output (schema in the request, validation, a bounded number of at
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import json
@@ -33,7 +34,7 @@ from .types import (
     TextRequest,
     as_messages,
 )
-from .usage import record_usage
+from .usage import current_retry, record_usage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -68,6 +69,11 @@ class Model:
     JSON schema (constrained decoding where it supports it, an instruction in the prompt where
     it does not); the text is validated, and a failed validation is tried again with the next
     seed, up to `schema_attempts` times, then raises SchemaError.
+
+    In an item that is being retried (`usage.current_retry` > 0), a cached answer that failed
+    (cut at its token budget, or not valid under its schema) is not replayed: the call is made
+    again with a seed drawn from the retry count, so a rerun can succeed where the run before
+    did not, while the calls that went well replay from the cache.
     """
 
     def __init__(
@@ -105,9 +111,10 @@ class Model:
         msgs = await self._prepare(msgs, json_schema, schema)
         attempts = self.retry.schema_attempts if schema else 1
         last_error = ""
+        usable = _finished if schema is None else functools.partial(_valid_under, schema)
         for attempt in range(attempts):
             request = ChatRequest(msgs, _attempt_sampling(base, attempt), json_schema)
-            completion, cached = await self._complete(request)
+            completion, cached = await self._complete(request, usable)
             if schema is None:
                 return _result(completion, None, cached, attempt + 1)
             try:
@@ -130,7 +137,7 @@ class Model:
         if not self.completes_text:
             raise UserError(f"{self.name} does not complete raw text; use a chat prompt with this model")
         request = TextRequest(prompt, (sampling or self.default_sampling).with_overrides(**overrides))
-        completion, cached = await self._complete(request)
+        completion, cached = await self._complete(request, _finished)
         return _result(completion, None, cached, 1)
 
     async def complete(
@@ -195,17 +202,18 @@ class Model:
             self.cache.put_call(key, {"structured": mode})
         self._structured_known = True
 
-    async def _complete(self, request: ChatRequest | TextRequest) -> tuple[Completion, bool]:
-        key = None
-        if self.cache is not None:  # no cache, no key: hashing the request costs as much as the rest of a call
-            schema = request.json_schema if isinstance(request, ChatRequest) else None
-            structured = getattr(self.provider, "structured", None) if schema is not None else None
-            key = call_key(self.provider.name, request, structured)
-        if key is not None and (hit := self.cache.get_call(key)) is not None:
-            completion = Completion(**hit)
+    async def _complete(
+        self, request: ChatRequest | TextRequest, usable: Callable[[Completion], bool] = lambda c: True
+    ) -> tuple[Completion, bool]:
+        key, hit = self._lookup(request)
+        retry = current_retry.get()
+        if hit is not None and retry and not usable(hit):  # it failed this item before: draw again
+            request = _resampled(request, retry)
+            key, hit = self._lookup(request)
+        if hit is not None:
             self.stats.cached_calls += 1
-            record_usage(completion.prompt_tokens, completion.completion_tokens, cached=True)
-            return completion, True
+            record_usage(hit.prompt_tokens, hit.completion_tokens, cached=True)
+            return hit, True
         async with self._limit:
             completion = await self._complete_with_retries(request)
         self.stats.calls += 1
@@ -215,6 +223,16 @@ class Model:
         if key is not None:
             self.cache.put_call(key, completion.to_json())
         return completion, False
+
+    def _lookup(self, request: ChatRequest | TextRequest) -> tuple[str | None, Completion | None]:
+        """The request's cache key and its cached completion, if any."""
+        if self.cache is None:  # no cache, no key: hashing the request costs as much as the rest of a call
+            return None, None
+        schema = request.json_schema if isinstance(request, ChatRequest) else None
+        structured = getattr(self.provider, "structured", None) if schema is not None else None
+        key = call_key(self.provider.name, request, structured)
+        hit = self.cache.get_call(key)
+        return key, Completion(**hit) if hit is not None else None
 
     async def _complete_with_retries(self, request: ChatRequest | TextRequest) -> Completion:
         if isinstance(request, TextRequest):
@@ -292,6 +310,28 @@ def _attempt_sampling(base: Sampling, attempt: int) -> Sampling:
             "temperature": max(base.temperature, RETRY_TEMPERATURE),
         }
     )
+
+
+def _resampled(request: R, retry: int) -> R:
+    """The request as the `retry`-th retry of its item sends it: a seed drawn from the retry
+    count, and sampling instead of greedy decoding (greedy would give the same answer again)."""
+    seed = int.from_bytes(hashlib.sha256(f"{request.sampling.seed}/retry/{retry}".encode()).digest()[:4], "big") >> 1
+    sampling = request.sampling.model_copy(
+        update={"seed": seed, "temperature": max(request.sampling.temperature, RETRY_TEMPERATURE)}
+    )
+    return dataclasses.replace(request, sampling=sampling)  # type: ignore[type-var]
+
+
+def _finished(completion: Completion) -> bool:
+    return completion.finish_reason != "length"
+
+
+def _valid_under(schema: type[BaseModel], completion: Completion) -> bool:
+    try:
+        schema.model_validate(read_json(completion.text))
+        return True
+    except (ValueError, ValidationError):
+        return False
 
 
 def schema_instruction(json_schema: dict[str, Any]) -> str:

@@ -1,4 +1,6 @@
-"""Per-item usage counters: the runner opens one per item, every model call adds to it."""
+"""What the model layer knows of the item it is called for: usage counters (the runner opens one
+per item, every model call adds to it) and how many times the item failed before (the runner
+sets it; a retried item draws new seeds for the calls that failed it, see `Model`)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class Usage:
 
 
 current_usage: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("current_usage", default=None)
+current_retry: contextvars.ContextVar[int] = contextvars.ContextVar("current_retry", default=0)
 
 
 def record_usage(prompt_tokens: int, completion_tokens: int, cached: bool) -> None:

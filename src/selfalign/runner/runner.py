@@ -3,6 +3,10 @@
 It knows a method only as an async function from an item to a JSON-able record. An item is
 marked done together with its record in one write, so a kill at any instant loses at most the
 items in flight (whose finished model calls stay cached), and a rerun never repeats a done item.
+
+A rerun retries failed items, and each retry counts: the model layer sees the item's retry count
+(`current_retry`) and draws new seeds for the calls that failed it (an answer cut at its budget,
+one that did not validate), so a retry is a new draw, not a replay of the same failure.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from selfalign.errors import DiskFull
-from selfalign.llm.usage import Usage, current_usage
+from selfalign.llm.usage import Usage, current_retry, current_usage
 from selfalign.store.inputs import Item
 from selfalign.store.run_store import RunStore
 
 log = logging.getLogger(__name__)
 RunItem = Callable[[Item], Awaitable[Any]]
+RETRIES = "item_retries"  # state namespace: item id -> how many times it was reopened after failing
 
 
 @dataclass
@@ -54,6 +59,7 @@ async def run_items(
     """Add `items` to the run, then run every one of them not yet done, `concurrency` at a time."""
     store.add_items(items)
     ids = [item.id for item in items]
+    retries = _count_retries(store, ids) if retry_failed else dict(store.state_items(RETRIES))
     store.reopen_unfinished(retry_failed=retry_failed, ids=ids)
     pending = store.pending(ids)
     start = time.monotonic()
@@ -65,7 +71,7 @@ async def run_items(
     async def worker() -> None:
         while not queue.empty():
             item = queue.get_nowait()
-            ok, usage = await _run_one(store, item, run_item)
+            ok, usage = await _run_one(store, item, run_item, retries.get(item.id, 0))
             bar.update(ok, usage)
 
     with logging_redirect_tqdm():  # warnings print above the bar, not through it
@@ -75,9 +81,20 @@ async def run_items(
     return RunSummary(counts["done"], counts["failed"], len(pending), time.monotonic() - start, store.usage_totals())
 
 
-async def _run_one(store: RunStore, item: Item, run_item: RunItem) -> tuple[bool, Usage]:
+def _count_retries(store: RunStore, ids: list[str]) -> dict[str, int]:
+    """Each item's retry count, after counting one more for every failed item about to be reopened."""
+    counts = dict(store.state_items(RETRIES))
+    wanted = set(ids)
+    for item_id, _ in store.failures():
+        if item_id in wanted:
+            counts[item_id] = counts.get(item_id, 0) + 1
+            store.put_state(RETRIES, item_id, counts[item_id])
+    return counts
+
+
+async def _run_one(store: RunStore, item: Item, run_item: RunItem, retry: int) -> tuple[bool, Usage]:
     usage = Usage()
-    token = current_usage.set(usage)
+    token, retry_token = current_usage.set(usage), current_retry.set(retry)
     store.mark_running(item.id)
     try:
         record = await run_item(item)
@@ -92,6 +109,7 @@ async def _run_one(store: RunStore, item: Item, run_item: RunItem) -> tuple[bool
         return False, usage
     finally:
         current_usage.reset(token)
+        current_retry.reset(retry_token)
 
 
 class _Progress:
