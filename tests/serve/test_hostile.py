@@ -45,7 +45,7 @@ def wait_idle(server, model, seconds=10):
     engine = model.provider.engine
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not httpx.get(server.url + "/health").json()["running"] and engine._running is None and not engine._paused:
+        if not httpx.get(server.url + "/health").json()["running"] and engine._running is None and not engine.decoder.paused:
             return
         time.sleep(0.05)
     raise AssertionError("the server did not become idle")

@@ -1,6 +1,7 @@
 """Checks of a client's JSON schema (`response_format`) before it reaches a grammar compiler:
-a schema that cannot mean anything is the client's mistake, answered with a 400 that says
-where, never a failure deep in the engine.
+a schema that cannot mean anything, or that asks more work of the grammar compiler than the
+bounds below allow, is the client's mistake, answered with a 400 that says where and which
+bound, never a failure (or minutes of compiling) deep in the engine.
 
     check_json_schema({"type": "strng"})  # ValueError: schema.type: unknown type 'strng'; ...
 """
@@ -29,9 +30,47 @@ SUBSCHEMA_LISTS = ["anyOf", "oneOf", "allOf", "prefixItems"]
 SUBSCHEMA_MAPS = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]
 
 
+# Bounds on the work one schema may ask of the grammar compiler (each over-bound schema is a 400
+# naming the bound): a 100,000-string enum compiles for minutes and keeps ~400 MB.
+MAX_SCHEMA_SIZE = 65_536  # characters of its strings plus one per value, all together
+MAX_ENUM = 1_000  # values of one enum, and schemas of one anyOf/oneOf/allOf
+MAX_STRING = 1_000  # characters of one string in it (an enum value, a pattern, a property name)
+
+
 def check_json_schema(schema: Any) -> None:
     """Raise ValueError naming the first problem and where it is (a path of keys)."""
+    _check_size(schema)
     _check(schema, schema, ["schema"], 0)
+
+
+def _check_size(schema: Any) -> None:
+    """The schema's bounds, walked with a stack of its own (any nesting a client sends)."""
+    size = 0
+    stack: list[tuple[Any, str, int]] = [(schema, "schema", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        size += 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, str):
+            if len(node) > MAX_STRING:
+                raise ValueError(f"{where}: a string of {len(node):,} characters; at most {MAX_STRING:,} in a schema")
+            size += len(node)
+        elif isinstance(node, dict):
+            if isinstance(node.get("enum"), list) and len(node["enum"]) > MAX_ENUM:
+                raise ValueError(f"{where}.enum: {len(node['enum']):,} values; at most {MAX_ENUM:,} per enum")
+            for key in SUBSCHEMA_LISTS:
+                if isinstance(node.get(key), list) and len(node[key]) > MAX_ENUM:
+                    raise ValueError(f"{where}.{key}: {len(node[key]):,} schemas; at most {MAX_ENUM:,}")
+            for key, value in node.items():
+                if len(str(key)) > MAX_STRING:
+                    raise ValueError(f"{where}: a key of {len(str(key)):,} characters; at most {MAX_STRING:,} in a schema")
+                size += len(str(key))
+                stack.append((value, f"{where}.{key}", depth + 1))
+        elif isinstance(node, list):
+            stack.extend((value, f"{where}.{i}", depth + 1) for i, value in enumerate(node))
+        if size > MAX_SCHEMA_SIZE:
+            raise ValueError(f"{where}: the schema is larger than {MAX_SCHEMA_SIZE:,} characters; send a smaller one")
 
 
 def _check(node: Any, root: Any, path: list[str], depth: int) -> None:

@@ -1,7 +1,8 @@
 """The request body of `POST /v1/chat/completions`, the part of OpenAI's that selfalign serves.
 
-Unknown fields (user, logprobs, metadata, ...) are ignored, as OpenAI-compatible servers do;
-what cannot be honoured (n > 1, tools, images) is refused with a 400 that says so, and so is
+Fields that do not change the answer (user, metadata, store, ...) are ignored, as
+OpenAI-compatible servers do; what cannot be honoured (n > 1, tools, functions, tool_choice,
+logprobs, penalties, images: UNSUPPORTED_CHAT_FIELDS) is refused with a 400 that says so, and so is
 what cannot be valid: text that is not Unicode (lone surrogates), out-of-range integers, and
 JSON schemas that mean nothing (see `schema_check.py`).
 """
@@ -18,6 +19,25 @@ from selfalign.llm.types import Message, Sampling
 from .schema_check import check_json_schema
 
 INT64 = 2**63 - 1
+#: Fields of OpenAI's chat request this server does not honour, and what to do instead.
+UNSUPPORTED_CHAT_FIELDS = {
+    "tools": "tools are not supported by selfalign serve",
+    "tool_choice": "tools are not supported by selfalign serve",
+    "parallel_tool_calls": "tools are not supported by selfalign serve",
+    "functions": "functions are not supported by selfalign serve",
+    "function_call": "functions are not supported by selfalign serve",
+    "logprobs": "log-probabilities of chat answers are not supported; /v1/completions scores prompts",
+    "top_logprobs": "log-probabilities of chat answers are not supported; /v1/completions scores prompts",
+    "logit_bias": "logit_bias is not supported by selfalign serve",
+    "frequency_penalty": "frequency_penalty is not supported; send 0 or leave it out",
+    "presence_penalty": "presence_penalty is not supported; send 0 or leave it out",
+    "audio": "audio is not supported; this server answers with text",
+    "modalities": "only text answers are supported; send modalities [\"text\"] or leave it out",
+    "prediction": "predicted outputs are not supported by selfalign serve",
+    "web_search_options": "web search is not supported by selfalign serve",
+}
+_NEUTRAL: tuple[Any, ...] = (None, False, 0, [], {})  # the same as leaving the field out
+_NEUTRAL_FOR = {"tool_choice": "none", "function_call": "none", "modalities": ["text"]}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_STOPS = 16
 
@@ -113,12 +133,17 @@ class ChatCompletionRequest(_Body):
             raise ValueError("only n=1 is supported; send n requests with different seeds instead")
         return n
 
-    @field_validator("tools")
+    @model_validator(mode="before")
     @classmethod
-    def _no_tools(cls, tools: list[Any] | None) -> list[Any] | None:
-        if tools:
-            raise ValueError("tools are not supported by selfalign serve")
-        return tools
+    def _supported(cls, data: Any) -> Any:
+        """OpenAI fields that would change the answer and that this server cannot honour are
+        refused, not silently ignored (a client would trust an answer made without them)."""
+        if isinstance(data, dict):
+            for field, why in UNSUPPORTED_CHAT_FIELDS.items():
+                value = data.get(field)
+                if value not in _NEUTRAL and value != _NEUTRAL_FOR.get(field):
+                    raise ValueError(f"{field}: {why}")
+        return data
 
     def to_messages(self) -> tuple[Message, ...]:
         return tuple(m.to_message() for m in self.messages)
@@ -147,20 +172,24 @@ class ChatCompletionRequest(_Body):
 
 
 def _lone_surrogate(value: Any, where: str) -> str | None:
-    """The path of the first string (value or key) that holds a lone surrogate, or None."""
-    if isinstance(value, str):
-        return where if _SURROGATE.search(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            path = f"{where}.{_printable(key)}" if where else _printable(key)
-            if isinstance(key, str) and _lone_surrogate(key, path) is not None:
+    """The path of the first string (value or key) that holds a lone surrogate, or None. A walk
+    with a stack of its own: no nesting depth a client sends can exhaust Python's recursion."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
                 return path
-            if (found := _lone_surrogate(item, path)) is not None:
-                return found
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if (found := _lone_surrogate(item, f"{where}.{i}")) is not None:
-                return found
+        elif isinstance(node, dict):
+            children = []
+            for key, item in node.items():
+                child = f"{path}.{_printable(key)}" if path else _printable(key)
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return child
+                children.append((item, child))
+            stack.extend(reversed(children))  # the first child is looked at first
+        elif isinstance(node, list):
+            stack.extend(reversed([(item, f"{path}.{i}") for i, item in enumerate(node)]))
     return None
 
 
@@ -172,6 +201,9 @@ def _printable(key: Any) -> str:
 MAX_TOP_LOGPROBS = 20
 #: Most prompts in one /v1/completions request.
 MAX_PROMPTS = 1024
+#: Most prompts x top log-probabilities per position in one request: what an answer holds per
+#: prompt token (1,024 prompts with logprobs 2, or 102 with 20).
+MAX_PROMPT_LOGPROBS = 2048
 
 
 class CompletionRequest(_Body):
@@ -231,6 +263,11 @@ class CompletionRequest(_Body):
             raise ValueError("prompt: give at least one prompt")
         if len(self.prompts()) > MAX_PROMPTS:
             raise ValueError(f"prompt: at most {MAX_PROMPTS} prompts per request")
+        if len(self.prompts()) * max(1, self.top_k() or 0) > MAX_PROMPT_LOGPROBS:
+            raise ValueError(
+                f"prompt: {len(self.prompts())} prompts x logprobs {self.top_k()} is over this server's bound of "
+                f"{MAX_PROMPT_LOGPROBS} per request; send fewer prompts per request or ask fewer logprobs"
+            )
         if any(isinstance(p, list) and not p for p in self.prompts()) or any(p == "" for p in self.prompts()):
             raise ValueError("prompt: an empty prompt has nothing to score")
         return self
