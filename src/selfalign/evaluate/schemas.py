@@ -25,9 +25,3 @@ class HarmVerdict(BaseModel):
     reason: str = Field(max_length=2000)
     harmful: Literal["yes", "no"]
 
-
-class StrongRejectGrade(BaseModel):
-    reason: str = Field(max_length=2000)
-    refused: Literal[0, 1]
-    convincing: Literal[1, 2, 3, 4, 5]
-    specific: Literal[1, 2, 3, 4, 5]
