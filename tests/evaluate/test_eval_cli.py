@@ -64,10 +64,10 @@ def test_base_vs_tuned_table_json_and_markdown(setup):
     tuned, base = s["tuned"], s["base"]
     # the printed table: a row per model and benchmark, value [interval] n
     assert "refusal_rate" in proc.stdout and "over_refusal" in proc.stdout and f"win_rate vs {base}" in proc.stdout
-    assert "1 [1, 1] n=3" in proc.stdout
+    assert "1 n=3 (no interval below n=10)" in proc.stdout  # a figure at n=3 shows its value and n, no interval
     assert "position consistency 1.00" in proc.stdout
     (refusal,) = figures(out, model=tuned, bench="advbench", metric="refusal_rate", category=None, kind="mean")
-    assert (refusal["value"], refusal["ci"], refusal["n"], refusal["failed"]) == (1.0, [1.0, 1.0], 3, 0)
+    assert (refusal["value"], refusal["ci"], refusal["n"], refusal["failed"]) == (1.0, None, 3, 0)
     (base_asr,) = figures(out, model=base, bench="advbench", metric="attack_success_rate", kind="mean")
     assert base_asr["value"] == 1.0
     (over,) = figures(out, model=tuned, bench="jbb-benign", metric="over_refusal", category=None, kind="mean")
@@ -86,7 +86,7 @@ def test_base_vs_tuned_table_json_and_markdown(setup):
     assert results["schema"] == "selfalign.eval/1"
     assert results["models"][0] == {"spec": base, "answers": results["models"][0]["answers"], "baseline": True,
                                     "formats": ["chat"], "answered": 5, "failed": 0}
-    assert results["generation"] == {"temperature": 0.0, "max_tokens": 512, "seed": 0}
+    assert results["generation"] == {"temperature": 0.0, "max_tokens": 512, "seed": 0, "mt_bench": False}
     assert results["bootstrap"] == {"resamples": 2000, "level": 0.95, "seed": 0}
     md = (out / "results.md").read_text()
     assert md.startswith("# Evaluation results") and "## By category" in md and "| Health |" in md
@@ -113,7 +113,10 @@ def test_garbage_judge_items_fail_and_are_shown(setup):
     proc = run_eval(s, "--judge", garbage, "--scorers", "refusal,pairwise")
     (win,) = figures(s["out"], model=s["tuned"], bench="advbench", kind="win_rate")
     assert win["value"] is None and win["n"] == 0 and win["failed"] == 3
-    assert "n=0 (3 failed)" in proc.stdout
+    # our scorers show failures both ways: left out (no value here), and counted as non-success (losses: 0)
+    assert win["failures"] == {"counted": "excluded", "n": 3, "shown_both_ways": True}
+    assert win["details"]["failures_as_non_success"] == {"value": 0.0, "ci": None}
+    assert "n=0 (3 failed, left out; 0 counting them as non-success)" in proc.stdout
     (refusal,) = figures(s["out"], model=s["tuned"], bench="advbench", metric="refusal_rate", category=None, kind="mean")
     assert refusal["value"] == 1.0  # other scorers are unaffected
 

@@ -4,6 +4,12 @@ import numpy as np
 import pytest
 
 from selfalign.evaluate.stats import (
+    cluster_bootstrap,
+    cohen_kappa,
+    pass_at_k,
+    reduce_samples,
+    rogan_gladen,
+    wilson_interval,
     _resampled_means,
     bootstrap_mean,
     consistent,
@@ -93,3 +99,64 @@ def test_paired_difference_sees_what_unpaired_intervals_hide():
     assert single.high - single.low > 0.1
     with pytest.raises(ValueError):
         paired_bootstrap_difference([1.0], [1.0, 2.0])
+
+
+# -- epochs: reducers and the cluster bootstrap ---------------------------------------------
+
+
+def test_reducers_by_hand():
+    samples = [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert reduce_samples(samples, "mean") == 0.4
+    assert reduce_samples(samples, "max") == 1.0
+    assert reduce_samples(samples, "majority") == 0.0  # three zeros, two ones
+    assert reduce_samples([1.0, 0.0], "majority") == 0.5  # a tie: the mean of the tied values
+    assert reduce_samples([7.0, 7.0, 3.0], "majority") == 7.0
+    # pass@2 with n=5, c=2: 1 - C(3,2)/C(5,2) = 1 - 3/10
+    assert reduce_samples(samples, "pass@2") == pytest.approx(0.7)
+    assert reduce_samples(samples, "pass@1") == pytest.approx(0.4)  # pass@1 is the mean
+    assert pass_at_k(3, 0, 2) == 0.0 and pass_at_k(3, 2, 2) == 1.0  # n - c < k: always a success
+    with pytest.raises(ValueError):
+        reduce_samples(samples, "pass@6")
+    with pytest.raises(ValueError):
+        reduce_samples(samples, "median")
+
+
+def test_cluster_bootstrap_resamples_prompts_not_samples():
+    # Two prompts, each answered three times: all successes, all failures. Reduced by the mean
+    # they are 1 and 0; draws of two prompts give means 0 (1/4), 0.5 (1/2), 1 (1/4), so the 95%
+    # interval is [0, 1]. Treating the six samples as independent would give a narrower interval.
+    clusters = [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    est = cluster_bootstrap(clusters)
+    assert (est.value, est.low, est.high, est.n) == (0.5, 0.0, 1.0, 2)
+    naive = bootstrap_mean([v for c in clusters for v in c])
+    assert naive.high - naive.low < est.high - est.low
+    # reduced by max, then the ordinary bootstrap of the per-prompt values
+    assert cluster_bootstrap([[0.0, 1.0], [0.0, 0.0], [1.0, 1.0]], "max").value == pytest.approx(2 / 3)
+
+
+# -- judge validation -------------------------------------------------------------------------
+
+
+def test_cohen_kappa_by_hand():
+    # p_o = 4/6; each rater says 1 half the time, so p_e = 0.5*0.5 + 0.5*0.5 = 0.5; kappa = (2/3 - 1/2) / (1/2) = 1/3
+    assert cohen_kappa([1, 1, 0, 0, 1, 0], [1, 0, 0, 0, 1, 1]) == pytest.approx(1 / 3)
+    assert cohen_kappa(["A", "B", "tie"], ["A", "B", "tie"]) == 1.0
+    assert cohen_kappa([1, 0, 1, 0], [0, 1, 0, 1]) == pytest.approx(-1.0)
+    assert cohen_kappa([1, 1], [1, 1]) == 1.0
+
+
+def test_wilson_interval_by_hand():
+    # 8 of 10, z = 1.959964: centre (0.8 + z^2/20) / (1 + z^2/10) = 0.71669,
+    # half-width z sqrt(0.016 + z^2/400) / (1 + z^2/10) = 0.22663
+    assert wilson_interval(8, 10) == pytest.approx((0.49016, 0.94332), abs=1e-5)
+    low, high = wilson_interval(0, 5)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.43448, abs=1e-5)
+
+
+def test_rogan_gladen_by_hand():
+    # a judge that says yes to 90% of true positives and 20% of true negatives reads 0.41 where
+    # the true rate is 0.3: 0.9*0.3 + 0.2*0.7 = 0.41; corrected (0.41 + 0.8 - 1) / (0.9 + 0.8 - 1) = 0.3
+    assert rogan_gladen(0.41, 0.9, 0.8) == pytest.approx(0.3)
+    assert rogan_gladen(0.05, 0.9, 0.8) == 0.0  # clipped
+    with pytest.raises(ValueError, match="no better than chance"):
+        rogan_gladen(0.5, 0.5, 0.5)

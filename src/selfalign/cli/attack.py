@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="mild (shipped), a file (.jsonl/.json/.csv/.txt: AdvBench, JailbreakBench or {\"behavior\", \"category\", \"harmful\"} rows), "
                         "or advbench / jbb (from the hub, with network)")
     p.add_argument("--attacks", default="template,encoding", help=f"comma-separated: {', '.join(a for a in known_attacks() if a != 'none')} (the plain baseline always runs)")
-    p.add_argument("--scorer", "--scorers", dest="scorer", default="refusal", help="comma-separated: refusal, harm, strongreject (harm and strongreject need --judge)")
+    p.add_argument("--scorer", "--scorers", dest="scorer", default="refusal", help="comma-separated: refusal, harm, or an anchor's judge: harmbench, jbb, jbb-refusal, strongreject, strongreject-finetuned, prefixes (all but refusal and prefixes need --judge)")
     p.add_argument("--judge", default=None, help="judge model spec (harm, strongreject scorers; PAIR's ratings)")
     p.add_argument("--attacker", default=None, help="PAIR's attacker model spec")
     p.add_argument("--out", required=True, help="run folder; rerunning resumes it")

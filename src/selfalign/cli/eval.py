@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", action="append", default=[], metavar="NAME=FILE", help="a benchmark's file (or hub dataset name)")
     p.add_argument("--judge", default=None, help="the judge model spec (needed by harm, strongreject, rubric:*, pairwise)")
     p.add_argument(
-        "--scorers", default=None,
-        help="comma-separated: refusal, harm, strongreject, pairwise, rubric:NAME "
+        "--scorers", "--scorer", default=None,
+        help="comma-separated: refusal, harm, pairwise, rubric:NAME, or an anchor's judge verbatim: harmbench, jbb, "
+        "jbb-refusal, strongreject, strongreject-finetuned, prefixes, mt-bench, mt-bench-pair (docs/judges.md) "
         "(default: refusal; with --judge also harm, rubric:harmlessness, rubric:helpfulness, and pairwise for 2+ models)",
     )
     p.add_argument("--pairs", choices=["baseline", "all"], default="baseline", help="pairwise: each model vs the first, or every pair")
@@ -46,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=32, help="items in flight per run (default 32)")
     p.add_argument("--max-calls", type=int, default=64, help="model calls in flight per model (default 64)")
     p.add_argument("--device", default=None, help="hf: models and judges: cpu, cuda, cuda:1 ...")
+    p.add_argument("--epochs", type=int, default=1, help="answers sampled per prompt, each seeded apart (default 1)")
+    p.add_argument("--reducer", default="mean", help="how a prompt's samples become one value: mean, max, majority, pass@K (default mean)")
+    p.add_argument("--reference", default=None, help="mt-bench: FastChat's reference answers (reference_answer/gpt-4.jsonl)")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_ray_options(p)
@@ -71,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         max_calls=args.max_calls,
         device=args.device,
         ray=ray_options(args),
+        epochs=args.epochs,
+        reducer=args.reducer,
+        reference=args.reference,
         resamples=args.resamples,
         bootstrap_seed=args.seed,
         progress=not args.quiet,

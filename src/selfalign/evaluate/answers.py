@@ -23,6 +23,7 @@ class Generation(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)  # 0: greedy
     max_tokens: int = Field(512, ge=1)
     seed: int = 0
+    mt_bench: bool = False  # multi-turn questions answered as FastChat's MT-Bench does
 
 
 def chat_format(model: Model) -> Literal["chat", "plain"]:
@@ -31,6 +32,8 @@ def chat_format(model: Model) -> Literal["chat", "plain"]:
 
 
 async def answer(item: Item, model: Model, generation: Generation) -> dict[str, Any]:
+    if generation.mt_bench and item.extra.get("turns"):
+        return await answer_turns(item, model, generation)
     fmt = chat_format(model)
     result = await model.chat(
         list(item.messages),
@@ -45,3 +48,24 @@ async def answer(item: Item, model: Model, generation: Generation) -> dict[str, 
         "completion_tokens": result.completion_tokens,
         "format": fmt,
     }
+
+
+async def answer_turns(item: Item, model: Model, generation: Generation) -> dict[str, Any]:
+    """Each turn asked after the model's answers to the turns before it."""
+    from .presets import mt_bench, mt_temperature
+
+    category = (item.extra.get("categories") or [None])[0]
+    temperature, max_tokens = mt_temperature(category), mt_bench()["answer_max_tokens"]
+    messages: list[dict[str, str]] = []
+    turns, finish, tokens = [], [], 0
+    for n, question in enumerate(item.extra["turns"]):
+        messages.append({"role": "user", "content": question})
+        result = await model.chat(list(messages), temperature=temperature, max_tokens=max_tokens,
+                                  seed=derive_seed(generation.seed, item.id, "answer" if n == 0 else f"answer-{n + 1}"))
+        text = result.text.strip()
+        messages.append({"role": "assistant", "content": text})
+        turns.append(text)
+        finish.append(result.finish_reason)
+        tokens += result.completion_tokens
+    return {"answer": turns[0], "turns": turns, "finish_reason": finish[-1], "completion_tokens": tokens,
+            "format": chat_format(model), "temperature": temperature}

@@ -12,6 +12,7 @@ line and the format expected, before any model call.
 | advbench         | AdvBench `harmful_behaviors.csv`               | `goal` (`target` kept)         | yes     |
 | harmfulqa        | HarmfulQA `data_for_hub.json`                  | `question` (`topic`)           | yes     |
 | vicuna, mt-bench | FastChat `question.jsonl`                      | first of `turns` (`category`)  | no      |
+| harmbench        | HarmBench `harmbench_behaviors_text_*.csv`     | `Behavior` (`ContextString` before it) | yes |
 | jbb-harmful      | JailbreakBench `harmful-behaviors.csv`         | `Goal` (`Category`)            | yes     |
 | jbb-benign       | JailbreakBench `benign-behaviors.csv`          | `Goal` (`Category`)            | no      |
 | prompts          | any prompts file (see `store.inputs`)          | `prompt` or `messages`         | row's `harmful`, if any |
@@ -24,7 +25,7 @@ ethics (the five ETHICS subsets) and toxigen in `ethics.py`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,6 +46,7 @@ class Prompt:
     text: str
     categories: tuple[str, ...] = ()
     target: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # more a scorer reads (MT-Bench's turns, a context)
 
 
 class RowError(ValueError):
@@ -92,7 +94,18 @@ def _question_jsonl(row: dict[str, Any]) -> Prompt:
     if not isinstance(turns, list) or not turns or not isinstance(turns[0], str) or not turns[0].strip():
         raise RowError(f"'turns' must be a non-empty list of strings (fields: {sorted(row)})")
     category = row.get("category")
-    return Prompt(turns[0], (category,) if isinstance(category, str) and category else ())
+    extra = {"turns": [t for t in turns if isinstance(t, str)], "question_id": row.get("question_id")}
+    return Prompt(turns[0], (category,) if isinstance(category, str) and category else (), extra=extra)
+
+
+def _harmbench(row: dict[str, Any]) -> Prompt:
+    """A HarmBench behaviour; a contextual one is asked as HarmBench's direct request asks it:
+    the context, a rule, then the behaviour."""
+    behavior, context = _text(row, "Behavior"), row.get("ContextString") or None
+    category = row.get("SemanticCategory")
+    text = f"{context}\n\n---\n\n{behavior}" if context else behavior
+    extra = {"behavior": behavior, "context": context, "tags": row.get("Tags") or ""}
+    return Prompt(text, (category,) if category else (), extra=extra)
 
 
 def _jailbreakbench(row: dict[str, Any]) -> Prompt:
@@ -127,6 +140,7 @@ BENCHMARKS = {
         Benchmark("harmfulqa", True, 'HarmfulQA rows {"topic": ..., "subtopic": ..., "question": ...}', _harmfulqa, "declare-lab/HarmfulQA"),
         Benchmark("vicuna", False, 'question.jsonl rows {"question_id": ..., "category": ..., "turns": ["..."]}', _question_jsonl),
         Benchmark("mt-bench", False, 'question.jsonl rows {"question_id": ..., "category": ..., "turns": ["...", "..."]}', _question_jsonl),
+        Benchmark("harmbench", True, "HarmBench harmbench_behaviors_text_*.csv with columns Behavior,FunctionalCategory,SemanticCategory,Tags,ContextString,BehaviorID", _harmbench),
         Benchmark("jbb-harmful", True, "JailbreakBench harmful-behaviors.csv with columns Goal,Target,Behavior,Category", _jailbreakbench),
         Benchmark("jbb-benign", False, "JailbreakBench benign-behaviors.csv with columns Goal,Target,Behavior,Category", _jailbreakbench),
         Benchmark("prompts", None, "a prompts file (see --prompts of any generator)", None),
@@ -224,5 +238,6 @@ def _item(bench: str, n: int, messages: tuple[dict[str, str], ...], harmful: boo
     extra: dict[str, Any] = {"bench": bench, "harmful": harmful, "categories": list(prompt.categories)}
     if prompt.target:
         extra["target"] = prompt.target
+    extra.update(prompt.extra)
     return Item(id=f"{bench}/{n:06d}", idx=n, messages=messages, extra=extra)
 

@@ -85,6 +85,8 @@ async def _ask_text(judge: Model | None, messages: list[dict[str, str]], *, seed
 
 async def score_harmbench(item: Item, judge: Model | None, settings: Any) -> dict[str, Any]:
     assert judge is not None
+    if "hash_check" in item.extra.get("tags", ""):
+        raise ItemFailed("a HarmBench copyright behaviour: HarmBench scores it by MinHash against the text, not by the classifier")
     answer = item.extra["answer"]
     tokenizer = judge_tokenizer(judge)
     clipped = P.clip_to_tokens(tokenizer, answer, P.HARMBENCH_CLIP_TOKENS) if tokenizer is not None else answer

@@ -43,8 +43,9 @@ from typing import Any, Iterable
 from selfalign.store.inputs import Item
 
 from .benchmarks import BENCHMARKS
+from .epochs import prompt_of
 from .run import Evaluation, LikelihoodRun, ScoreRun, bench_of
-from .stats import LEVEL, Estimate, bootstrap_mean, mean_stderr, paired_bootstrap_difference
+from .stats import LEVEL, MIN_N_FOR_INTERVAL, Estimate, bootstrap_mean, mean_stderr, paired_bootstrap_difference, reduce_samples
 
 SCHEMA = "selfalign.eval/1"
 
@@ -73,6 +74,8 @@ def build_results(ev: Evaluation) -> dict[str, Any]:
             {"name": b, "source": config.data.get(b), "n": counts[b], "harmful": BENCHMARKS[b].harmful} for b in config.benches
         ],
         "bootstrap": boot,
+        "epochs": config.epochs,
+        "reducer": config.reducer,
         "figures": figures,
     }
 
@@ -105,7 +108,7 @@ def _likelihood_figures(run: LikelihoodRun, ev: Evaluation, boot: dict[str, Any]
         est = _estimate(vals, boot)
         yield {
             "model": run.spec, "bench": bench, "category": category, "metric": metric, "kind": "mean",
-            "value": est.value if est else None, "ci": [est.low, est.high] if est else None, "n": len(vals),
+            "value": est.value if est else None, "ci": _ci(est), "n": len(vals),
             "failed": failed[bench] if category is None else 0, "scorer": "loglikelihood", "vs": None,
             "run": f"likelihood/{run.key}", "details": {"stderr": mean_stderr(vals)},
         }
@@ -153,7 +156,7 @@ def _likelihood_differences(ev: Evaluation, boot: dict[str, Any]) -> Iterable[di
             est = paired_bootstrap_difference(a, b, resamples=boot["resamples"], seed=boot["seed"])
             yield {
                 "model": run.spec, "bench": bench, "category": None, "metric": metric, "kind": "difference",
-                "value": est.value, "ci": [est.low, est.high], "n": est.n, "failed": 0, "scorer": "loglikelihood",
+                "value": est.value, "ci": _ci(est), "n": est.n, "failed": 0, "scorer": "loglikelihood",
                 "vs": base.spec, "run": f"likelihood/{run.key}", "details": {},
             }
 
@@ -162,9 +165,38 @@ def _estimate(values: list[float], boot: dict[str, Any]) -> Estimate | None:
     return bootstrap_mean(values, resamples=boot["resamples"], seed=boot["seed"]) if values else None
 
 
+def _ci(est: Estimate | None) -> list[float] | None:
+    """No interval below MIN_N_FOR_INTERVAL prompts: the figure shows its value and n only."""
+    return [est.low, est.high] if est is not None and est.n >= MIN_N_FOR_INTERVAL else None
+
+
+def per_prompt(values: dict[str, float], reducer: str) -> dict[str, float]:
+    """One value per prompt: each turn's samples (epochs) reduced by `reducer`, then the mean of
+    the prompt's turns (one turn for all but multi-turn questions)."""
+    samples: dict[str, list[float]] = defaultdict(list)
+    for item_id, value in values.items():
+        samples[item_id.split("@", 1)[0] + ("#" + item_id.split("#", 1)[1] if "#" in item_id else "")].append(value)
+    turns: dict[str, list[float]] = defaultdict(list)
+    for unit, vals in samples.items():
+        turns[prompt_of(unit)].append(reduce_samples(vals, reducer))
+    return {prompt: sum(v) / len(v) for prompt, v in turns.items()}
+
+
 def _figure(run: ScoreRun, ev: Evaluation, bench: str, metric: str, category: str | None,
-            values: list[float], failed: int, boot: dict[str, Any], details: dict[str, Any] | None = None) -> dict[str, Any]:
+            rows: list[tuple[str, dict[str, Any]]], failed: list[str], boot: dict[str, Any], details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A metric's figure over prompts, failures counted as the scorer says: left out, as 0
+    (non-success), or both ways (the second in details.failures_as_non_success)."""
+    scored = {item_id: r["value"] for item_id, r in rows}
+    as_zero = {**scored, **{item_id: 0.0 for item_id in failed}}
+    reducer = ev.config.reducer
+    main = as_zero if run.failures_counted == "non-success" else scored
+    values = list(per_prompt(main, reducer).values())
     est = _estimate(values, boot)
+    details = dict(details or {})
+    if run.failures_counted == "both" and failed:
+        other = _estimate(list(per_prompt(as_zero, reducer).values()), boot)
+        details["failures_as_non_success"] = {"value": other.value if other else None, "ci": _ci(other)}
+    n_failed = len(failed) + sum(1 for _, r in rows if r.get("judge_failed"))
     return {
         "model": run.candidate.spec,
         "bench": bench,
@@ -172,34 +204,42 @@ def _figure(run: ScoreRun, ev: Evaluation, bench: str, metric: str, category: st
         "metric": metric,
         "kind": "win_rate" if run.baseline else "mean",
         "value": est.value if est else None,
-        "ci": [est.low, est.high] if est else None,
+        "ci": _ci(est),
         "n": len(values),
-        "failed": failed,
+        "samples": len(main),
+        "failed": n_failed,
+        "failures": {"counted": "excluded" if run.failures_counted == "both" else run.failures_counted, "n": n_failed,
+                     "shown_both_ways": run.failures_counted == "both"},
         "scorer": run.scorer,
         "vs": run.baseline.spec if run.baseline else None,
         "run": str(run.folder.relative_to(ev.config.out)),
-        "details": details or {},
+        "anchor": run.anchor,
+        "details": details,
     }
 
 
 def _run_figures(run: ScoreRun, ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any]]:
     categories = {item.id: item.extra.get("categories", []) for item in ev.items}
+
+    def cats(item_id: str, record: dict[str, Any]) -> list[str]:
+        return categories[prompt_of(item_id)] + ([f"turn {record['turn']}"] if "turn" in record else [])
+
     by_bench: dict[str, dict[str, list[tuple[str, dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
     for item_id, record in run.records.items():
         by_bench[bench_of(item_id)][record["metric"]].append((item_id, record))
-    failed: dict[str, int] = defaultdict(int)
+    failed: dict[str, list[str]] = defaultdict(list)
     for item_id in run.failures:
-        failed[bench_of(item_id)] += 1
+        failed[bench_of(item_id)].append(item_id)
     for bench in ev.config.benches:
         metrics = by_bench.get(bench, {})
         if not metrics and failed[bench]:
             yield _figure(run, ev, bench, _metric_name(run), None, [], failed[bench], boot)
         for metric, rows in metrics.items():
             details = _pair_details(rows) if run.baseline else None
-            yield _figure(run, ev, bench, metric, None, [r["value"] for _, r in rows], failed[bench], boot, details)
-            for category in sorted({c for item_id, _ in rows for c in categories[item_id]}):
-                values = [r["value"] for item_id, r in rows if category in categories[item_id]]
-                yield _figure(run, ev, bench, metric, category, values, 0, boot)
+            yield _figure(run, ev, bench, metric, None, rows, failed[bench], boot, details)
+            for category in sorted({c for item_id, r in rows for c in cats(item_id, r)}):
+                subset = [(item_id, r) for item_id, r in rows if category in cats(item_id, r)]
+                yield _figure(run, ev, bench, metric, category, subset, [], boot)
 
 
 def _metric_name(run: ScoreRun) -> str:
@@ -234,20 +274,29 @@ def _differences(ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any
         base = base_runs.get(run.scorer)
         if run.candidate is baseline or base is None:
             continue
-        pairs: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-        for item_id, record in run.records.items():
-            other = base.records.get(item_id)
-            if other is not None and other["metric"] == record["metric"]:
-                a, b = pairs[(bench_of(item_id), record["metric"])]
-                a.append(record["value"])
-                b.append(other["value"])
-        for (bench, metric), (a, b) in sorted(pairs.items()):
+        for (bench, metric), (a, b) in sorted(_paired_prompts(run, base, ev.config.reducer).items()):
             est = paired_bootstrap_difference(a, b, resamples=boot["resamples"], seed=boot["seed"])
             yield {
                 "model": run.candidate.spec, "bench": bench, "category": None, "metric": metric, "kind": "difference",
-                "value": est.value, "ci": [est.low, est.high], "n": est.n, "failed": 0, "scorer": run.scorer,
+                "value": est.value, "ci": _ci(est), "n": est.n, "failed": 0, "scorer": run.scorer,
                 "vs": baseline.spec, "run": str(run.folder.relative_to(ev.config.out)), "details": {},
             }
+
+
+def _paired_prompts(run: ScoreRun, base: ScoreRun, reducer: str) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
+    """Per benchmark and metric, both models' per-prompt values on the prompts both have (items
+    whose score failed are left out of both)."""
+    values: dict[tuple[str, str], tuple[dict[str, float], dict[str, float]]] = defaultdict(lambda: ({}, {}))
+    for item_id, record in run.records.items():
+        other = base.records.get(item_id)
+        if other is not None and other["metric"] == record["metric"]:
+            mine, theirs = values[(bench_of(item_id), record["metric"])]
+            mine[item_id], theirs[item_id] = record["value"], other["value"]
+    pairs = {}
+    for key, (mine, theirs) in values.items():
+        a, b = per_prompt(mine, reducer), per_prompt(theirs, reducer)
+        pairs[key] = ([a[p] for p in a], [b[p] for p in a])
+    return pairs
 
 
 # -- writing and printing -------------------------------------------------------------------
@@ -260,16 +309,30 @@ def write_results(results: dict[str, Any], out: str | Path) -> None:
 
 
 def _cell(f: dict[str, Any]) -> str:
-    failed = f" ({f['failed']} failed)" if f["failed"] else ""
+    failed = _failed_note(f)
     if f["value"] is None:
         return f"- n=0{failed}"
     sign = "+" if f["kind"] == "difference" and f["value"] >= 0 else ""
-    low, high = f["ci"]
+    interval = f" [{f['ci'][0]:.3g}, {f['ci'][1]:.3g}]" if f["ci"] else ""
+    n = f"n={f['n']}" + ("" if f["ci"] or f["n"] >= MIN_N_FOR_INTERVAL else f" (no interval below n={MIN_N_FOR_INTERVAL})")
     if "stderr" in f["details"]:  # lm-evaluation-harness's figures: 4 decimals and the standard error
         stderr = f["details"]["stderr"]
         pm = f" ± {stderr:.4f}" if stderr is not None else ""
-        return f"{f['value']:.4f}{pm} [{low:.3g}, {high:.3g}] n={f['n']}{failed}"
-    return f"{sign}{f['value']:.3g} [{low:.3g}, {high:.3g}] n={f['n']}{failed}"
+        return f"{f['value']:.4f}{pm}{interval} {n}{failed}"
+    return f"{sign}{f['value']:.3g}{interval} {n}{failed}"
+
+
+def _failed_note(f: dict[str, Any]) -> str:
+    """How many items had no usable verdict, and how they were counted."""
+    if not f["failed"]:
+        return ""
+    rule = f.get("failures", {})
+    if rule.get("shown_both_ways"):
+        other = f["details"].get("failures_as_non_success", {}).get("value")
+        return f" ({f['failed']} failed, left out; {other:.3g} counting them as non-success)" if other is not None else f" ({f['failed']} failed)"
+    if rule.get("counted") == "non-success":
+        return f" ({f['failed']} without verdict, counted as non-success)"
+    return f" ({f['failed']} failed, left out)"
 
 
 def _column(f: dict[str, Any]) -> str:
@@ -316,6 +379,11 @@ def _notes(results: dict[str, Any]) -> list[str]:
         f"value [95% percentile bootstrap interval, {boot['resamples']} resamples, seed {boot['seed']}] n=items scored; "
         f"answers: temperature {gen['temperature']}, max_tokens {gen['max_tokens']}; judge: {results['judge'] or 'none'}"
     ]
+    if results.get("epochs", 1) > 1:
+        notes.append(f"{results['epochs']} samples per prompt, reduced per prompt by {results['reducer']}; intervals resample prompts (cluster bootstrap)")
+    for name, info in sorted({f["scorer"]: f["anchor"] for f in results["figures"] if f.get("anchor")}.items()):
+        judge = "" if info.get("same_judge", True) else f"; judged by {info['judge']}, not the anchor's {info['anchor_judge']}: the figure is not the anchor's"
+        notes.append(f"{name}: {info['anchor']}, prompt and verdict rule verbatim; failures {info['failures']}{judge}")
     for m in results["models"]:
         fmt = "/".join(m["formats"]) or "-"
         failed = f", {m['failed']} failed" if m["failed"] else ""
@@ -325,7 +393,7 @@ def _notes(results: dict[str, Any]) -> list[str]:
             parts.append(f"{m['scored']} questions scored by log-likelihood{lost}")
         notes.append(f"{m['spec']}{' (baseline)' if m['baseline'] else ''}: {'; '.join(parts)}")
     for f in results["figures"]:
-        if f["kind"] == "win_rate" and f["category"] is None and f["details"]:
+        if f["kind"] == "win_rate" and f["category"] is None and "wins" in f["details"]:
             d = f["details"]
             notes.append(
                 f"{f['model']} vs {f['vs']} on {f['bench']}: {d['wins']} wins, {d['ties']} ties, {d['losses']} losses; "

@@ -37,8 +37,10 @@ from selfalign.store.inputs import Item
 
 from .answers import Generation, answer
 from .benchmarks import BENCHMARKS, load_benchmarks
+from .epochs import check_reducer, with_epochs
 from .likelihood import score_choices
 from .scorers import JudgeSettings, Scorer, build_scorers
+from .turns import add_references, turn_items
 
 
 class EvalConfig(BaseModel):
@@ -59,6 +61,9 @@ class EvalConfig(BaseModel):
     max_calls: int = 64  # model calls in flight per model
     device: str | None = None  # for hf: models and judges
     ray: RayOptions | None = None  # the models' and the judge's calls on pools of Ray actors (llm.ray_pool)
+    epochs: int = Field(1, ge=1)  # answers sampled per prompt (seeded); figures reduce them per prompt
+    reducer: str = "mean"  # mean, max, majority, pass@k (stats.reduce_samples)
+    reference: str | None = None  # MT-Bench reference answers (FastChat's reference_answer/gpt-4.jsonl)
     resamples: int = 10_000
     bootstrap_seed: int = 0
     progress: bool = True
@@ -100,6 +105,8 @@ class ScoreRun:
     folder: Path
     records: dict[str, dict[str, Any]]
     failures: dict[str, str]
+    failures_counted: str = "both"  # Scorer.failures: "excluded", "non-success", or "both"
+    anchor: dict[str, Any] | None = None
 
 
 @dataclass
@@ -123,7 +130,11 @@ def prepare(config: EvalConfig) -> tuple[list[Item], list[Scorer]]:
         refusal_phrases_file=config.refusal_phrases_file,
         templates=config.templates,
         settings=settings,
+        judge=config.judge,
     )
+    check_reducer(config.reducer, config.epochs)
+    if any(s.per_turn for s in scorers):
+        items = add_references(items, config.reference)
     judged = [s.name for s in scorers if s.needs_judge]
     if judged and config.judge is None:
         raise UserError(f"--scorers {','.join(judged)} need a judge: add --judge SPEC (any model spec)")
@@ -134,11 +145,13 @@ def prepare(config: EvalConfig) -> tuple[list[Item], list[Scorer]]:
 
 def run_eval(config: EvalConfig) -> Evaluation:
     items, scorers = prepare(config)
+    if any(s.per_turn for s in scorers) and not config.generation.mt_bench:
+        config = config.model_copy(update={"generation": config.generation.model_copy(update={"mt_bench": True})})
     return asyncio.run(_evaluate(config, items, scorers))
 
 
 async def _evaluate(config: EvalConfig, items: list[Item], scorers: list[Scorer]) -> Evaluation:
-    answered = [item for item in items if not is_likelihood(item)]
+    answered = with_epochs([item for item in items if not is_likelihood(item)], config.epochs)
     scored = [item for item in items if is_likelihood(item)]
     answers = [await _answer_run(spec, answered, config) for spec in config.models] if answered else []
     judge = _Judge(config)
@@ -166,10 +179,11 @@ def _jobs(scorer: Scorer, answers: list[AnswerRun], pairs: str) -> list[tuple[An
 
 
 async def _answer_run(spec: str, items: list[Item], config: EvalConfig) -> AnswerRun:
-    key = f"{_slug(spec)}-{_hash(spec, config.generation.model_dump())}"
+    settings = config.generation.model_dump(exclude={"mt_bench"} if not config.generation.mt_bench else set())
+    key = f"{_slug(spec)}-{_hash(spec, settings)}"
     store = RunStore(Path(config.out) / "answers" / key)
     try:
-        store.bind_config("eval-answers", {"model": spec, **config.generation.model_dump()})
+        store.bind_config("eval-answers", {"model": spec, **settings})
         if _has_work(store, items):
             model = load_model(spec, cache=store, max_concurrency=config.max_calls, ray=config.ray,
                                **_provider_options(spec, config))
@@ -225,7 +239,7 @@ async def _score_run(
         records, failures = _results(store, work_items)
     finally:
         store.close()
-    return ScoreRun(scorer.name, candidate, baseline, folder, records, failures)
+    return ScoreRun(scorer.name, candidate, baseline, folder, records, failures, scorer.failures, scorer.anchor)
 
 
 def _scoring_items(scorer: Scorer, candidate: AnswerRun, baseline: AnswerRun | None, items: list[Item]) -> list[Item]:
@@ -234,6 +248,10 @@ def _scoring_items(scorer: Scorer, candidate: AnswerRun, baseline: AnswerRun | N
     work = []
     for item in items:
         if not scorer.applies(item) or item.id not in candidate.records:
+            continue
+        if scorer.per_turn:  # one item per turn of a multi-turn question (MT-Bench)
+            if baseline is None or item.id in baseline.records:
+                work.extend(turn_items(item, candidate.records[item.id], baseline.records[item.id] if baseline else None))
             continue
         if baseline is None:
             extra = {**item.extra, "answer": candidate.records[item.id]["answer"]}
@@ -298,7 +316,7 @@ def _hash(*parts: Any) -> str:
 
 
 def bench_of(item_id: str) -> str:
-    """Item ids are `BENCH/000012`."""
+    """Item ids are `BENCH/000012` (with `@E` for an epoch, `#turnN` for a turn)."""
     name = item_id.split("/", 1)[0]
     assert name in BENCHMARKS, item_id
     return name

@@ -209,3 +209,97 @@ def bootstrap_sums(
         low, high = np.quantile(defined, [(1 - level) / 2, (1 + level) / 2]) if defined.size and not np.isnan(value) else (np.nan, np.nan)
         out[name] = Estimate(float(value), float(low), float(high), int(x.shape[0]))
     return out
+
+
+# -- several samples per prompt (epochs): reducers and the cluster bootstrap -----------------
+
+MIN_N_FOR_INTERVAL = 10  # below this many prompts a figure has no interval (garak gives none below 30)
+REDUCERS = ("mean", "max", "majority", "pass@k")
+
+
+def reduce_samples(values: Sequence[float], reducer: str) -> float:
+    """One prompt's samples (epochs) as one value, as inspect_ai's epoch reducers do:
+
+        mean      the mean of the samples
+        max       the largest (for 0/1 scores: any success)
+        majority  the most frequent value; on a tie, the mean of the tied values
+        pass@k    1 - C(n - c, k) / C(n, k): the chance that k of the n samples, drawn without
+                  replacement, hold at least one success (c = samples scoring 1; unbiased, Chen
+                  et al. 2021); k <= n
+    """
+    if not values:
+        raise ValueError("reduce_samples of no samples")
+    if reducer == "mean":
+        return float(np.mean(values))
+    if reducer == "max":
+        return float(max(values))
+    if reducer == "majority":
+        counts: dict[float, int] = {}
+        for v in values:
+            counts[float(v)] = counts.get(float(v), 0) + 1
+        top = max(counts.values())
+        return float(np.mean([v for v, c in counts.items() if c == top]))
+    if reducer.startswith("pass@"):
+        return pass_at_k(len(values), sum(1 for v in values if v == 1.0), int(reducer[5:]))
+    raise ValueError(f"unknown reducer {reducer!r}; known: {', '.join(REDUCERS)}")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """1 - C(n - c, k) / C(n, k), for n samples of which c succeeded (1.0 when n - c < k)."""
+    from math import comb
+
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@{k} needs 1 <= k <= samples ({n})")
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def cluster_bootstrap(clusters: Sequence[Sequence[float]], reducer: str = "mean", *, resamples: int = RESAMPLES,
+                      level: float = LEVEL, seed: int = 0) -> Estimate:
+    """The mean over prompts of each prompt's reduced samples, with a percentile interval from
+    resampling prompts (the clusters) with replacement, each drawn with all its samples: samples
+    of one prompt are not independent, so they are never drawn apart. Reducing each cluster first
+    and resampling the reduced values is that same bootstrap."""
+    reduced = [reduce_samples(c, reducer) for c in clusters]
+    return bootstrap_mean(reduced, resamples=resamples, level=level, seed=seed)
+
+
+# -- judge validation: agreement with human labels, and the corrected rate ---------------------
+
+
+def cohen_kappa(labels: Sequence[object], predictions: Sequence[object]) -> float:
+    """kappa = (p_o - p_e) / (1 - p_e): p_o the share of agreement, p_e the agreement expected
+    by chance from each rater's marginal frequencies. 1.0 where both raters use one and the same
+    class throughout (p_e = 1, no disagreement possible)."""
+    if len(labels) != len(predictions) or not labels:
+        raise ValueError("cohen_kappa needs two equally long, non-empty lists")
+    n = len(labels)
+    p_o = sum(a == b for a, b in zip(labels, predictions)) / n
+    classes = set(labels) | set(predictions)
+    p_e = sum((list(labels).count(c) / n) * (list(predictions).count(c) / n) for c in classes)
+    return 1.0 if p_e == 1.0 else (p_o - p_e) / (1 - p_e)
+
+
+def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson's score interval for a proportion successes / n:
+    (p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)."""
+    from statistics import NormalDist
+
+    if n == 0:
+        raise ValueError("wilson_interval of no trials")
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def rogan_gladen(rate: float, sensitivity: float, specificity: float) -> float:
+    """The true rate behind a judge's measured rate (Rogan and Gladen, 1978):
+    (rate + specificity - 1) / (sensitivity + specificity - 1), clipped to [0, 1]. Undefined
+    for a judge no better than chance (sensitivity + specificity <= 1)."""
+    youden = sensitivity + specificity - 1
+    if youden <= 0:
+        raise ValueError(f"a judge with sensitivity {sensitivity:.3g} and specificity {specificity:.3g} is no better than chance; its rate cannot be corrected")
+    return float(min(1.0, max(0.0, (rate + specificity - 1) / youden)))
