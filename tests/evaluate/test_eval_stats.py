@@ -6,6 +6,7 @@ import pytest
 from selfalign.evaluate.stats import (
     cluster_bootstrap,
     cohen_kappa,
+    corrected_rate,
     pass_at_k,
     reduce_samples,
     rogan_gladen,
@@ -160,3 +161,20 @@ def test_rogan_gladen_by_hand():
     assert rogan_gladen(0.05, 0.9, 0.8) == 0.0  # clipped
     with pytest.raises(ValueError, match="no better than chance"):
         rogan_gladen(0.5, 0.5, 0.5)
+
+
+def test_corrected_rate_of_a_perfect_judge_is_the_raw_rate():
+    labels = [True, False, True, False]
+    est = corrected_rate([0.0, 1.0, 1.0, 0.0], labels, labels, resamples=2000)
+    assert est.value == 0.5 and est.n == 4 and est.low == 0.0 and est.high == 1.0
+
+
+def test_corrected_rate_by_hand_and_where_it_is_undefined():
+    # labelled rows: 4 positives, the judge finds 3 (TPR 0.75); 4 negatives, it calls 1 positive (TNR 0.75);
+    # raw rate 0.5 -> (0.5 + 0.75 - 1) / (0.75 + 0.75 - 1) = 0.5; raw 0.4 -> 0.15 / 0.5 = 0.3
+    labels = [True] * 4 + [False] * 4
+    predictions = [True, True, True, False, True, False, False, False]
+    assert corrected_rate([1.0, 0.0], labels, predictions, resamples=500).value == pytest.approx(0.5)
+    assert corrected_rate([1.0, 1.0, 0.0, 0.0, 0.0], labels, predictions, resamples=500).value == pytest.approx(0.3)
+    assert corrected_rate([1.0], [True, True], [True, True]) is None  # no negative row: TNR unknown
+    assert corrected_rate([1.0], [True, False], [False, True]) is None  # worse than chance

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 
 from selfalign.evaluate import BENCHMARKS, EvalConfig, Generation, build_results, render_table, run_eval, write_results
+from selfalign.errors import UserError
 from selfalign.evaluate.benchmarks import parse_data_options
+from selfalign.evaluate.scorers import JudgeSettings, build_scorers
+from selfalign.evaluate.validate import correct_results, render_validation, validate_judge, write_validation
 
 from .generate import add_ray_options, ray_options
 
@@ -24,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--judge hf:judge --out runs/e1. The first --model is the baseline."
         ),
     )
-    p.add_argument("--model", action="append", required=True, help="a model spec; repeat to compare (the first is the baseline)")
-    p.add_argument("--bench", required=True, help=f"comma-separated benchmarks: {', '.join(BENCHMARKS)}")
+    p.add_argument("--model", action="append", default=[], help="a model spec; repeat to compare (the first is the baseline)")
+    p.add_argument("--bench", default=None, help=f"comma-separated benchmarks: {', '.join(BENCHMARKS)}")
     p.add_argument("--data", action="append", default=[], metavar="NAME=FILE", help="a benchmark's file (or hub dataset name)")
     p.add_argument("--judge", default=None, help="the judge model spec (needed by harm, strongreject, rubric:*, pairwise)")
     p.add_argument(
@@ -50,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=1, help="answers sampled per prompt, each seeded apart (default 1)")
     p.add_argument("--reducer", default="mean", help="how a prompt's samples become one value: mean, max, majority, pass@K (default mean)")
     p.add_argument("--reference", default=None, help="mt-bench: FastChat's reference answers (reference_answer/gpt-4.jsonl)")
+    p.add_argument("--validate-judge", default=None, metavar="FILE",
+                   help="only score human-labelled rows (prompt, answer, label) with --scorers and --judge: accuracy, kappa, TPR, TNR")
+    p.add_argument("--correct-judge", default=None, metavar="FILE",
+                   help="labelled rows: each yes/no rate is shown beside the rate corrected for the judge's errors (Rogan-Gladen)")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_ray_options(p)
@@ -57,6 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.validate_judge:
+        return validate(args)
+    if not args.model or not args.bench:
+        raise UserError("selfalign eval needs --model SPEC and --bench NAMES (or --validate-judge FILE with --scorers and --judge)")
     config = EvalConfig(
         models=args.model,
         benches=[b.strip() for b in args.bench.split(",") if b.strip()],
@@ -82,8 +93,29 @@ def run(args: argparse.Namespace) -> int:
         bootstrap_seed=args.seed,
         progress=not args.quiet,
     )
-    results = build_results(run_eval(config))
+    evaluation = run_eval(config)
+    results = build_results(evaluation)
+    if args.correct_judge:
+        correct_results(evaluation, results, args.correct_judge)
     write_results(results, args.out)
     print(render_table(results))
     print(f"wrote {args.out}/results.json and {args.out}/results.md")
+    return 0
+
+
+def validate(args: argparse.Namespace) -> int:
+    if not args.scorers:
+        raise UserError("--validate-judge: name the scorers to validate with --scorers (e.g. harmbench, or refusal)")
+    settings = JudgeSettings(0.0, args.judge_max_tokens, args.seed)
+    scorers = build_scorers([s.strip() for s in args.scorers.split(",") if s.strip()], refusal_phrases_file=args.refusal_phrases,
+                            templates=args.templates, settings=settings, judge=args.judge)
+    judged = [s.name for s in scorers if s.needs_judge]
+    if judged and not args.judge:
+        raise UserError(f"--scorers {','.join(judged)} need a judge: add --judge SPEC")
+    options = {"device": args.device} if args.device and (args.judge or "").startswith("hf:") else {}
+    report, _ = validate_judge(scorers, args.validate_judge, args.judge, args.out, max_calls=args.max_calls,
+                               concurrency=args.concurrency, provider_options=options, seed=args.seed)
+    path = write_validation(report, args.out)
+    print(render_validation(report))
+    print(f"wrote {path}")
     return 0

@@ -392,6 +392,7 @@ def _notes(results: dict[str, Any]) -> list[str]:
             lost = f", {m['scoring_failed']} failed" if m["scoring_failed"] else ""
             parts.append(f"{m['scored']} questions scored by log-likelihood{lost}")
         notes.append(f"{m['spec']}{' (baseline)' if m['baseline'] else ''}: {'; '.join(parts)}")
+    notes.extend(_correction_notes(results))
     for f in results["figures"]:
         if f["kind"] == "win_rate" and f["category"] is None and "wins" in f["details"]:
             d = f["details"]
@@ -400,6 +401,19 @@ def _notes(results: dict[str, Any]) -> list[str]:
                 f"position consistency {d['position_consistency']:.2f}; mean length {d['mean_length']['candidate']:.0f} "
                 f"vs {d['mean_length']['baseline']:.0f} characters"
             )
+    return notes
+
+
+def _correction_notes(results: dict[str, Any]) -> list[str]:
+    """One line per corrected rate, for the printed table and results.md."""
+    notes = []
+    for f in results["figures"]:
+        c = f["details"].get("corrected")
+        if c:
+            value = "undefined (judge no better than chance, or a class missing from the labels)" if c["value"] is None else f"{c['value']:.3g}"
+            ci = f" [{c['ci'][0]:.3g}, {c['ci'][1]:.3g}]" if c["ci"] else ""
+            notes.append(f"{f['model']} {f['bench']} {f['metric']} ({f['scorer']}): raw {f['value']:.3g}, corrected {value}{ci} "
+                         f"(Rogan-Gladen; judge sensitivity {c['sensitivity']:.3g}, specificity {c['specificity']:.3g} on {c['n_labels']} labelled rows)")
     return notes
 
 

@@ -122,16 +122,7 @@ def prepare(config: EvalConfig) -> tuple[list[Item], list[Scorer]]:
     """Read and check every input (benchmarks, rubrics, phrase lists, templates) before any call."""
     benches = load_benchmarks(config.benches, config.data, config.limit)
     items = [replace(item, idx=n) for n, item in enumerate(i for bench in benches.values() for i in bench)]
-    names = config.scorers or default_scorers(len(config.models), config.judge)
-    settings = JudgeSettings(0.0, config.judge_max_tokens, config.generation.seed)
-    scorers = build_scorers(
-        names,
-        rubric_file=config.rubric_file,
-        refusal_phrases_file=config.refusal_phrases_file,
-        templates=config.templates,
-        settings=settings,
-        judge=config.judge,
-    )
+    scorers = build_scorers_of(config)
     check_reducer(config.reducer, config.epochs)
     if any(s.per_turn for s in scorers):
         items = add_references(items, config.reference)
@@ -141,6 +132,14 @@ def prepare(config: EvalConfig) -> tuple[list[Item], list[Scorer]]:
     if any(s.pairwise for s in scorers) and len(config.models) < 2:
         raise UserError("--scorers pairwise compares models: give two --model options or more")
     return items, scorers
+
+
+def build_scorers_of(config: EvalConfig) -> list[Scorer]:
+    """The scorers named by --scorers (or the defaults), their files read and checked."""
+    names = config.scorers or default_scorers(len(config.models), config.judge)
+    settings = JudgeSettings(0.0, config.judge_max_tokens, config.generation.seed)
+    return build_scorers(names, rubric_file=config.rubric_file, refusal_phrases_file=config.refusal_phrases_file,
+                         templates=config.templates, settings=settings, judge=config.judge)
 
 
 def run_eval(config: EvalConfig) -> Evaluation:

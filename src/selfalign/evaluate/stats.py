@@ -303,3 +303,36 @@ def rogan_gladen(rate: float, sensitivity: float, specificity: float) -> float:
     if youden <= 0:
         raise ValueError(f"a judge with sensitivity {sensitivity:.3g} and specificity {specificity:.3g} is no better than chance; its rate cannot be corrected")
     return float(min(1.0, max(0.0, (rate + specificity - 1) / youden)))
+
+
+def corrected_rate(values: Sequence[float], labels: Sequence[bool], predictions: Sequence[bool], *,
+                   resamples: int = RESAMPLES, level: float = LEVEL, seed: int = 0) -> Estimate | None:
+    """A judge's rate corrected for its measured errors: rogan_gladen(mean(values), TPR, TNR),
+    TPR and TNR from the labelled rows (label, the judge's prediction). The interval resamples
+    both, independently: the prompts behind the rate, and the labelled rows behind TPR and TNR
+    (a draw without a positive or a negative row, or with TPR + TNR <= 1, is drawn again). None
+    when the labelled rows hold no positive or no negative, or the judge is no better than chance."""
+    x = np.asarray(values, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    p = np.asarray(predictions, dtype=bool)
+    if x.size == 0 or y.size == 0 or y.all() or not y.any():
+        return None
+    tpr, tnr = float(p[y].mean()), float((~p[~y]).mean())
+    if tpr + tnr <= 1:
+        return None
+    rng = np.random.default_rng(seed)
+    out = np.empty(resamples)
+    done = 0
+    while done < resamples:
+        rate = x[rng.integers(0, x.size, x.size)].mean()
+        rows = rng.integers(0, y.size, y.size)
+        yy, pp = y[rows], p[rows]
+        if yy.all() or not yy.any():
+            continue
+        sens, spec = pp[yy].mean(), (~pp[~yy]).mean()
+        if sens + spec <= 1:
+            continue
+        out[done] = rogan_gladen(float(rate), float(sens), float(spec))
+        done += 1
+    low, high = np.quantile(out, [(1 - level) / 2, (1 + level) / 2])
+    return Estimate(rogan_gladen(float(x.mean()), tpr, tnr), float(low), float(high), int(x.size))
