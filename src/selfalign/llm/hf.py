@@ -6,7 +6,8 @@ for structured output, an xgrammar matcher compiled from the JSON schema, and ha
 the continuous-batching engine (`engine.py`), which decodes all concurrent requests together.
 A request without a seed samples with seed 0. A prompt longer than the model's context is
 refused (UserError) before any decoding, and `max_tokens` is capped at what the context holds
-after the prompt. Compiled grammars are kept for the last GRAMMAR_CACHE_SIZE schemas.
+after the prompt. Grammars are compiled on a pool of their own and kept within a memory bound
+(`grammars.py`).
 
 It also scores continuations (`loglikelihood`, plain text without the chat template) as
 lm-evaluation-harness does (see `scoring.py`): the rows of concurrent requests share batched
@@ -18,9 +19,7 @@ No retries, no cache: the `Model` wrapper does those.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,11 +30,9 @@ from selfalign.errors import UserError
 from .checkpoints import load_pretrained, resolve_dtype
 from .engine import BatchEngine, Row
 from .errors import ModelError
+from .grammars import GrammarCache
 from .scoring import Batcher, ScoreRow, encode_pair, prompt_logprobs, score_rows
 from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, PromptLogprobs, Sampling, TextRequest
-
-GRAMMAR_CACHE_SIZE = 256  # compiled grammars kept (least recently used dropped first)
-
 
 # How a model without a chat template is asked: "Question: ...\nAnswer:" (a system message as
 # plain text first); callers stop generation at a next "\nQuestion:".
@@ -107,11 +104,11 @@ class HFProvider:
             batch_wait_ms=batch_wait_ms,
             name=self.name,
         )
-        self._grammar_compiler: Any | None = None
-        self._grammars: OrderedDict[str, Any] = OrderedDict()  # JSON schema text -> compiled grammar
+        self._tokenizer_info: Any | None = None
+        self._info_lock = threading.Lock()
+        self._grammars = GrammarCache(self._grammar_compiler)
         self.context_length = _context_length(self.model, self.tokenizer)
-        self._grammar_lock = threading.Lock()
-        # Templating and grammar compilation (slow for a new schema) stay off the event loop.
+        # Templating and tokenising stay off the event loop (grammars compile on their own pool).
         self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfalign-hf-prepare")
         self._scorer = Batcher(self._score, batch_wait_ms / 1000)
         # (prompt ids, top_k) -> PromptLogprobs
@@ -123,6 +120,10 @@ class HFProvider:
         if self._closed:
             raise ModelError(f"{self.name}: the provider is closed")
         row = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self._prepare, request)
+        if request.json_schema is not None:
+            import xgrammar as xgr
+
+            row.matcher = xgr.GrammarMatcher(await self._grammars.get(request.json_schema))
         return await self.engine.generate(row)
 
     async def complete_text(self, request: TextRequest) -> Completion:
@@ -201,7 +202,7 @@ class HFProvider:
         self._closed = True
         await self.engine.close()
         self._prepare_pool.shutdown(wait=False, cancel_futures=True)
-        self._grammars.clear()
+        self._grammars.close()
         self.model = None  # drop our reference so the weights can be freed
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -214,12 +215,12 @@ class HFProvider:
         )
         # The template already holds every special token the model expects (BOS included).
         prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return self._row(prompt_ids, request.sampling, request.json_schema)
+        return self._row(prompt_ids, request.sampling)  # its grammar, if any, is added by `complete`
 
     def _prepare_text(self, request: TextRequest) -> Row:
-        return self._row(self.tokenizer(request.prompt)["input_ids"], request.sampling, None)
+        return self._row(self.tokenizer(request.prompt)["input_ids"], request.sampling)
 
-    def _row(self, prompt_ids: list[int], sampling: Sampling, json_schema: dict[str, Any] | None) -> Row:
+    def _row(self, prompt_ids: list[int], sampling: Sampling) -> Row:
         max_tokens = sampling.max_tokens
         if self.context_length is not None:
             if len(prompt_ids) >= self.context_length:
@@ -228,11 +229,6 @@ class HFProvider:
                     "in all (prompt and answer); shorten the messages"
                 )
             max_tokens = min(max_tokens, self.context_length - len(prompt_ids))
-        matcher = None
-        if json_schema is not None:
-            import xgrammar as xgr
-
-            matcher = xgr.GrammarMatcher(self._grammar(json_schema))
         return Row(
             prompt_ids=list(prompt_ids),
             max_tokens=max_tokens,
@@ -240,34 +236,19 @@ class HFProvider:
             top_p=sampling.top_p,
             seed=sampling.seed if sampling.seed is not None else 0,
             stop=tuple(s for s in sampling.stop if s),
-            matcher=matcher,
         )
 
-    def _grammar(self, schema: dict[str, Any]) -> Any:
-        """The compiled grammar of a JSON schema; compiled once per schema (it is slow) while it
-        is among the GRAMMAR_CACHE_SIZE most recently used."""
+    def _grammar_compiler(self) -> Any:
+        """A grammar compiler for this model's tokenizer (one per compiling thread; xgrammar's
+        own cache off: `GrammarCache` keeps grammars within its bound)."""
         import xgrammar as xgr
 
-        key = json.dumps(schema, sort_keys=True)
-        with self._grammar_lock:
-            if key in self._grammars:
-                self._grammars.move_to_end(key)
-                return self._grammars[key]
-            if self._grammar_compiler is None:
-                info = xgr.TokenizerInfo.from_huggingface(
+        with self._info_lock:
+            if self._tokenizer_info is None:
+                self._tokenizer_info = xgr.TokenizerInfo.from_huggingface(
                     self.tokenizer, vocab_size=_vocab_size(self.model), stop_token_ids=self.engine.eos_token_ids
                 )
-                self._grammar_compiler = xgr.GrammarCompiler(info)
-            try:
-                # Compact JSON: with any whitespace, a weak model can pad with spaces forever.
-                # The schema's own key order is kept: it is the order the fields are written in.
-                grammar = self._grammar_compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
-            except Exception as exc:  # the schema's fault: a bad request, not a broken model
-                raise UserError(f"cannot compile this JSON schema for constrained decoding: {exc}") from exc
-            self._grammars[key] = grammar
-            if len(self._grammars) > GRAMMAR_CACHE_SIZE:
-                self._grammars.popitem(last=False)
-            return grammar
+        return xgr.GrammarCompiler(self._tokenizer_info, cache_enabled=False)
 
 
 # -- model facts ----------------------------------------------------------------------------
