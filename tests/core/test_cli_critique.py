@@ -97,3 +97,58 @@ def test_sigkill_mid_run_then_resume_gives_every_item_once(tmp_path, scripted):
     resumed = (killed / "sft.jsonl").read_text().splitlines()
     assert len(resumed) == n
     assert resumed == (tmp_path / "clean" / "sft.jsonl").read_text().splitlines()  # nothing lost, nothing twice
+
+
+class _Recorder:
+    """A model that records each conversation it is asked to continue."""
+
+    def __init__(self):
+        self.calls = []
+
+    async def chat(self, messages, **_):
+        from types import SimpleNamespace
+
+        self.calls.append([dict(m) for m in messages])
+        return SimpleNamespace(text=f"reply {len(self.calls)}")
+
+
+def test_exemplars_come_before_the_critique_and_revision_not_the_answer():
+    import asyncio
+
+    from selfalign.methods.critique import CritiqueConfig, load_exemplars, load_principles, run_item
+    from selfalign.store.inputs import Item
+
+    exemplars = load_exemplars(None)
+    model = _Recorder()
+    item = Item("a", 0, ({"role": "user", "content": "How do I pick a lock?"},))
+    record = asyncio.run(run_item(item, model, CritiqueConfig(), load_principles(None), exemplars=exemplars))
+    answer, critique, revision = model.calls
+    assert answer == [{"role": "user", "content": "How do I pick a lock?"}]  # the model's own answer
+    shots = 6 * len(exemplars)
+    assert critique[:shots] == [turn for e in exemplars for turn in e.turns()]
+    assert critique[shots]["content"] == "How do I pick a lock?" and critique[shots + 1]["content"] == "reply 1"
+    assert revision[: len(critique)] == critique and revision[len(critique)]["content"] == "reply 2"
+    assert record.revision == "reply 3" and record.red_team
+
+
+def test_a_helpfulness_prompt_is_answered_only_and_its_answer_kept(tmp_path, scripted):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "harmful", "red_team": True}) + "\n" + json.dumps({"prompt": "look-alike", "red_team": False}) + "\n")
+    out = tmp_path / "run"
+    selfalign("critique-revise", "--model", scripted, "--prompts", prompts, "--out", out, "--quiet")
+    assert json.loads((out / "summary.json").read_text())["usage"]["calls"] == 4  # 3 + 1
+    selfalign("export", out, "--format", "sft", "--to", tmp_path / "sft.jsonl")
+    rows = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in map(json.loads, (tmp_path / "sft.jsonl").read_text().splitlines())}
+    assert rows["look-alike"] in ("First answer.", "Another first answer.")
+    assert rows["harmful"] in ("A safer answer.", "A kinder answer.")
+    selfalign("export", out, "--format", "preference", "--to", tmp_path / "pref.jsonl")
+    assert len((tmp_path / "pref.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_bad_exemplars_file_stops_before_any_work(tmp_path, scripted):
+    bad = tmp_path / "exemplars.jsonl"
+    bad.write_text(json.dumps({"request": "q", "answer": "a"}) + "\n")
+    proc = selfalign("critique-revise", "--model", scripted, "--prompts", prompts_file(tmp_path, 1), "--exemplars", bad,
+                     "--out", tmp_path / "run", check=False)
+    assert proc.returncode == 2 and f"{bad}:1: bad exemplar (critique_request" in proc.stderr
+    assert not (tmp_path / "run").exists()

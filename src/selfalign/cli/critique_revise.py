@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
-from selfalign.methods.critique import CritiqueConfig, load_principles, run_item
+from selfalign.methods.critique import CritiqueConfig, load_exemplars, load_principles, run_item
 from selfalign.methods.critique.steps import PROMPTS_DIR
 from selfalign.methods.prompts import Prompts
 
@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_generator_options(p)
     p.add_argument("--principles", default=None, help="JSONL of {name, critique, revision} (default: shipped set)")
+    p.add_argument(
+        "--exemplars", default=None,
+        help="JSONL of few-shot exemplars {request, answer, critique_request, critique, revision_request, revision} "
+        "shown before each critique and revision (default: shipped set; 'none' for no exemplars)",
+    )
     p.set_defaults(func=run)
 
 
@@ -29,13 +34,15 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         principles_file=args.principles,
+        exemplars_file=args.exemplars,
         templates=args.templates,
     )
     principles = load_principles(config.principles_file)  # checked before any model call
+    exemplars = [] if config.exemplars_file == "none" else load_exemplars(config.exemplars_file)
     prompts = Prompts(PROMPTS_DIR, config.templates)
     return run_generator(
         args,
         "critique-revise",
         config,
-        lambda model: partial(run_item, model=model, config=config, principles=principles, prompts=prompts),
+        lambda model: partial(run_item, model=model, config=config, principles=principles, prompts=prompts, exemplars=exemplars),
     )

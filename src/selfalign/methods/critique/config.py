@@ -1,4 +1,4 @@
-"""Options of a critique-revise run, and the principles file."""
+"""Options of a critique-revise run, and its data files: principles and few-shot exemplars."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from selfalign.methods.datafiles import parse_jsonl_rows, read_data_file
 
 DEFAULT_PRINCIPLES = "principles.jsonl"
+DEFAULT_EXEMPLARS = "exemplars.jsonl"
 
 
 class Principle(BaseModel):
@@ -17,11 +18,29 @@ class Principle(BaseModel):
     revision: str = Field(min_length=1, description="how to rewrite the answer")
 
 
+class Exemplar(BaseModel):
+    """One few-shot demonstration in the Constitutional AI paper's format: a request, an answer,
+    a critique request, a critique, a revision request, a revision."""
+
+    request: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    critique_request: str = Field(min_length=1)
+    critique: str = Field(min_length=1)
+    revision_request: str = Field(min_length=1)
+    revision: str = Field(min_length=1)
+
+    def turns(self) -> list[dict[str, str]]:
+        """The exemplar as six chat turns, user and assistant alternating."""
+        texts = [self.request, self.answer, self.critique_request, self.critique, self.revision_request, self.revision]
+        return [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(texts)]
+
+
 class CritiqueConfig(BaseModel):
     seed: int = 0
     temperature: float = 0.7
     max_tokens: int = 512
     principles_file: str | None = None  # None: the shipped principles
+    exemplars_file: str | None = None  # None: the shipped exemplars
     templates: str | None = None  # a folder whose .j2 files replace the shipped prompts
 
 
@@ -29,3 +48,10 @@ def load_principles(path: str | Path | None) -> list[Principle]:
     """Read a JSONL file of {"name", "critique", "revision"}; bad lines stop with their number."""
     text, where = read_data_file(__package__, DEFAULT_PRINCIPLES, path, "--principles")
     return parse_jsonl_rows(text, where, Principle, "principle", 'each line must be {"name": ..., "critique": ..., "revision": ...}')
+
+
+def load_exemplars(path: str | Path | None) -> list[Exemplar]:
+    """Read a JSONL file of exemplars (see `Exemplar`); bad lines stop with their number."""
+    text, where = read_data_file(__package__, DEFAULT_EXEMPLARS, path, "--exemplars")
+    fields = ", ".join(f'"{name}": ...' for name in Exemplar.model_fields)
+    return parse_jsonl_rows(text, where, Exemplar, "exemplar", f"each line must be {{{fields}}}")

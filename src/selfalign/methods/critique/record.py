@@ -6,6 +6,9 @@ from pydantic import BaseModel
 
 
 class CritiqueRecord(BaseModel):
+    """`red_team` False: a helpfulness prompt, answered only; its answer is also its revision."""
+
+    red_team: bool = True
     principle: str
     initial: str
     critique: str

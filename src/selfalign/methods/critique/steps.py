@@ -1,4 +1,11 @@
-"""Answer, critique against one principle, revise: three calls, one conversation."""
+"""Answer, critique against one principle, revise: three calls, one conversation.
+
+As in Constitutional AI, the answer is the model's own (no exemplars in front of it); the
+critique and the revision are asked for after the few-shot exemplars, each given as the six
+turns of a conversation (request, answer, critique request, critique, revision request,
+revision), so a small model copies the exemplars' behaviour rather than relying on its own
+judgement. A helpfulness prompt (`"red_team": false` in its row) is answered only.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +17,24 @@ from selfalign.methods.prompts import Prompts
 from selfalign.methods.seeding import derive_seed
 from selfalign.store.inputs import Item
 
-from .config import CritiqueConfig, Principle
+from .config import CritiqueConfig, Exemplar, Principle
 from .record import CritiqueRecord
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 
 
 async def run_item(
-    item: Item, model: Model, config: CritiqueConfig, principles: list[Principle], prompts: Prompts | None = None
+    item: Item,
+    model: Model,
+    config: CritiqueConfig,
+    principles: list[Principle],
+    prompts: Prompts | None = None,
+    exemplars: list[Exemplar] = (),  # type: ignore[assignment]
 ) -> CritiqueRecord:
     prompts = prompts or Prompts(PROMPTS_DIR, config.templates)
     principle = principles[derive_seed(config.seed, item.id, "principle") % len(principles)]
-    conversation = list(item.messages)
 
-    async def say(step: str) -> str:
+    async def say(conversation: list[dict[str, str]], step: str) -> str:
         result = await model.chat(
             conversation,
             temperature=config.temperature,
@@ -35,9 +46,13 @@ async def run_item(
         conversation.append({"role": "assistant", "content": result.text})
         return result.text
 
-    initial = await say("answer")
+    initial = await say(list(item.messages), "answer")
+    if item.extra.get("red_team") is False:
+        return CritiqueRecord(red_team=False, principle="", initial=initial, critique="", revision=initial)
+    shots = [turn for exemplar in exemplars for turn in exemplar.turns()]
+    conversation = [*shots, *item.messages, {"role": "assistant", "content": initial}]
     conversation.append({"role": "user", "content": prompts.render("critique", principle=principle)})
-    critique = await say("critique")
+    critique = await say(conversation, "critique")
     conversation.append({"role": "user", "content": prompts.render("revise", principle=principle)})
-    revision = await say("revision")
+    revision = await say(conversation, "revision")
     return CritiqueRecord(principle=principle.name, initial=initial, critique=critique, revision=revision)
