@@ -10,9 +10,9 @@ a call); a name list becomes a JSON-schema enum, so a verdict can only name role
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, create_model, model_validator
 
 NAME = 40  # a role's name
 SHORT = 160  # a plan step, a value conflict, a harm
@@ -21,8 +21,6 @@ LONG = 600  # a summary
 
 
 def _bounded_str(n: int) -> Any:
-    from typing import Annotated
-
     return Annotated[str, Field(min_length=1, max_length=n)]
 
 
@@ -38,6 +36,18 @@ def one_line(value: Any) -> Any:
     return value
 
 
+def printable(value: Any) -> Any:
+    """A name with its unprintable characters (controls, format marks such as bidi overrides)
+    taken out. A role's name becomes part of later schemas (the perceivers' enum), which the
+    model's server compiles into a grammar: control characters there fail the item on some
+    servers (llama.cpp's), and they mean nothing as a name."""
+    return "".join(ch for ch in value if ch.isprintable()) if isinstance(value, str) else value
+
+
+#: A role's name: short printable text (an empty one, once cleaned, is a schema violation).
+Name = Annotated[str, BeforeValidator(printable)]
+
+
 class Output(BaseModel):
     """Strings are made one line before their checks, so a blank name, plan step or action
     breaks its min_length: a schema violation, retried like any other, never an empty value."""
@@ -51,7 +61,7 @@ class Output(BaseModel):
 class RoleSpec(Output):
     """A social role: a person (with traits and duties) or a social object (with a state)."""
 
-    name: str = Field(min_length=1, max_length=NAME, description="short name, e.g. 'bank teller' or 'cash drawer'")
+    name: Name = Field(min_length=1, max_length=NAME, description="short name, e.g. 'bank teller' or 'cash drawer'")
     kind: Literal["person", "object"]
     description: str = Field(
         max_length=TEXT, description="a person's traits and duties, or an object's current state"
@@ -93,7 +103,7 @@ class SceneSetting(Output):
     """Scene building, first call: the situation and how it unfolds, step by step."""
 
     situation: str = Field(min_length=1, max_length=TEXT, description="where and when the question is asked")
-    ego: str = Field(min_length=1, max_length=NAME, description="the asker's social role")
+    ego: Name = Field(min_length=1, max_length=NAME, description="the asker's social role")
     target: str = Field(min_length=1, max_length=SHORT, description="what the asker wants to achieve")
     impact: list[_bounded_str(SHORT)] = Field(  # type: ignore[valid-type]
         min_length=1, max_length=5, description="how following the answer affects people and society, step by step"
