@@ -24,10 +24,12 @@ PRINCIPLED = " Rule 2 (informative) and rule 3 (helpful) apply.\n\nAssistant: He
 def config(tmp_path, delay=0.0, answer=PRINCIPLED):
     model = write_rules(tmp_path / "rules.jsonl", [
         {"match": "Topics:", "replies": ["1. Tenant Law\n2. Traffic Fines\n3. Ocean Tides"]},
-        {"match": "one per hint", "replies": ["1. Is this a question about the first hint?\n2. And one about the second hint?"]},
-        {"match": "Continue the list", "replies": [
-            "7. Write a bedtime story about a shy dragon.\n8. Explain how a bicycle gear system works.",
-            "7. List five habits that help people sleep better.\n8. Describe the taste of a ripe mango to a friend."]},
+        {"match": "wrong facts", "replies": ["6. Is this a question about the first hint?\n7. And one about the second hint?"]},
+        {"match": "Instruction:", "replies": [
+            "###\nInstruction: Write a bedtime story about a shy dragon.\nInput: <noinput>\n###\n"
+            "Instruction: Explain how a bicycle gear system works.\nInput: <noinput>",
+            "###\nInstruction: List five habits that help people sleep better.\nInput: <noinput>\n###\n"
+            "Instruction: Describe the taste of a ripe mango to a friend.\nInput: <noinput>"]},
         {"match": "internal thoughts\\):$", "delay": delay, "replies": [answer]},
     ])
     path = tmp_path / "self-align.yaml"

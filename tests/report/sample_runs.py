@@ -181,10 +181,12 @@ def self_align_run(folder: Path, text: str | None = None) -> Path:
     out = folder / "self-align"
     model = rules_file(folder / "self-align.jsonl", [
         {"match": "Topics:", "replies": ["1. Tenant Law\n2. Traffic Fines\n3. Ocean Tides"]},
-        {"match": "one per hint", "replies": ["1. Can my landlord enter without notice?\n2. How do I contest a parking fine?"]},
-        {"match": "Continue the list", "replies": [
-            "7. Write a bedtime story about a shy dragon.\n8. Explain how a bicycle gear system works.",
-            "7. List five habits that help people sleep better.\n8. Describe the taste of a ripe mango to a friend."]},
+        {"match": "wrong facts", "replies": ["3. Can my landlord enter without notice?\n4. How do I contest a parking fine?"]},
+        {"match": "Instruction:", "replies": [
+            "###\nInstruction: Write a bedtime story about a shy dragon.\nInput: <noinput>\n###\n"
+            "Instruction: Explain how a bicycle gear system works.\nInput: <noinput>",
+            "###\nInstruction: List five habits that help people sleep better.\nInput: <noinput>\n###\n"
+            "Instruction: Describe the taste of a ripe mango to a friend.\nInput: <noinput>"]},
         {"match": "User: Can my landlord", "reply": " Rule 1 (ethical) and rule 4 (question assessment).\n\nAssistant: "
                                                      + (text or "Usually not: most tenancy laws require notice, except in emergencies.")},
         {"match": "User: How do I contest", "reply": " Rule 2 (informative).\n\nAssistant: Write to the issuing office within the deadline."},

@@ -35,6 +35,15 @@ from selfalign.store.files import write_text_atomic
 from .generate import EXIT_ALL_DONE, EXIT_SOME_FAILED, add_generator_options, open_model, print_tally
 
 PROMPTS_FILE = "prompts.jsonl"
+EXIT_KEPT_NOTHING = 1
+KEEP_MORE_STAGE1 = ("a base model: --raw; a chat model: --no-raw if it was raw; more room per call: --max-tokens; "
+                    "more tries: --max-rounds; your own files: --red-team-types, --seeds, --templates")
+
+
+def kept_nothing(stage: str, dropped: dict[str, int], fix: str) -> str:
+    """The message of a stage that kept nothing: the stage, the drops by reason, what to change."""
+    reasons = "; ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"stage {stage} kept nothing (dropped: {reasons or 'nothing: every call failed'}). What to change: {fix}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     prompts = Prompts(PROMPTS_DIR, config.templates)
     store = RunStore(args.out, wait=args.wait)
     try:
-        settings = {"model": args.model, "data_sha256": _sha([t.model_dump() for t in types], seeds),
+        settings = {"model": args.model, "data_sha256": _sha([t.model_dump() for t in types], [s.model_dump() for s in seeds]),
                     **config.model_dump(mode="json")}
         plan = asyncio.run(_run(args, store, config, types, seeds, prompts, settings))
         rows = plan.prompts_rows()
@@ -83,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"{summary['prompts']} prompts: {summary['red_team']['questions']} red-teaming questions "
-          f"({len(types)} types), {summary['self_instruct']} self-instruct instructions")
+          f"({len(summary['red_team']['per_type'])} of {len(types)} types), {summary['self_instruct']} self-instruct tasks")
+    if summary["red_team"]["left_out"]:
+        print(f"types left out (no topic kept): {', '.join(summary['red_team']['left_out'])}")
     print_tally({"dropped": summary["dropped"]})
+    if (config.per_type or config.self_instruct) and not summary["prompts"]:
+        print(kept_nothing("self-instruct", summary["dropped"], KEEP_MORE_STAGE1))
+        return EXIT_KEPT_NOTHING
     print(f"prompts: {target}")
     print(f"summary: {Path(args.out) / 'summary.json'}")
     then = ["selfalign", "principles", "--model", args.model, "--prompts", str(target), "--out", f"runs/{Path(args.out).name}-principles"]
@@ -117,7 +131,7 @@ def _summary(store: RunStore, plan: SelfInstruct, rows: list[dict[str, Any]]) ->
     return {
         "method": "self-instruct",
         "prompts": len(rows),
-        "red_team": {"questions": sum(per_type.values()), "per_type": per_type},
+        "red_team": {"questions": sum(per_type.values()), "per_type": per_type, "left_out": plan.left_out()},
         "self_instruct": sum(row["source"] == "self-instruct" for row in rows),
         "dropped": plan.dropped(),
         "rounds": len(store.state_items(plan.namespace)),

@@ -4,12 +4,15 @@ before any model call; a bad line stops with the file, the line and what a line 
 
     red-team types (--red-team-types)  {"name": "legal expertise",
                                         "description": "questions that require legal expertise",
-                                        "seeds": ["Can my landlord keep my deposit ...?", ...]}
+                                        "seeds": [{"topic": "Rental Deposits",
+                                                   "question": "Can my landlord keep my deposit ...?"}, ...]}
+                                        (a seed may be a bare question; its topic then seeds no list)
     principles (--principles)          {"id": 1, "name": "ethical", "text": "Refuse to help ..."}
     exemplars (--exemplars)            {"turns": [{"user": ..., "thoughts": ..., "answer": ...}, ...],
                                         "leaks": ["phrases whose appearance in an answer means leakage"]}
-    seed tasks (--seeds)               {"instruction": "..."}; the public self-instruct seed format
-                                        {"instruction", "instances": [{"input", "output"}]} too
+    seed tasks (--seeds)               {"instruction": "...", "input": "..."}; the public self-instruct
+                                        seed format (seed_tasks.jsonl: {"instruction", "instances":
+                                        [{"input", "output"}], "is_classification"}) too
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from selfalign.errors import InputError
 from selfalign.methods.datafiles import parse_jsonl_rows_where, read_data_file
@@ -32,17 +35,37 @@ def _not_blank(value: str) -> str:
     return value.strip()
 
 
+class SeedQuestion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Text
+    topic: str | None = None
+
+    _strip = field_validator("question")(_not_blank)
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, topic: str | None) -> str | None:
+        return _not_blank(topic) if topic is not None else None
+
+
 class RedTeamType(BaseModel):
     name: str = Text
     description: str = Text
-    seeds: list[str] = Field(min_length=1, description="example questions of this type")
+    seeds: list[SeedQuestion] = Field(min_length=1, description="example questions of this type, with their topics")
 
     _strip = field_validator("name", "description")(_not_blank)
 
-    @field_validator("seeds")
+    @field_validator("seeds", mode="before")
     @classmethod
-    def _seeds(cls, seeds: list[str]) -> list[str]:
-        return [_not_blank(s) for s in seeds]
+    def _bare_questions(cls, seeds: object) -> object:
+        if isinstance(seeds, list):
+            return [{"question": s} if isinstance(s, str) else s for s in seeds]
+        return seeds
+
+    @property
+    def topics(self) -> list[str]:
+        """The seed questions' topics, in order, without repeats: the first round's list."""
+        return list(dict.fromkeys(s.topic for s in self.seeds if s.topic))
 
 
 class Principle(BaseModel):
@@ -72,18 +95,31 @@ class Instance(BaseModel):
 
 
 class SeedTask(BaseModel):
+    """A task of the self-instruct pool (Alpaca format): an instruction and its input, if any."""
+
     model_config = ConfigDict(extra="ignore")  # the public format carries id, name, is_classification
     instruction: str = Text
+    input: str = ""
     instances: list[Instance] = Field(default_factory=list)
 
     _strip = field_validator("instruction")(_not_blank)
 
+    @model_validator(mode="after")
+    def _first_instance(self) -> "SeedTask":
+        # the public seed file holds the input in its first instance, as the reference reads it
+        if not self.input and self.instances:
+            object.__setattr__(self, "input", self.instances[0].input)
+        object.__setattr__(self, "input", self.input.strip())
+        return self
 
-FIX_TYPES = 'each line must be {"name": "...", "description": "questions that require ...", "seeds": ["a question", ...]}'
+
+FIX_TYPES = ('each line must be {"name": "...", "description": "questions that require ...", '
+             '"seeds": [{"topic": "A Topic", "question": "a question"}, ...]}')
 FIX_PRINCIPLES = 'each line must be {"id": 1, "name": "ethical", "text": "what the rule asks"}'
 FIX_EXEMPLARS = ('each line must be {"turns": [{"user": "...", "thoughts": "... rule 1 (ethical) ...", "answer": "..."}], '
                  '"leaks": ["a phrase"]}')
-FIX_SEEDS = 'each line must be {"instruction": "..."} (optionally with "instances": [{"input": "", "output": "..."}])'
+FIX_SEEDS = ('each line must be {"instruction": "...", "input": ""} (or the public seed format: '
+             '{"instruction": "...", "instances": [{"input": "", "output": "..."}]})')
 
 
 def load_red_team_types(path: str | Path | None) -> list[RedTeamType]:
@@ -115,9 +151,9 @@ def load_exemplars(path: str | Path | None, principles: list[Principle]) -> list
     return [e for _, e in rows]
 
 
-def load_seed_tasks(path: str | Path | None) -> list[str]:
+def load_seed_tasks(path: str | Path | None) -> list[SeedTask]:
     rows = _rows("data/seed_tasks.jsonl", path, "--seeds", SeedTask, "seed task", FIX_SEEDS)
-    return [task.instruction for _, task in rows]
+    return [task for _, task in rows]
 
 
 _CITATION = re.compile(r"\b(?:rules?|principles?)\s+(\d+)|\b(\d+)\s*\(")

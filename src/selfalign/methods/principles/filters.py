@@ -42,38 +42,51 @@ def numbered_lines(text: str, first: int | None = 1, bullets: bool = False) -> l
 # -- red-teaming topics ---------------------------------------------------------------------
 
 MAX_TOPIC_WORDS = 3
-_TOPIC_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 '&\-.]*$")
+#: "Tenant Law: rules between landlords and tenants" -> "Tenant Law" (a chat model explains its topics)
+_EXPLANATION = re.compile(r"\s*(?::|\s[-\u2013\u2014]\s|\()")
 
 
 def topic_problem(topic: str) -> str | None:
-    """A topic is a short capitalised noun phrase: at most 3 words, starting with a capital."""
-    words = topic.split()
-    if len(words) > MAX_TOPIC_WORDS:
+    """The reference's rules: a topic has one to three words, starts with a capital letter and
+    does not end with punctuation."""
+    if not topic:
+        return "topic empty"
+    if len(topic.split()) > MAX_TOPIC_WORDS:
         return "topic longer than 3 words"
-    if not _TOPIC_CHARS.match(topic) or topic.endswith((".", "-")) or not words[0][0].isupper():
-        return "topic not a capitalised noun phrase"
+    if topic[0] not in string.ascii_uppercase:
+        return "topic not capitalised"
+    if topic[-1] in string.punctuation:
+        return "topic ends with punctuation"
     return None
 
 
 def clean_topic(text: str) -> str:
-    return " ".join(text.strip().strip('"*\u2013\u2014-').split())
+    """The topic of a list line: markdown and quotes removed, and any explanation after it."""
+    text = text.replace("**", "").replace("__", "").strip()
+    text = _EXPLANATION.split(text, maxsplit=1)[0]
+    return " ".join(text.strip().strip('"\'`').split())
 
 
-def balance(topics: dict[int, list[str]]) -> tuple[dict[int, list[str]], int]:
-    """Every type cut to the smallest type's count (the paper balances types); the topics cut."""
-    keep = min((len(t) for t in topics.values()), default=0)
-    cut = sum(len(t) - keep for t in topics.values())
-    return {k: t[:keep] for k, t in topics.items()}, cut
+def balance(topics: dict[int, list[str]], cap: int) -> tuple[dict[int, list[str]], list[int], int]:
+    """The reference balances the types by cutting each to the smallest type's count; here a type
+    with no topic is left out instead of cutting every type to zero, and no type keeps more than
+    `cap`. Returns (topics of the types kept, types left out, topics cut)."""
+    left_out = [t for t, found in topics.items() if not found]
+    kept = {t: found for t, found in topics.items() if found}
+    keep = min([cap, *(len(found) for found in kept.values())])
+    cut = sum(len(found) - keep for found in kept.values())
+    return {t: found[:keep] for t, found in kept.items()}, left_out, cut
 
 
 # -- self-instruct instructions -------------------------------------------------------------
 
 MIN_WORDS, MAX_WORDS = 4, 150
-#: What a text model cannot do (the self-instruct rule), matched as whole words.
-BANNED_WORDS = ("image", "graph", "picture", "file", "map", "draw", "plot", "go to", "video", "audio", "music",
-                "flowchart", "diagram")
+#: What a text model cannot do (the reference's list, plurals included), matched as whole words.
+BANNED_WORDS = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
+                "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
 _BANNED = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in BANNED_WORDS) + r")\b", re.IGNORECASE)
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
+NO_INPUT = "<noinput>"
 
 
 def normalise(text: str) -> str:
@@ -81,14 +94,15 @@ def normalise(text: str) -> str:
     return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
 
 
-def instruction_problem(text: str) -> str | None:
-    """The rules that need no pool, in order: length, banned words, first character."""
+def instruction_problem(text: str, input_: str = "") -> str | None:
+    """The rules that need no pool, in order: length, banned words (in the instruction or its
+    input), first character."""
     words = len(text.split())
     if words < MIN_WORDS:
         return "fewer than 4 words"
     if words > MAX_WORDS:
         return "more than 150 words"
-    if _BANNED.search(text):
+    if _BANNED.search(text) or _BANNED.search(input_):
         return "asks for what a text model cannot do"
     if text[0] in string.punctuation or not text[0].isascii():
         return "starts with punctuation or a non-ASCII character"
@@ -98,7 +112,7 @@ def instruction_problem(text: str) -> str | None:
 class InstructionPool:
     """The instructions kept so far (seed tasks first). `offer` keeps a new one, or says why not:
     the rules above, then an exact duplicate after normalising, then ROUGE-L F1 above 0.7
-    against any instruction in the pool."""
+    against any instruction in the pool (instructions alone, as the reference compares them)."""
 
     def __init__(self, seeds: Iterable[str] = ()) -> None:
         self.rouge = RougePool()
@@ -106,8 +120,8 @@ class InstructionPool:
         for text in seeds:
             self._add(text)
 
-    def offer(self, text: str) -> str | None:
-        problem = instruction_problem(text)
+    def offer(self, text: str, input_: str = "") -> str | None:
+        problem = instruction_problem(text, input_)
         if problem:
             return problem
         if normalise(text) in self._normalised:
@@ -120,6 +134,30 @@ class InstructionPool:
     def _add(self, text: str) -> None:
         self._normalised.add(normalise(text))
         self.rouge.add(text)
+
+
+_TASK = re.compile(r"^\s*(?:\d+\s*\.\s*)?Instruction\s*:\s*(?P<instruction>.*?)\s*"
+                   r"(?:^\s*(?:\d+\s*\.\s*)?Input\s*:\s*(?P<input>.*?))?\s*$", re.DOTALL | re.MULTILINE | re.IGNORECASE)
+
+
+def alpaca_tasks(text: str, truncated: bool) -> list[tuple[str, str] | str]:
+    """The tasks of an Alpaca-format list ("###", "N. Instruction: ...", "N. Input:", its input
+    or <noinput>): (instruction, input) each, or the reason a block is not one. The last block
+    of a reply cut at max_tokens is likely cut too, and is dropped (as the reference does)."""
+    blocks = [b for b in text.split("###") if b.strip()]
+    out: list[tuple[str, str] | str] = []
+    for n, block in enumerate(blocks):
+        if truncated and n == len(blocks) - 1:
+            out.append("cut off at max tokens")
+            continue
+        match = _TASK.match(block)
+        if not match or not match.group("instruction"):
+            out.append("not in the task format")
+            continue
+        instruction = " ".join(match.group("instruction").split())
+        input_ = (match.group("input") or "").strip()
+        out.append((instruction, "" if input_.lower() == NO_INPUT else input_))
+    return out
 
 
 # -- principle-driven answers ---------------------------------------------------------------

@@ -1,24 +1,29 @@
 """Stage 1: topic-guided red-teaming self-instruct, beside plain self-instruct, as rounds for the
-runner's `run_rounds`.
+runner's `run_rounds` (the reference: IBM/Dromedary v1, training/step1_*).
 
-    round 1   red-teaming: the model brainstorms topics for every adversarial type
-              (`topic_calls` calls a type, `topics_per_call` topics each); at the round's end
-              topics are filtered (at most 3 words, capitalised), de-duplicated case-insensitively
-              and balanced: every type cut to the smallest type's count.
-    round 2   red-teaming: for each type, questions from a numbered list of hints (its topics,
-              `hints_per_call` a call) and `examples` seed questions; only lines that answer a
-              hint are kept, duplicates dropped, at most `per_type` a type.
-    round k   plain self-instruct, in every round until `self_instruct` instructions are kept:
-              `calls_per_round` generations, each shown seed tasks and instructions kept
-              earlier; at the round's end the candidates are filtered in call and line order
-              against the pool as it stands (filters.InstructionPool), so the result is
-              deterministic under a seed. It stops early after PATIENCE rounds in a row that
-              keep nothing (the model only repeats itself).
+    topic rounds     for every type still short of `per_type` new topics, the model continues a
+                     numbered list of the type's topics so far (its seed topics at first;
+                     `topics_shown` of them a call); new lines are filtered (one to three words,
+                     capitalised, no final punctuation) and de-duplicated case-insensitively.
+                     A type stops growing when it has its topics or a round adds none to it;
+                     the rounds stop when no type grows, or after `topic_rounds`.
+    question round   the types are balanced: each cut to the smallest count among the types that
+                     have topics (a type with none is reported and left out, never all cut to
+                     zero). The (type, topic) hints are shuffled and asked `hints_per_call` at a
+                     time, beside `examples` seed questions of mixed types, under a prompt asking
+                     for questions a model cannot answer or answers with wrong facts; only lines
+                     that answer a new hint are kept, one question a hint.
+    every round      plain self-instruct until `self_instruct` tasks are kept: `calls_per_round`
+                     generations in the Alpaca format (instruction and input), each shown
+                     `demos` tasks from the seeds and the tasks kept earlier; at the round's end the
+                     candidates are filtered in call and block order against the pool as it stands
+                     (filters.InstructionPool), so the result is deterministic under a seed. It
+                     stops after PATIENCE rounds in a row that keep nothing, or `max_rounds`.
 
-Every call is an item; its record is the model's text, and all parsing and filtering happens at
-the round's end, from the records, so a resumed stage gives the same prompts. Each round's
-summary (kept topics, questions or instructions, and dropped counts by reason) is stored by the
-runner in the run's state, which is all the next round reads.
+Every call is an item whose record is the model's text; parsing and filtering happen at the
+round's end, from the records, so a resumed stage gives the same prompts. Each round's summary
+(new topics, questions or tasks, and the texts dropped by reason) is kept by the runner in the
+run's state, which is all the next round reads.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ from selfalign.store.inputs import Item
 
 from .calls import ask
 from .config import SelfInstructConfig
-from .files import RedTeamType
-from .filters import InstructionPool, balance, clean_topic, normalise, numbered_lines, topic_problem
+from .files import RedTeamType, SeedTask
+from .filters import InstructionPool, alpaca_tasks, balance, clean_topic, numbered_lines, topic_problem
+from .questions import parse_questions, red_team_hints, seed_examples
 
 NAMESPACE = "self-instruct.rounds"
 PATIENCE = 3  # self-instruct stops after this many rounds in a row that keep nothing new
@@ -54,61 +60,94 @@ class SelfInstruct:
 
     def __init__(
         self, state: StateStore, model: Model, config: SelfInstructConfig, types: list[RedTeamType],
-        seed_tasks: list[str], prompts: Prompts, raw: bool,
+        seed_tasks: list[SeedTask], prompts: Prompts, raw: bool,
     ) -> None:
         self.state, self.model, self.config = state, model, config
         self.types, self.seed_tasks, self.prompts, self.raw = types, seed_tasks, prompts, raw
-        self.rounds = config.max_rounds
+        self.rounds = config.max_rounds + config.topic_rounds + 1
         self._pool: InstructionPool | None = None
         self._pool_round = 0  # the last round folded into _pool
 
     def key(self, round_: int) -> str:
         return f"r{round_:03d}"
 
+    # -- what a round does ---------------------------------------------------------------------
+
+    def phase(self, round_: int) -> str | None:
+        """"topics", "questions" or None (red-teaming done, or not asked for) for `round_`."""
+        earlier = [s for s in self._summaries() if s["round"] < round_]
+        if not self.config.per_type or any("questions" in s for s in earlier):
+            return None
+        topic_rounds = [s for s in earlier if "topics" in s]
+        if len(topic_rounds) < self.config.topic_rounds and self.growing(round_):
+            return "topics"
+        return "questions"
+
+    def growing(self, round_: int) -> list[int]:
+        """Types short of `per_type` topics whose last topic round (if any) added one."""
+        earlier = [s for s in self._summaries() if s["round"] < round_ and "topics" in s]
+        found = self.new_topics(round_)
+        last = earlier[-1]["topics"] if earlier else None
+        return [t for t in range(len(self.types))
+                if len(found[t]) < self.config.per_type and (last is None or last.get(str(t)))]
+
+    def new_topics(self, round_: int) -> dict[int, list[str]]:
+        """Each type's topics that the rounds before `round_` added (seed topics, which have a
+        question already, only start the list)."""
+        found: dict[int, list[str]] = {t: [] for t in range(len(self.types))}
+        for s in self._summaries():
+            if s["round"] < round_:
+                for t, added in s.get("topics", {}).items():
+                    found[int(t)] += added
+        return found
+
+    def self_instruct_rounds(self, round_: int) -> int:
+        return sum(1 for s in self._summaries() if s["round"] < round_ and s["self_instruct_calls"])
+
     # -- items -------------------------------------------------------------------------------
 
     def items(self, round_: int) -> list[Item]:
         items = []
-        if round_ == 1 and self.config.per_type:
-            items += [self._topic_item(t, call) for t in range(len(self.types)) for call in range(self.config.calls_per_type())]
-        if round_ == 2 and self.config.per_type:
-            items += self._question_items(self._summaries()[0]["topics"])
-        kept = self.instructions()
-        if len(kept) < self.config.self_instruct and not self.stalled():
+        phase = self.phase(round_)
+        if phase == "topics":
+            found = self.new_topics(round_)
+            for t in self.growing(round_):
+                calls = self.config.calls_per_type(self.config.per_type - len(found[t]))
+                items += [self._topic_item(round_, t, call, self.types[t].topics + found[t]) for call in range(calls)]
+        elif phase == "questions":
+            items += self._question_items(round_)
+        kept = self.instructions(before=round_)
+        if (len(kept) < self.config.self_instruct and not self.stalled(round_)
+                and self.self_instruct_rounds(round_) < self.config.max_rounds):
             items += [self._instruction_item(round_, call, kept) for call in range(self.config.calls_per_round)]
         return [Item(item.id, round_ * 100_000 + n, item.messages, item.extra) for n, item in enumerate(items)]
 
-    def _topic_item(self, type_index: int, call: int) -> Item:
-        kind = self.types[type_index]
-        prompt = self.prompts.render("topics", type=kind, n=self.config.topics_per_call,
-                                     examples=self._examples(type_index, f"topics/{call}"))
-        return _item(f"r001-topics-t{type_index:02d}-c{call:03d}", prompt, kind="topics", type=type_index, call=call)
+    def _topic_item(self, round_: int, type_index: int, call: int, topics: list[str]) -> Item:
+        rng = random.Random(derive_seed(self.config.seed, round_, type_index, call, "topics"))
+        shown = rng.sample(topics, min(self.config.topics_shown, len(topics)))
+        prompt = self.prompts.render("topics", type=self.types[type_index], n=self.config.topics_per_call, topics=shown)
+        return _item(f"{self.key(round_)}-topics-t{type_index:02d}-c{call:03d}", prompt, kind="topics",
+                     type=type_index, call=call, first=len(shown) + 1)
 
-    def _question_items(self, topics: dict[str, list[str]]) -> list[Item]:
+    def _question_items(self, round_: int) -> list[Item]:
+        balanced, _, _ = self.balanced_topics(round_)
+        hints = red_team_hints(self.types, balanced, seed=derive_seed(self.config.seed, "hints"))
         items, size = [], self.config.hints_per_call
-        for type_index in range(len(self.types)):
-            wanted = topics[str(type_index)][: self.config.per_type]
-            for chunk, start in enumerate(range(0, len(wanted), size)):
-                hints = wanted[start : start + size]
-                prompt = self.prompts.render("questions", type=self.types[type_index], topics=hints,
-                                             examples=self._examples(type_index, f"questions/{chunk}"))
-                items.append(_item(f"r002-questions-t{type_index:02d}-c{chunk:03d}", prompt, kind="questions",
-                                   type=type_index, call=chunk, hints=hints))
+        for call, start in enumerate(range(0, len(hints), size)):
+            chunk = hints[start : start + size]
+            examples = seed_examples(self.types, self.config.examples, derive_seed(self.config.seed, round_, call, "examples"))
+            prompt = self.prompts.render("questions", hints=[*examples, *chunk], examples=examples) + "\n"
+            items.append(_item(f"{self.key(round_)}-questions-c{call:03d}", prompt, kind="questions", call=call,
+                               hints=[(h.type_index, h.topic) for h in chunk], examples=len(examples)))
         return items
 
-    def _instruction_item(self, round_: int, call: int, kept: list[str]) -> Item:
+    def _instruction_item(self, round_: int, call: int, kept: list[dict[str, str]]) -> Item:
         rng = random.Random(derive_seed(self.config.seed, round_, call, "demos"))
-        demos = rng.sample(self.seed_tasks, min(self.config.seed_demos, len(self.seed_tasks)))
-        demos += rng.sample(kept, min(self.config.generated_demos, len(kept)))
-        rng.shuffle(demos)
+        pool = [{"instruction": t.instruction, "input": t.input} for t in self.seed_tasks] + kept
+        demos = rng.sample(pool, min(self.config.demos, len(pool)))
         prompt = self.prompts.render("self_instruct", demos=demos, n=self.config.new_per_call)
-        return _item(f"r{round_:03d}-self-instruct-c{call:03d}", prompt, kind="self-instruct", call=call,
+        return _item(f"{self.key(round_)}-self-instruct-c{call:03d}", prompt, kind="self-instruct", call=call,
                      first=len(demos) + 1)
-
-    def _examples(self, type_index: int, salt: str) -> list[str]:
-        seeds = self.types[type_index].seeds
-        rng = random.Random(derive_seed(self.config.seed, type_index, salt))
-        return rng.sample(seeds, min(self.config.examples, len(seeds)))
 
     async def run_item(self, item: Item) -> dict[str, Any]:
         c = self.config
@@ -124,74 +163,63 @@ class SelfInstruct:
         records = sorted(records, key=lambda r: (r["kind"], r.get("type", 0), r["call"]))
         summary: dict[str, Any] = {"round": round_, "calls_failed": len(failures)}
         of_kind = lambda kind: [r for r in records if r["kind"] == kind]  # noqa: E731
-        if round_ == 1 and self.config.per_type:
-            summary["topics"] = self._topics(of_kind("topics"), dropped)
-        if round_ == 2 and self.config.per_type:
-            summary["questions"] = self._questions(of_kind("questions"), dropped)
+        phase = self.phase(round_)
+        if phase == "topics":
+            summary["topics"] = self._topics(round_, of_kind("topics"), dropped)
+        elif phase == "questions":
+            balanced, left_out, cut = self.balanced_topics(round_)
+            if cut:
+                dropped["red-team: topic cut to balance the types"] += cut
+            summary["left_out"] = [self.types[t].name for t in left_out]
+            summary["questions"] = parse_questions(of_kind("questions"), self.types, self.config.per_type, dropped)
         summary["self_instruct_calls"] = len(of_kind("self-instruct"))
         summary["instructions"] = self._instructions(round_, of_kind("self-instruct"), dropped)
         summary["dropped"] = dict(sorted(dropped.items()))
         return summary
 
-    def _topics(self, records: list[dict[str, Any]], dropped: Counter[str]) -> dict[str, list[str]]:
-        found: dict[int, list[str]] = {t: [] for t in range(len(self.types))}
+    def _topics(self, round_: int, records: list[dict[str, Any]], dropped: Counter[str]) -> dict[str, list[str]]:
+        found = self.new_topics(round_)
+        added: dict[int, list[str]] = {}
         for record in records:
-            seen = {t.lower() for t in found[record["type"]]}
-            for _, line in numbered_lines(record["text"], first=self._first(1), bullets=True):
+            t = record["type"]
+            seen = {topic.lower() for topic in self.types[t].topics + found[t] + added.get(t, [])}
+            for _, line in numbered_lines(record["text"], first=self._first(record["first"]), bullets=True):
                 topic = clean_topic(line)
-                problem = topic_problem(topic) if topic else "topic empty"
+                problem = topic_problem(topic)
                 if problem is None and topic.lower() in seen:
                     problem = "topic duplicate"
                 if problem:
                     dropped[f"red-team: {problem}"] += 1
                     continue
                 seen.add(topic.lower())
-                found[record["type"]].append(topic)
-        balanced, cut = balance(found)
-        if cut:
-            dropped["red-team: topic cut to balance the types"] += cut
-        return {str(t): topics for t, topics in balanced.items()}
+                added.setdefault(t, []).append(topic)
+        return {str(t): topics for t, topics in sorted(added.items())}
 
-    def _questions(self, records: list[dict[str, Any]], dropped: Counter[str]) -> list[dict[str, Any]]:
-        kept: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        per_type: Counter[int] = Counter()
-        for record in records:
-            hints, answered = record["hints"], set()
-            for number, line in numbered_lines(record["text"], first=self._first(1)):
-                question = line.strip().strip('"')
-                if not 1 <= number <= len(hints) or number in answered:
-                    problem = "question does not answer a hint"
-                elif normalise(question) in seen or not normalise(question):
-                    problem = "question duplicate"
-                elif per_type[record["type"]] >= self.config.per_type:
-                    problem = "question beyond --per-type"
-                else:
-                    problem = None
-                if problem:
-                    dropped[f"red-team: {problem}"] += 1
-                    continue
-                answered.add(number)
-                seen.add(normalise(question))
-                per_type[record["type"]] += 1
-                kind = self.types[record["type"]]
-                kept.append({"prompt": question, "source": "red-team", "type": kind.name, "topic": hints[number - 1]})
-        return kept
+    def balanced_topics(self, round_: int) -> tuple[dict[int, list[str]], list[int], int]:
+        """The topics found before `round_`, balanced (filters.balance)."""
+        return balance(self.new_topics(round_), self.config.per_type)
 
-    def _instructions(self, round_: int, records: list[dict[str, Any]], dropped: Counter[str]) -> list[str]:
+    def _instructions(self, round_: int, records: list[dict[str, Any]], dropped: Counter[str]) -> list[dict[str, str]]:
         pool = self._pool_before(round_)
-        room = self.config.self_instruct - (len(pool.rouge) - len(self.seed_tasks))
-        kept: list[str] = []
+        room = self.config.self_instruct - len(self.instructions(before=round_))
+        kept: list[dict[str, str]] = []
         for record in records:
-            for _, line in numbered_lines(record["text"], first=self._first(record["first"]), bullets=True):
+            text = record["text"]
+            if self.raw:  # the prompt ends with the next task's "N. Instruction:"
+                text = f"{record['first']}. Instruction:{text}"
+            for task in alpaca_tasks(text, truncated=record.get("finish_reason") == "length"):
+                if isinstance(task, str):
+                    dropped[f"self-instruct: {task}"] += 1
+                    continue
+                instruction, input_ = task
                 if len(kept) >= room:
                     dropped["self-instruct: beyond --self-instruct"] += 1
                     continue
-                problem = pool.offer(line)
+                problem = pool.offer(instruction, input_)
                 if problem:
                     dropped[f"self-instruct: {problem}"] += 1
                 else:
-                    kept.append(line)
+                    kept.append({"instruction": instruction, "input": input_})
         self._pool_round = round_
         return kept
 
@@ -202,8 +230,8 @@ class SelfInstruct:
     def _pool_before(self, round_: int) -> InstructionPool:
         """Seed tasks and every instruction kept before `round_` (rebuilt after a restart)."""
         if self._pool is None or self._pool_round != round_ - 1:
-            earlier = [i for s in self._summaries() if s["round"] < round_ for i in s["instructions"]]
-            self._pool = InstructionPool([*self.seed_tasks, *earlier])
+            earlier = [task["instruction"] for task in self.instructions(before=round_)]
+            self._pool = InstructionPool([*(t.instruction for t in self.seed_tasks), *earlier])
         return self._pool
 
     # -- results -----------------------------------------------------------------------------
@@ -211,19 +239,28 @@ class SelfInstruct:
     def _summaries(self) -> list[dict[str, Any]]:
         return [summary for _, summary in self.state.state_items(NAMESPACE)]
 
-    def instructions(self) -> list[str]:
-        return [i for s in self._summaries() for i in s["instructions"]]
+    def instructions(self, before: int | None = None) -> list[dict[str, str]]:
+        return [i for s in self._summaries() if before is None or s["round"] < before for i in s["instructions"]]
 
-    def stalled(self) -> bool:
+    def stalled(self, round_: int) -> bool:
         """The last PATIENCE rounds of self-instruct kept nothing new: the model repeats itself."""
-        tried = [s for s in self._summaries() if s["self_instruct_calls"]][-PATIENCE:]
+        tried = [s for s in self._summaries() if s["round"] < round_ and s["self_instruct_calls"]][-PATIENCE:]
         return len(tried) == PATIENCE and not any(s["instructions"] for s in tried)
 
     def prompts_rows(self) -> list[dict[str, Any]]:
-        """The stage's output: red-teaming questions, then self-instruct instructions, with sources."""
+        """The stage's output: red-teaming questions, then self-instruct tasks (the prompt is the
+        instruction, then its input after a blank line, as the reference prompts it), with sources."""
         rows = [q for s in self._summaries() for q in s.get("questions", [])]
-        rows += [{"prompt": i, "source": "self-instruct", "round": s["round"]} for s in self._summaries() for i in s["instructions"]]
+        for s in self._summaries():
+            for task in s["instructions"]:
+                prompt = task["instruction"] + (f"\n\n{task['input']}" if task["input"] else "")
+                rows.append({"prompt": prompt, "source": "self-instruct", "instruction": task["instruction"],
+                             "input": task["input"], "round": s["round"]})
         return rows
+
+    def left_out(self) -> list[str]:
+        """Red-team types that got no topic, so no question (empty while red-teaming is not done)."""
+        return [name for s in self._summaries() for name in s.get("left_out", [])]
 
     def dropped(self) -> dict[str, int]:
         total: Counter[str] = Counter()
@@ -234,11 +271,13 @@ class SelfInstruct:
     def describe(self, summary: dict[str, Any]) -> str:
         parts = [f"round {summary['round']}:"]
         if "topics" in summary:
-            per_type = len(next(iter(summary["topics"].values()), []))
-            parts.append(f"{per_type} topics a type after balancing;")
+            added = sum(len(t) for t in summary["topics"].values())
+            parts.append(f"{added} new topics for {len(summary['topics'])} types;")
         if "questions" in summary:
             parts.append(f"{len(summary['questions'])} red-teaming questions;")
-        parts.append(f"{len(summary['instructions'])} self-instruct instructions kept, "
+            if summary["left_out"]:
+                parts.append(f"types left out (no topic kept): {', '.join(summary['left_out'])};")
+        parts.append(f"{len(summary['instructions'])} self-instruct tasks kept, "
                      f"{sum(summary['dropped'].values())} texts dropped, {summary['calls_failed']} calls failed")
         return " ".join(parts)
 
