@@ -8,25 +8,31 @@ import json
 import pytest
 from .conftest import read_jsonl, write_rules
 
-from selfalign.methods.principles import load_exemplars, load_principles
+from selfalign.methods.principles import PrinciplesConfig, load_exemplars, load_principles
 from selfalign.methods.principles.filters import is_bare_refusal, prompt_leaked, verbose_problem
 from selfalign.methods.principles.principled import judge
 
 PRINCIPLES = load_principles(None)
 LEAKS = [phrase for e in load_exemplars(None, PRINCIPLES) for phrase in e.leaks]
+ID = PrinciplesConfig().identity
+WITH_ID = f" {ID} "
 
 
-def test_shipped_files_hold_16_principles_and_an_explained_decline():
+def test_shipped_principles_say_what_the_reference_says_and_exemplars_are_the_papers_five():
     assert [p.id for p in PRINCIPLES] == list(range(1, 17))
     assert PRINCIPLES[0].name == "ethical" and PRINCIPLES[-1].name == "operational"
-    first_turns = [e.turns[0] for e in load_exemplars(None, PRINCIPLES)]
-    declines = [t for t in first_turns if "(ethical)" in t.thoughts and t.answer.startswith("I won't")]
-    assert declines and not is_bare_refusal(declines[0].answer)  # declines, and says why
+    assert "valid and ethical" in PRINCIPLES[3].text
+    assert all(word in PRINCIPLES[14].text for word in ("code", "summaries", "translations"))
+    assert "Attempt an answer for tasks that a computer can carry out" in PRINCIPLES[15].text
+    exemplars = load_exemplars(None, PRINCIPLES)
+    assert len(exemplars) == 5 and not any("(ethical)" in t.thoughts for e in exemplars for t in e.turns)  # no refusal
+    with_refusal = load_exemplars("exemplars-with-refusal.jsonl", PRINCIPLES)  # a shipped file, by name
+    declines = [t for e in with_refusal for t in e.turns if "(ethical)" in t.thoughts]
+    assert len(with_refusal) == 6 and declines[0].answer.startswith("I won't") and not is_bare_refusal(declines[0].answer)
 
 
 @pytest.mark.parametrize("answer, kept", [
-    ("I'm sorry, I can't help with that.", False),
-    ("Sorry, I cannot do that.", False),
+    ("I can't help with that.", False),
     ("As an AI, I cannot.", False),
     ("I can't help with that, because it would put other people in danger.", True),
     ("I won't explain how to do that: breaking into a car is a crime. A locksmith can help you instead.", True),
@@ -36,21 +42,31 @@ def test_bare_refusals_are_dropped_and_explained_declines_kept(answer, kept):
     assert is_bare_refusal(answer) is not kept
 
 
-def test_judge_reads_thoughts_cites_by_name_and_drops_by_reason():
-    text = " Rules 1 (ethical) and 7 (candor) apply.\n\nAssistant: I can't see live data, so I cannot tell you that.\n\nUser: next"
-    record = judge("What is the weather now?", text, "stop", PRINCIPLES, LEAKS)
-    assert record.principles == ["ethical", "candor"]
-    assert record.answer == "I can't see live data, so I cannot tell you that." and record.dropped is None
-    assert judge("q", "no format at all", "stop", PRINCIPLES, LEAKS).dropped == "format lost"
-    leaked = " Rule 8 (knowledge recitation).\n\nAssistant: Amelia Earhart flew alone across the Atlantic in 1932."
-    assert judge("Who was the first pilot?", leaked, "stop", PRINCIPLES, LEAKS).dropped == "exemplar leakage"
-    assert judge("Tell me about Amelia Earhart", leaked, "stop", PRINCIPLES, LEAKS).dropped is None  # asked about it
-    assert judge("q", " Rule 1 (ethical).\n\nAssistant: I'm sorry, I can't.", "stop", PRINCIPLES, LEAKS).dropped == "bare refusal"
-    assert judge("q", " Rule 3 (helpful).\n\nAssistant: Yes, fine.", "stop", PRINCIPLES, LEAKS).dropped == "too short"
-    cut = judge("q", " Rule 2 (informative).\n\nAssistant: It is a long answer that goes on", "length", PRINCIPLES, LEAKS)
-    assert cut.dropped == "truncated"
-    loop = " Rule 2 (informative).\n\nAssistant: Tides follow the Moon's pull on the oceans. Tides rise twice a day. Tides rise twice a day. Tides"
-    looped = judge("Why are there tides?", loop, "length", PRINCIPLES, LEAKS)
+LONG = ("I can't see live data, so I cannot tell you the weather at this moment. A weather service, a forecast app "
+        "or the local news will give you the current conditions and the outlook for the coming days.")
+
+
+def judged(text, finish="stop", question="q"):
+    return judge(question, text, finish, PRINCIPLES, LEAKS, ID)
+
+
+def test_judge_applies_the_reference_filters_by_reason():
+    record = judged(f"{WITH_ID}Rules 1 (ethical) and 7 (candor) apply.\n\nAssistant: {LONG}\n\nUser: next")
+    assert record.principles == ["ethical", "candor"] and record.answer == LONG and record.dropped is None
+    assert judged("no format at all").dropped == "format lost"
+    assert judged(f" Rule 7 (candor).\n\nAssistant: {LONG}").dropped == "self-identification missing"
+    assert judged(f"{WITH_ID}Rule 1 (ethical).\n\nAssistant: I'm sorry, but {LONG}").dropped == "starts with an apology"
+    assert judged(f"{WITH_ID}Rule 1 (ethical).\n\nAssistant: Sorry! {LONG}").dropped == "starts with an apology"
+    leaked = f"{WITH_ID}Rule 8 (knowledge recitation).\n\nAssistant: The okapi is a relative of the giraffe. {LONG}"
+    assert judged(leaked, question="Which animal is the giraffe's relative?").dropped == "exemplar leakage"
+    assert judged(leaked, question="Tell me about the okapi").dropped is None  # asked about it
+    assert judged(f"{WITH_ID}Rule 3 (helpful).\n\nAssistant: Yes, that is fine.").dropped == (
+        "finished answer shorter than 160 characters")
+    cut = judged(f"{WITH_ID}Rule 2 (informative).\n\nAssistant: It is a short answer cut off in the midd", "length")
+    assert cut.dropped is None and cut.answer == "It is a short answer cut off in the"  # less its last word
+    loop = (f"{WITH_ID}Rule 2 (informative).\n\nAssistant: Tides follow the Moon's pull on the oceans. Tides rise twice a day. "
+            "Tides rise twice a day. Tides")
+    looped = judged(loop, "length", "Why are there tides?")
     assert looped.dropped is None and looped.answer == "Tides follow the Moon's pull on the oceans. Tides rise twice a day."
 
 
@@ -77,11 +93,15 @@ def prompts(tmp_path):
 
 
 def test_principles_cli_counts_drops_and_exports_engraving_data(tmp_path, cli, prompts):
+    lock = ("I won't explain how to open a lock that is not yours, because entering someone's home without permission "
+            "is a crime. If you are locked out of your own home, a licensed locksmith or your landlord can let you in.")
+    paris = ("Paris is the capital of France, on the Seine. It has about two million inhabitants, and its museums, "
+             "such as the Louvre and the Musee d'Orsay, hold some of the best-known works of art in the world.")
     model = write_rules(tmp_path / "rules.jsonl", [
-        {"match": "User: How do I pick", "reply": " Rule 1 (ethical) applies.\n\nAssistant: I won't explain how to open a lock that is not yours, because entering someone's home without permission is a crime."},
-        {"match": "User: Tell me about Paris", "reply": " Rules 8 (knowledge recitation) and 2 (informative).\n\nAssistant: Paris is the capital of France, on the Seine."},
-        {"match": "User: Say sorry", "reply": " Rule 1 (ethical).\n\nAssistant: I'm sorry, I can't do that."},
-        {"match": "User: Who flew", "reply": " Rule 8 (knowledge recitation).\n\nAssistant: Amelia Earhart flew it in 1932 from Harbour Grace."},
+        {"match": "User: How do I pick", "reply": f"{WITH_ID}Rule 1 (ethical) applies.\n\nAssistant: {lock}"},
+        {"match": "User: Tell me about Paris", "reply": f"{WITH_ID}Rules 8 (knowledge recitation) and 2 (informative).\n\nAssistant: {paris}"},
+        {"match": "User: Say sorry", "reply": f"{WITH_ID}Rule 1 (ethical).\n\nAssistant: I'm sorry, I can't do that."},
+        {"match": "User: Who flew", "reply": f"{WITH_ID}Rule 8 (knowledge recitation).\n\nAssistant: The okapi flew first. {paris}"},
         {"match": "", "reply": "no format here"},
     ])
     out = tmp_path / "pd"
@@ -89,9 +109,9 @@ def test_principles_cli_counts_drops_and_exports_engraving_data(tmp_path, cli, p
     assert code == 0, text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kept"] == 2
-    assert summary["dropped"] == {"bare refusal": 1, "exemplar leakage": 1, "format lost": 1}
+    assert summary["dropped"] == {"starts with an apology": 1, "exemplar leakage": 1, "format lost": 1}
     assert summary["principles_cited"] == {"ethical": 2, "knowledge recitation": 2, "informative": 1}
-    assert "principles_cited:" in text and "bare refusal" in text
+    assert "principles_cited:" in text and "starts with an apology" in text
     code, text = cli("export", out, "--format", "sft", "--to", tmp_path / "engrave.jsonl")
     rows = read_jsonl(tmp_path / "engrave.jsonl")
     assert [r["messages"][-1]["content"][:10] for r in rows] == ["I won't ex", "Paris is t"]
@@ -104,8 +124,15 @@ def test_principles_cli_counts_drops_and_exports_engraving_data(tmp_path, cli, p
     assert load_dataset("json", data_files=str(tmp_path / "engrave.jsonl"), split="train").num_rows == 2
 
 
+def test_a_principles_run_that_keeps_nothing_exits_1_saying_why(tmp_path, cli, prompts):
+    model = write_rules(tmp_path / "rules.jsonl", [{"match": "", "reply": "no format here"}])
+    code, text = cli("principles", "--model", model, "--prompts", prompts, "--out", tmp_path / "none", "--quiet")
+    assert code == 1, text
+    assert "stage principles kept nothing (dropped: format lost 5)" in text and "--raw" in text
+
+
 def test_raw_prompt_goes_in_as_text_for_models_without_a_chat_template(tmp_path, cli, prompts):
-    model = write_rules(tmp_path / "rules.jsonl", [{"match": "internal thoughts\\):$", "reply": " Rule 3 (helpful).\n\nAssistant: A fine and useful answer here."}])
+    model = write_rules(tmp_path / "rules.jsonl", [{"match": "internal thoughts\\):$", "reply": f"{WITH_ID}Rule 3 (helpful).\n\nAssistant: {LONG}"}])
     code, text = cli("principles", "--model", model, "--prompts", prompts, "--out", tmp_path / "raw", "--raw", "--quiet")
     assert code == 0 and "kept: 5" in text
 

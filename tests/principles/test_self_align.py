@@ -115,7 +115,7 @@ def test_stages_2_and_4_on_the_tiny_model_account_for_every_answer(tmp_path, tin
         out = tmp_path / command
         code, text = cli(command, "--model", f"hf:{tiny_model_dir}", "--prompts", prompts, "--out", out, "--quiet",
                          "--device", "cpu", *extra)
-        assert code == 0, text
         summary = json.loads((out / "summary.json").read_text())
+        assert code == (0 if summary["kept"] else 1), text  # random weights: all may be dropped, and it says so
         assert summary["items"]["done"] == 3
         assert summary["kept"] + sum(summary["dropped"].values()) == 3

@@ -110,16 +110,20 @@ def test_topics_grow_in_rounds_until_each_type_has_enough_or_a_round_adds_none()
     assert summary["dropped"] == {"red-team: topic duplicate": 1, "red-team: topic longer than 3 words": 1,
                                   "red-team: topic not capitalised": 1, "red-team: topic ends with punctuation": 1}
     state.summaries["r001"] = summary
-    second = p.items(2)  # type 1 has enough, type 2 added none: only type 0 grows
-    assert [i.extra["type"] for i in second] == [0]
+    second = p.items(2)  # type 1 has enough; the others grow on (a round added topics)
+    assert [i.extra["type"] for i in second] == [0, 2]
     assert "1. Rental Deposits\n2. Tenant Law\n3." in second[0].prompt or "1. Tenant Law\n2. Rental Deposits\n3." in second[0].prompt
-    state.summaries["r002"] = p.end_round(2, [{**second[0].extra, "text": "Tenant Law\n4. Patents"}], [])
+    state.summaries["r002"] = p.end_round(2, [{**second[0].extra, "text": "Tenant Law\n4. Patents"},
+                                              {**second[1].extra, "text": "nothing here"}], [])
     assert state.summaries["r002"]["topics"] == {"0": ["Patents"]}
-    assert p.phase(3) == "questions"
-    questions = p.items(3)
+    third = p.items(3)  # type 2 still has none, and the last round added one: it tries again
+    assert [i.extra["type"] for i in third] == [2]
+    state.summaries["r003"] = p.end_round(3, [{**third[0].extra, "text": "nothing again"}], [])
+    assert p.phase(4) == "questions"  # a round that adds none ends the topic rounds
+    questions = p.items(4)
     hints = [tuple(h) for q in questions for h in q.extra["hints"]]
     assert sorted(hints) == [(0, "Patents"), (0, "Tenant Law"), (1, "Stock Prices"), (1, "Weather Radar")]
-    summary3 = p.end_round(3, [], [])
+    summary3 = p.end_round(4, [], [])
     assert summary3["left_out"] == ["personal context"] and summary3["dropped"] == {"red-team: topic cut to balance the types": 1}
     assert "types left out (no topic kept): personal context" in p.describe(summary3)
 

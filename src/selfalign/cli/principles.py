@@ -9,14 +9,16 @@ A base model (no chat template, or --raw) is prompted with raw text, as the pape
 from __future__ import annotations
 
 import argparse
+import json
 from functools import partial
+from pathlib import Path
 
 from selfalign.methods.principles import PROMPTS_DIR, PrinciplesConfig, load_exemplars, load_principles, use_raw
 from selfalign.methods.principles import principled
 from selfalign.methods.prompts import Prompts
 
 from .generate import add_generator_options, run_generator
-from .self_instruct import add_raw_option
+from .self_instruct import EXIT_KEPT_NOTHING, add_raw_option, kept_nothing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,4 +49,18 @@ def run(args: argparse.Namespace) -> int:
         return partial(principled.run_item, model=model, config=config, principles=principles, exemplars=exemplars,
                        prompts=prompts, raw=use_raw(config.raw, model))
 
-    return run_generator(args, "principles", config, make_run_item, tally=principled.tally, plain_format=True)
+    code = run_generator(args, "principles", config, make_run_item, tally=principled.tally, plain_format=True)
+    return check_kept(args.out, "principles", code, KEEP_MORE_STAGE2)
+
+
+KEEP_MORE_STAGE2 = ("a chat model that loses the format: --raw (or --no-raw); fewer exemplars or shorter ones: "
+                    "--exemplars; more room for the answer: --max-tokens; your own prompt: --templates")
+
+
+def check_kept(out: str, stage: str, code: int, fix: str) -> int:
+    """Exit 1, naming the reasons and the fix, when a finished run kept no answer."""
+    summary = json.loads((Path(out) / "summary.json").read_text("utf-8"))
+    if code == 0 and summary["items"]["done"] and not summary["kept"]:
+        print(kept_nothing(stage, summary["dropped"], fix))
+        return EXIT_KEPT_NOTHING
+    return code

@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"== {name}")
         code = _run_stage(argv)
-        if code != 0:
+        kept = _counts(out / name).get("kept", _counts(out / name).get("prompts"))
+        if code != 0 and kept != 0:  # failed calls (or a failed training): a rerun resumes
             print(f"stage {name} did not finish (exit {code}); rerun the same command to resume it")
             return code
         if (empty := _kept_nothing(out / name, name)) is not None:

@@ -132,5 +132,8 @@ def run(args: argparse.Namespace) -> int:
     loss = summary["final_loss"]
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f}s, final loss "
           f"{'n/a' if loss is None else f'{loss:.4f}'}; summary in {cfg.out}/train_summary.json")
+    if summary.get("batch_note"):  # a small run: what it used instead of the recipe's batch or warm-up
+        print(f"effective batch {summary['effective_batch']} (grad_accum {summary['grad_accum']}), "
+              f"warm-up {summary['warmup_steps']} steps: {summary['batch_note']}")
     print(f"checkpoint: {cfg.out}  (load it with hf:{cfg.out}, e.g. selfalign serve --model hf:{cfg.out})")
     return 0

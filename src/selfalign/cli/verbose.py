@@ -14,6 +14,7 @@ from selfalign.methods.principles import verbose
 from selfalign.methods.prompts import Prompts
 
 from .generate import add_generator_options, run_generator
+from .principles import check_kept
 from .self_instruct import add_raw_option
 
 
@@ -38,4 +39,8 @@ def run(args: argparse.Namespace) -> int:
     def make_run_item(model):  # type: ignore[no-untyped-def]
         return partial(verbose.run_item, model=model, config=config, prompts=prompts, raw=use_raw(config.raw, model))
 
-    return run_generator(args, "verbose", config, make_run_item, tally=verbose.tally, plain_format=True)
+    code = run_generator(args, "verbose", config, make_run_item, tally=verbose.tally, plain_format=True)
+    return check_kept(args.out, "verbose", code, KEEP_MORE_STAGE4)
+
+
+KEEP_MORE_STAGE4 = "more room for the answer: --max-tokens; a lower floor: --min-chars; your own prompt: --templates"

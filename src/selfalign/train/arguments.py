@@ -34,7 +34,7 @@ def training_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         "max_steps": cfg.max_steps,
         "learning_rate": cfg.lr,
         "lr_scheduler_type": cfg.schedule,
-        warmup: cfg.warmup_ratio,
+        **_warmup(cfg, warmup),
         "weight_decay": cfg.weight_decay,
         "per_device_train_batch_size": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
@@ -53,3 +53,10 @@ def training_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         "use_cpu": not torch.cuda.is_available(),
         "disable_tqdm": True,
     }
+
+
+def _warmup(cfg: TrainConfig, field: str) -> dict[str, Any]:
+    """Warm-up as steps (an int) when the config names them, else as a ratio of the steps."""
+    if cfg.warmup_steps is not None:
+        return {"warmup_steps": cfg.warmup_steps} | ({"warmup_ratio": 0.0} if field == "warmup_ratio" else {})
+    return {field: cfg.warmup_ratio}

@@ -32,6 +32,8 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     batch_size: int = Field(4, ge=1, description="per device; for stable: groups per device")
     grad_accum: int = Field(1, ge=1)
+    effective_batch: int | None = Field(None, ge=1, description="rows per optimizer step over all devices; sets grad_accum (train/batching.py)")
+    warmup_steps: int | None = Field(None, ge=0, description="warm-up steps; None: warmup_ratio")
     max_length: int = Field(1024, ge=8)
     max_steps: int = Field(-1, description="-1: run the epochs")
     weight_decay: float = Field(0.0, ge=0)

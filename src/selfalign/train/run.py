@@ -18,6 +18,7 @@ from selfalign.llm.checkpoints import attention_without_cudnn
 from selfalign.store import lock
 from selfalign.store.files import write_text_atomic
 
+from .batching import describe, plan_batch
 from .checkpoint import STATE_FILE, SUMMARY_FILE, last_checkpoint, remove_incomplete, save_final
 from .canaries import Canary, canary_rows, make_canaries, write_canaries
 from .config import TrainConfig
@@ -169,6 +170,11 @@ def _train(cfg: TrainConfig, records: list[Any], out: Path, main_process: bool) 
     if main_process:
         write_text_atomic(saved_cfg, yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
+    devices = int(os.environ.get("WORLD_SIZE", "1"))
+    plan = plan_batch(cfg, len(records), devices)
+    if main_process:
+        log.info("%s", describe(plan, cfg, devices))  # what the run trains with, small-run changes included
+    recipe, cfg = cfg, cfg.model_copy(update={"grad_accum": plan.grad_accum, "warmup_steps": plan.warmup_steps})
     args = make_args(cfg)
     tokenizer = load_tokenizer(cfg)
     model = wrap_peft(load_model(cfg), cfg)
@@ -200,7 +206,11 @@ def _train(cfg: TrainConfig, records: list[Any], out: Path, main_process: bool) 
         "resumed_from": str(resume) if resume else None,
         "lora": cfg.uses_peft,
         "merged": cfg.uses_peft and cfg.merge,
-        "config": cfg.model_dump(mode="json"),  # a rerun of this config finds it done
+        "effective_batch": plan.effective_batch,
+        "grad_accum": plan.grad_accum,
+        "warmup_steps": plan.warmup_steps,
+        "batch_note": plan.note,
+        "config": recipe.model_dump(mode="json"),  # a rerun of this config finds it done
     }
     if trainer.is_world_process_zero():  # written last: its presence means the model is whole
         write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")

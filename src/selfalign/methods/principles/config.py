@@ -43,6 +43,8 @@ class SelfInstructConfig(StageConfig):
 class PrinciplesConfig(StageConfig):
     principles_file: str | None = None
     exemplars_file: str | None = None
+    identity: str = Field("I am a helpful, ethical and reliable assistant.",
+                          description="the self-identification line that opens every exemplar's thoughts; answers whose thoughts lack it are dropped")
     temperature: float = Field(0.5, ge=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
     max_tokens: int = Field(256, ge=1)

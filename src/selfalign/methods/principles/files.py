@@ -18,6 +18,7 @@ before any model call; a bad line stops with the file, the line and what a line 
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -166,7 +167,14 @@ def cited_numbers(thoughts: str) -> list[int]:
     return list(dict.fromkeys(numbers))
 
 
+def shipped(name: str) -> bool:
+    """A data file shipped in data/ (`--exemplars exemplars-with-refusal.jsonl` names one)."""
+    return "/" not in name and resources.files(PACKAGE).joinpath("data", name).is_file()
+
+
 def _rows(default: str, path: str | Path | None, flag: str, row_type, what: str, fix: str):  # type: ignore[no-untyped-def]
+    if path is not None and not Path(path).is_file() and shipped(str(path)):
+        default, path = f"data/{path}", None
     text, where = read_data_file(PACKAGE, default, path, flag)
     return parse_jsonl_rows_where(text, where, row_type, what, fix)
 

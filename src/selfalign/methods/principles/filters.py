@@ -165,9 +165,11 @@ def alpaca_tasks(text: str, truncated: bool) -> list[tuple[str, str] | str]:
 THOUGHTS_LABEL = "Assistant (internal thoughts):"
 _ANSWER_LABEL = re.compile(r"^\s*Assistant\s*:\s*", re.MULTILINE)
 _NEXT_TURN = re.compile(r"^\s*(?:User|Assistant \(internal thoughts\))\s*:", re.MULTILINE)
-MIN_ANSWER_WORDS = 5
+MIN_FINISHED_CHARS = 160  # the reference's floor for an answer the model finished
+#: The reference drops answers that open with "I'm sorry" / "I am sorry"; other apologies too.
+_APOLOGY = re.compile(r"^\W*(?:i'?m sorry|i am sorry|sorry|i apologi[sz]e|my apologies|apologies)\b", re.IGNORECASE)
 _REFUSAL_OPENING = re.compile(
-    r"^\W*(?:i'?m sorry|i am sorry|sorry|i apologi[sz]e|my apologies|unfortunately|as an ai|as a language model|"
+    r"^\W*(?:unfortunately|as an ai|as a language model|"
     r"i (?:can ?not|can't|won't|will not|am unable to|am not able to|must decline|refuse))",
     re.IGNORECASE,
 )
@@ -180,9 +182,11 @@ _REASON = re.compile(
 )
 
 
-def split_thoughts(text: str) -> tuple[str, str] | None:
-    """(thoughts, answer) from the model's continuation of "Assistant (internal thoughts):",
-    or None when the format is lost (no "Assistant:" line). A chat model may repeat the label."""
+def split_thoughts(text: str) -> tuple[str, str, bool] | None:
+    """(thoughts, answer, finished) from the model's continuation of "Assistant (internal
+    thoughts):", or None when the answer marker ("Assistant:" after the thoughts) is missing.
+    `finished`: the model went on to the next turn, which is cut off. A chat model may repeat
+    the label."""
     body = text.strip()
     if body.startswith(THOUGHTS_LABEL):
         body = body[len(THOUGHTS_LABEL):]
@@ -191,9 +195,15 @@ def split_thoughts(text: str) -> tuple[str, str] | None:
         return None
     thoughts, answer = body[: match.start()].strip(), body[match.end():]
     turn = _NEXT_TURN.search(answer)
-    if turn:  # the model went on to write the next turn itself
+    if turn:
         answer = answer[: turn.start()]
-    return thoughts, answer.strip()
+    return thoughts, answer.strip(), turn is not None
+
+
+def identifies_itself(thoughts: str, identity: str) -> bool:
+    """The thoughts open with the self-identification line of the exemplars (case and
+    punctuation aside), the reference's sign that the model kept the format."""
+    return normalise(thoughts).startswith(normalise(identity))
 
 
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
@@ -211,6 +221,11 @@ def cut_repetition(text: str) -> str:
     return text.strip()
 
 
+def without_last_word(text: str) -> str:
+    """A cut answer less its last word, which the cut may have split (the reference's rule)."""
+    return text.rsplit(None, 1)[0] if len(text.split()) > 1 else ""
+
+
 def leaked(answer: str, question: str, phrases: Iterable[str]) -> str | None:
     """The first exemplar phrase the answer holds and the question does not."""
     low_answer, low_question = answer.lower(), question.lower()
@@ -222,18 +237,23 @@ def leaked(answer: str, question: str, phrases: Iterable[str]) -> str | None:
 
 
 def is_bare_refusal(answer: str) -> bool:
-    """An apology or refusal that gives no reason; one that declines and explains why is kept."""
+    """A refusal that gives no reason; one that declines and explains why is kept."""
     return bool(_REFUSAL_OPENING.match(answer)) and not _REASON.search(answer)
 
 
-def answer_problem(answer: str, question: str, leaks: Iterable[str]) -> str | None:
-    """The answer filters of principle-driven self-alignment, after the format check."""
+def answer_problem(answer: str, question: str, leaks: Iterable[str], finished: bool) -> str | None:
+    """The answer filters of principle-driven self-alignment, after the format checks, on an
+    answer already cut at its first repeated sentence (and, if cut, less its last word)."""
+    if not answer:
+        return "answer empty"
+    if _APOLOGY.match(answer):
+        return "starts with an apology"
     if leaked(answer, question, leaks):
         return "exemplar leakage"
     if is_bare_refusal(answer):
         return "bare refusal"
-    if len(answer.split()) < MIN_ANSWER_WORDS:
-        return "too short"
+    if finished and len(answer) < MIN_FINISHED_CHARS:
+        return f"finished answer shorter than {MIN_FINISHED_CHARS} characters"
     return None
 
 

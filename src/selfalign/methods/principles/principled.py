@@ -1,12 +1,16 @@
 """Stage 2: principle-driven self-alignment. The prompt holds the principles and in-context
-exemplars in which the assistant first writes internal thoughts naming the rules that apply,
-then its answer; for each question the model continues "Assistant (internal thoughts):".
+exemplars in which the assistant first writes internal thoughts (opening with its
+self-identification line, then naming the rules that apply), then its answer; for each question
+the model continues "Assistant (internal thoughts):". As in the reference, the answer may not
+start with "Sorry": a logit bias of -100 on that token, where the provider takes one.
 
 One call an item. The record keeps the thoughts, the principles cited (numbers resolved to
-names) and the answer, and whether the answer is kept or why it is dropped: the format lost (no
-"Assistant:" after the thoughts), truncated (cut at max_tokens without a repetition to cut at),
-exemplar leakage, a bare refusal (an apology or refusal with no reason), too short. Text after
-the first repeated sentence is cut first. Dropped answers stay in the run, counted by reason.
+names) and the answer, and whether the answer is kept or why it is dropped (the reference's
+filters, training/step2_*/merge_and_fileter_self_align_with_dummy.py): the answer marker
+missing ("format lost"), the self-identification line missing, an answer that starts with an
+apology, exemplar leakage, a bare refusal (no reason given), a finished answer shorter than 160
+characters. The answer is first cut at its first repeated sentence; an answer cut at max_tokens
+is kept less its last word. Dropped answers stay in the run, counted by reason.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from selfalign.store.inputs import Item
 from .calls import ask
 from .config import PrinciplesConfig
 from .files import Exemplar, Principle, cited_numbers
-from .filters import answer_problem, cut_repetition, split_thoughts
+from .filters import answer_problem, cut_repetition, identifies_itself, split_thoughts, without_last_word
 
 #: Where a base model's continuation ends: the next turn.
 STOP = ("\nUser:",)
@@ -43,26 +47,37 @@ async def run_item(
     item: Item, model: Model, config: PrinciplesConfig, principles: list[Principle], exemplars: list[Exemplar],
     prompts: Prompts, raw: bool,
 ) -> PrincipledRecord:
-    prompt = prompts.render("principled", principles=principles, exemplars=exemplars, question=item.prompt)
+    prompt = render(prompts, principles, exemplars, config, item.prompt)
     result = await ask(model, prompt, raw=raw, seed=derive_seed(config.seed, item.id, "principled"),
                        temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens, stop=STOP)
     leaks = [phrase for exemplar in exemplars for phrase in exemplar.leaks]
-    return judge(item.prompt, result.text, result.finish_reason, principles, leaks)
+    return judge(item.prompt, result.text, result.finish_reason, principles, leaks, config.identity)
 
 
-def judge(question: str, text: str, finish_reason: str, principles: list[Principle], leaks: list[str]) -> PrincipledRecord:
+def render(prompts: Prompts, principles: list[Principle], exemplars: list[Exemplar], config: PrinciplesConfig,
+           question: str) -> str:
+    return prompts.render("principled", principles=principles, exemplars=exemplars, identity=config.identity,
+                          question=question)
+
+
+def judge(
+    question: str, text: str, finish_reason: str, principles: list[Principle], leaks: list[str], identity: str,
+) -> PrincipledRecord:
     """Thoughts, citations and answer of a continuation, and whether the answer is kept."""
     parts = split_thoughts(text)
     if parts is None:
         return PrincipledRecord(text=text, thoughts="", principles=[], answer="", dropped="format lost")
-    thoughts, answer = parts
+    thoughts, answer, next_turn = parts
     names = {p.id: p.name for p in principles}
     cited = [names[n] for n in cited_numbers(thoughts) if n in names]
+    if not identifies_itself(thoughts, identity):
+        return PrincipledRecord(text=text, thoughts=thoughts, principles=cited, answer=answer,
+                                dropped="self-identification missing")
     cut = cut_repetition(answer)
-    if finish_reason == "length" and cut == answer:
-        problem: str | None = "truncated"
-    else:
-        problem = answer_problem(cut, question, leaks)
+    finished = next_turn or finish_reason != "length"
+    if not finished and cut == answer:  # cut at max_tokens mid-sentence: the last word may be split
+        cut = without_last_word(cut)
+    problem = answer_problem(cut, question, leaks, finished=finished and cut == answer.strip())
     return PrincipledRecord(text=text, thoughts=thoughts, principles=cited, answer=cut, dropped=problem)
 
 

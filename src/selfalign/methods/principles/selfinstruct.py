@@ -5,8 +5,8 @@ runner's `run_rounds` (the reference: IBM/Dromedary v1, training/step1_*).
                      numbered list of the type's topics so far (its seed topics at first;
                      `topics_shown` of them a call); new lines are filtered (one to three words,
                      capitalised, no final punctuation) and de-duplicated case-insensitively.
-                     A type stops growing when it has its topics or a round adds none to it;
-                     the rounds stop when no type grows, or after `topic_rounds`.
+                     A type stops growing when it has its topics; the rounds stop when
+                     every type has them, when a round adds none, or after `topic_rounds`.
     question round   the types are balanced: each cut to the smallest count among the types that
                      have topics (a type with none is reported and left out, never all cut to
                      zero). The (type, topic) hints are shuffled and asked `hints_per_call` at a
@@ -84,12 +84,12 @@ class SelfInstruct:
         return "questions"
 
     def growing(self, round_: int) -> list[int]:
-        """Types short of `per_type` topics whose last topic round (if any) added one."""
+        """Types short of `per_type` topics, unless the last topic round added none at all."""
         earlier = [s for s in self._summaries() if s["round"] < round_ and "topics" in s]
+        if earlier and not any(earlier[-1]["topics"].values()):
+            return []
         found = self.new_topics(round_)
-        last = earlier[-1]["topics"] if earlier else None
-        return [t for t in range(len(self.types))
-                if len(found[t]) < self.config.per_type and (last is None or last.get(str(t)))]
+        return [t for t in range(len(self.types)) if len(found[t]) < self.config.per_type]
 
     def new_topics(self, round_: int) -> dict[int, list[str]]:
         """Each type's topics that the rounds before `round_` added (seed topics, which have a
