@@ -187,9 +187,11 @@ def self_align_run(folder: Path, text: str | None = None) -> Path:
             "Instruction: Explain how a bicycle gear system works.\nInput: <noinput>",
             "###\nInstruction: List five habits that help people sleep better.\nInput: <noinput>\n###\n"
             "Instruction: Describe the taste of a ripe mango to a friend.\nInput: <noinput>"]},
-        {"match": "User: Can my landlord", "reply": " Rule 1 (ethical) and rule 4 (question assessment).\n\nAssistant: "
-                                                     + (text or "Usually not: most tenancy laws require notice, except in emergencies.")},
-        {"match": "User: How do I contest", "reply": " Rule 2 (informative).\n\nAssistant: Write to the issuing office within the deadline."},
+        {"match": "User: Can my landlord", "reply": f" {IDENTITY} Rule 1 (ethical) and rule 4 (question assessment).\n\nAssistant: "
+                                                     + (text or LANDLORD)},
+        {"match": "User: How do I contest", "reply": f" {IDENTITY} Rule 2 (informative).\n\nAssistant: Write to the issuing office "
+                                                      "within the deadline, say why the fine is wrong, and attach any photos, receipts "
+                                                      "or witness statements that show it; keep a copy of everything you send."},
         {"match": "internal thoughts", "reply": text or "no format here"},
         {"match": "Can my landlord enter", "reply": text or (  # stage 4: the verbose answer to stage 2's kept question
             "Usually not: most tenancy laws require written notice, often 24 hours, except in emergencies such as a fire "
@@ -204,6 +206,11 @@ def self_align_run(folder: Path, text: str | None = None) -> Path:
     train_run(out, steps=6).rename(out / "5-distill")
     (out / "stages.json").write_text(json.dumps({"base": "tiny", "config": {}, "finished": {}}))
     return out
+
+
+IDENTITY = "I am a helpful, ethical and reliable assistant."  # what the principled prompt's thoughts open with
+LANDLORD = ("Usually not: most tenancy laws require notice, often 24 hours in writing, except in emergencies such as "
+            "a fire or a burst pipe. Check your lease and the tenancy law where you live, and keep a note of each visit.")
 
 
 def red_team_types(folder: Path) -> Path:

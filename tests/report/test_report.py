@@ -176,7 +176,8 @@ def test_a_self_align_folder_shows_each_stage_with_its_figures(sample_runs):
     lost = [it["record"] for it in stage2["items"] if it["record"]["dropped"] == "format lost"]
     assert lost and all(r["text"] == "no format here" for r in lost)  # all there is of such an answer
     assert stage4["principled"] == {"000000": {  # stage 2's work on the same question, beside the verbose answer
-        "answer": kept[0]["answer"], "thoughts": "Rule 1 (ethical) and rule 4 (question assessment).",
+        "answer": kept[0]["answer"],
+        "thoughts": "I am a helpful, ethical and reliable assistant. Rule 1 (ethical) and rule 4 (question assessment).",
         "principles": ["ethical", "question assessment"], "dropped": None}}
     assert read_run(sample_runs["self-align"] / "4-verbose")["view"]["principled"]
 
