@@ -15,6 +15,7 @@ from selfalign.errors import UserError
 
 from selfalign.evaluate.attacks import AttackConfig, AttackOptions, build_results, known_attacks, render_table, run_attack, write_results
 from selfalign.evaluate.attacks.encoding import ENCODINGS
+from selfalign.evaluate.attacks.options import GCG_PRESETS
 
 
 def _list(value: str) -> list[str]:
@@ -40,9 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encodings", default=",".join(ENCODINGS), help="encoding: which encodings")
     p.add_argument("--iterations", type=int, default=3, help="pair: attacker rounds per stream (paper and reference: 3)")
     p.add_argument("--streams", type=int, default=3, help="pair: attacker conversations per behaviour, rotating its three system prompts (the paper runs 20; the reference code defaults to 3, as here)")
-    p.add_argument("--gcg-steps", type=int, default=50, help="gcg: optimisation steps per behaviour")
-    p.add_argument("--gcg-search-width", type=int, default=128, help="gcg: candidate suffixes evaluated per step")
-    p.add_argument("--gcg-topk", type=int, default=64, help="gcg: tokens considered per suffix position")
+    p.add_argument("--gcg-preset", choices=sorted(GCG_PRESETS), default="nanogcg",
+                   help="gcg: nanogcg (nanoGCG's defaults: 250 steps, search width 512, top-k 256) or fast (50, 128, 64: for CPUs)")
+    p.add_argument("--gcg-steps", type=int, default=None, help="gcg: optimisation steps per behaviour (overrides the preset)")
+    p.add_argument("--gcg-search-width", type=int, default=None, help="gcg: candidate suffixes evaluated per step (overrides the preset)")
+    p.add_argument("--gcg-topk", type=int, default=None, help="gcg: tokens considered per suffix position (overrides the preset)")
+    p.add_argument("--gcg-buffer-size", type=int, default=0, help="gcg: nanoGCG's buffer of best suffixes (default 0, as nanoGCG)")
+    p.add_argument("--gcg-no-early-stop", action="store_true", help="gcg: run every step even once the target is generated")
     p.add_argument("--gcg-suffix-tokens", type=int, default=20, help="gcg: the suffix starts as this many 'x' words")
     p.add_argument("--canary", default=AttackOptions().canary, help="privacy: the secret put in the system prompt")
     p.add_argument("--privacy-probes", default=None, help='privacy: a JSONL file of {"name", "probe"} (replaces the shipped probes)')
@@ -80,12 +85,18 @@ def run(args: argparse.Namespace) -> int:
     return 1 if results["failed_items"] else 0
 
 
+def _gcg_settings(args: argparse.Namespace) -> dict[str, int]:
+    """The preset's steps, search width and top-k, each replaced where given explicitly."""
+    given = {"gcg_steps": args.gcg_steps, "gcg_search_width": args.gcg_search_width, "gcg_topk": args.gcg_topk}
+    return {k: v if v is not None else GCG_PRESETS[args.gcg_preset][k] for k, v in given.items()}
+
+
 def _config(args: argparse.Namespace) -> AttackConfig:
     options = AttackOptions(
         temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed, jailbreaks_file=args.jailbreaks,
         encodings=_list(args.encodings), iterations=args.iterations, streams=args.streams,
-        judge_max_tokens=args.judge_max_tokens, gcg_steps=args.gcg_steps, gcg_search_width=args.gcg_search_width,
-        gcg_topk=args.gcg_topk, gcg_suffix_tokens=args.gcg_suffix_tokens, canary=args.canary,
+        judge_max_tokens=args.judge_max_tokens, **_gcg_settings(args), gcg_suffix_tokens=args.gcg_suffix_tokens,
+        gcg_buffer_size=args.gcg_buffer_size, gcg_early_stop=not args.gcg_no_early_stop, canary=args.canary,
         privacy_probes_file=args.privacy_probes, templates=args.templates, train_run=args.train_run,
         exposure_candidates=args.exposure_candidates, trigger=args.trigger,
     )

@@ -40,7 +40,11 @@ EVAL_BATCH = 64  # candidates per forward pass
 class GCGResult:
     ids: list[int]
     loss: float
-    losses: list[float] = field(default_factory=list)  # the current suffix's loss after each step
+    losses: list[float] = field(default_factory=list)  # each step's best candidate loss
+    stopped_early: bool = False
+
+
+INIT_CHARS = [".", ",", "!", "?", ";", ":", "(", ")", "[", "]", "{", "}", "@", "#", "$", "%", "&", "*", "w", "x", "y", "z"]  # nanoGCG utils
 
 
 def token_gradients(embedding: torch.Tensor, suffix_ids: torch.Tensor, loss_of_embeds: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -65,16 +69,52 @@ def sample_candidates(suffix_ids: torch.Tensor, grad: torch.Tensor, *, search_wi
     return candidates
 
 
-def optimise(embedding: torch.Tensor, init_ids: list[int], loss_of_embeds: Callable[[torch.Tensor], torch.Tensor], *,
+class AttackBuffer:
+    """nanoGCG's buffer: the `size` lowest-loss suffixes seen, sorted; each step starts from the
+    best. Size 0 (nanoGCG's default) holds only the last step's best candidate, better or not."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: list[tuple[float, torch.Tensor]] = []
+
+    def add(self, loss: float, ids: torch.Tensor) -> None:
+        if self.size == 0:
+            self.entries = [(loss, ids)]
+            return
+        if len(self.entries) < self.size:
+            self.entries.append((loss, ids))
+        else:
+            self.entries[-1] = (loss, ids)
+        self.entries.sort(key=lambda e: e[0])
+
+    def offer(self, loss: float, ids: torch.Tensor) -> None:
+        """A step's best candidate enters when the buffer keeps no history or it beats the worst."""
+        if self.size == 0 or loss < self.entries[-1][0]:
+            self.add(loss, ids)
+
+    def best(self) -> torch.Tensor:
+        return self.entries[0][1]
+
+
+def optimise(embedding: torch.Tensor, init_ids: list[int] | list[list[int]], loss_of_embeds: Callable[[torch.Tensor], torch.Tensor], *,
              steps: int, search_width: int, topk: int, allowed: torch.Tensor, seed: int,
-             keep: Callable[[torch.Tensor], torch.Tensor] | None = None) -> GCGResult:
-    """Run GCG for `steps` steps from `init_ids`. `loss_of_embeds` maps suffix embeddings
-    (batch, length, dim) to per-row losses (batch,); `keep` filters candidates (rows of ids) that
-    would not survive decoding and re-encoding."""
+             keep: Callable[[torch.Tensor], torch.Tensor] | None = None, buffer_size: int = 0,
+             stop: Callable[[], bool] | None = None) -> GCGResult:
+    """Run GCG for up to `steps` steps, as nanoGCG does. `init_ids` is one suffix, or one per
+    buffer entry; `loss_of_embeds` maps suffix embeddings (batch, length, dim) to per-row losses;
+    `keep` filters candidates (rows of ids) that would not survive decoding and re-encoding;
+    `stop()` true after a step ends the run early (the target was generated greedily). The
+    result is the suffix of the step with the lowest loss (nanoGCG's best_string)."""
     generator = torch.Generator().manual_seed(seed)
-    current = torch.tensor(init_ids, device=embedding.device)
+    rows = init_ids if init_ids and isinstance(init_ids[0], list) else [init_ids]
+    buffer = AttackBuffer(buffer_size)
     with torch.no_grad():
-        best = GCGResult(list(init_ids), float(loss_of_embeds(embedding[current].unsqueeze(0))[0]))
+        start = torch.tensor(rows, device=embedding.device)
+        for loss, ids in zip(loss_of_embeds(embedding[start]).tolist(), start):
+            buffer.add(float(loss), ids)
+    current = buffer.best()
+    best = GCGResult(current.tolist(), buffer.entries[0][0])
+    best_step_loss = float("inf")
     for _ in range(steps):
         grad = token_gradients(embedding, current, loss_of_embeds)
         candidates = sample_candidates(current, grad, search_width=search_width, topk=topk, allowed=allowed, generator=generator)
@@ -86,11 +126,27 @@ def optimise(embedding: torch.Tensor, init_ids: list[int], loss_of_embeds: Calla
         with torch.no_grad():
             losses = torch.cat([loss_of_embeds(embedding[chunk]) for chunk in candidates.split(EVAL_BATCH)])
         i = int(losses.argmin())
-        current = candidates[i]
-        best.losses.append(float(losses[i]))
-        if float(losses[i]) < best.loss:
-            best.ids, best.loss = current.tolist(), float(losses[i])
+        step_loss = float(losses[i])
+        best.losses.append(step_loss)
+        buffer.offer(step_loss, candidates[i])
+        current = buffer.best()
+        if step_loss < best_step_loss:
+            best_step_loss = step_loss
+            best.ids, best.loss = current.tolist(), float(buffer.entries[0][0])
+        if stop is not None and stop():
+            best.stopped_early = True
+            break
     return best
+
+
+def init_buffer_ids(tokenizer: Any, init: list[int], size: int, generator: torch.Generator) -> list[list[int]]:
+    """nanoGCG's initial buffer: the initial suffix, then size - 1 suffixes of as many tokens
+    drawn at random from its INIT_CHARS."""
+    if size <= 1:
+        return [init]
+    chars = [tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in INIT_CHARS]
+    drawn = torch.randint(0, len(chars), (size - 1, len(init)), generator=generator).tolist()
+    return [init] + [[chars[j] for j in row] for row in drawn]
 
 
 class SuffixObjective:
@@ -101,7 +157,8 @@ class SuffixObjective:
         from transformers import DynamicCache
 
         self.model, self.cache_type = model, DynamicCache
-        text = tokenizer.apply_chat_template([{"role": "user", "content": f"{request} {SUFFIX_MARK}"}], add_generation_prompt=True, tokenize=False)
+        # nanoGCG appends the suffix to the request as it is: messages[-1]["content"] + "{optim_str}"
+        text = tokenizer.apply_chat_template([{"role": "user", "content": f"{request}{SUFFIX_MARK}"}], add_generation_prompt=True, tokenize=False)
         before, after = text.split(SUFFIX_MARK)
         device = model.get_input_embeddings().weight.device
         ids = lambda t: torch.tensor(tokenizer(t, add_special_tokens=False)["input_ids"], device=device)  # noqa: E731
@@ -111,6 +168,7 @@ class SuffixObjective:
             self.after_embeds, self.target_embeds = embed(self.after), embed(self.target)
             cache = model(input_ids=self.before.unsqueeze(0), use_cache=True).past_key_values
         self.prefix = [(layer.keys, layer.values) for layer in cache.layers]
+        self.generated = False  # some candidate made the model write the whole target greedily
 
     def __call__(self, suffix_embeds: torch.Tensor) -> torch.Tensor:
         rows = suffix_embeds.shape[0]
@@ -120,6 +178,8 @@ class SuffixObjective:
         logits = self.model(inputs_embeds=embeds.to(self.model.dtype), past_key_values=cache, use_cache=True).logits
         start = suffix_embeds.shape[1] + len(self.after) - 1  # the position whose next token is the target's first
         predicted = logits[:, start : start + len(self.target)].float()
+        if bool((predicted.argmax(-1) == self.target).all(dim=-1).any()):
+            self.generated = True
         return torch.nn.functional.cross_entropy(predicted.transpose(1, 2), self.target.expand(rows, -1), reduction="none").mean(dim=1)
 
 
@@ -162,8 +222,12 @@ class GCGAttack:
             raise UserError(f"gcg needs an hf: model; {provider.name} is not one")
         result = await asyncio.to_thread(self._optimise, provider, behavior, ctx.seed("gcg"))
         suffix = provider.tokenizer.decode(result.ids)
-        messages = [{"role": "user", "content": f"{behavior.text} {suffix}"}]
-        details = {"suffix": suffix, "suffix_ids": result.ids, "loss": result.loss, "losses": result.losses, "target": behavior.target_text}
+        messages = [{"role": "user", "content": f"{behavior.text}{suffix}"}]  # appended as nanoGCG appends it
+        o = self.options
+        details = {"suffix": suffix, "suffix_ids": result.ids, "loss": result.loss, "losses": result.losses, "target": behavior.target_text,
+                   "steps_run": len(result.losses), "stopped_early": result.stopped_early,
+                   "settings": {"steps": o.gcg_steps, "search_width": o.gcg_search_width, "topk": o.gcg_topk,
+                                "buffer_size": o.gcg_buffer_size, "early_stop": o.gcg_early_stop, "suffix_tokens": o.gcg_suffix_tokens}}
         return Attempt(messages, await ctx.ask(messages), details=details)
 
     def _optimise(self, provider: Any, behavior: Behavior, seed: int) -> GCGResult:
@@ -176,8 +240,10 @@ class GCGAttack:
                 self._allowed[id(model)] = allowed_tokens(tokenizer, embedding.shape[0]).to(embedding.device)
             init = tokenizer(" ".join(["x"] * o.gcg_suffix_tokens), add_special_tokens=False)["input_ids"]
             objective = SuffixObjective(model, tokenizer, behavior.text, behavior.target_text)
-            return optimise(embedding, init, objective, steps=o.gcg_steps, search_width=o.gcg_search_width, topk=o.gcg_topk,
-                            allowed=self._allowed[id(model)], seed=seed, keep=retokenizes(tokenizer))
+            rows = init_buffer_ids(tokenizer, init, o.gcg_buffer_size, torch.Generator().manual_seed(seed + 1))
+            return optimise(embedding, rows, objective, steps=o.gcg_steps, search_width=o.gcg_search_width, topk=o.gcg_topk,
+                            allowed=self._allowed[id(model)], seed=seed, keep=retokenizes(tokenizer), buffer_size=o.gcg_buffer_size,
+                            stop=(lambda: objective.generated) if o.gcg_early_stop else None)
 
 
 FACTORIES = {"gcg": GCGAttack}
