@@ -37,7 +37,7 @@ from selfalign.redact import redact
 
 from . import lock
 from .inputs import Item
-from .sqlite import STORE_FILE, connect, connect_read_only, explained
+from .sqlite import STORE_FILE, check_header, connect, connect_read_only, explained, quick_check
 from .writer import Checkpoints, Job, Writer
 
 __all__ = ["CALL_BATCH", "CALL_FLUSH_SECONDS", "STORE_FILE", "RunStore"]
@@ -63,11 +63,15 @@ class RunStore:
             self.db = connect_read_only(self.folder)
             return
         self.folder.mkdir(parents=True, exist_ok=True)
+        check_header(self.folder)  # a damaged file stops here, before the folder is touched
         self._lock = lock.acquire(self.folder, wait=wait)
         try:
             self._writer = Writer(connect(self.folder, writer=True))
             self.db = connect(self.folder, writer=False)  # reads, on the caller's thread
+            quick_check(self.db, self.folder)  # damage anywhere stops the run before its first write
         except BaseException:
+            if hasattr(self, "db"):
+                self.db.close()
             if self._writer is not None:
                 self._writer.stop()
             lock.release(self._lock)

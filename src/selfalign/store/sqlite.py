@@ -2,9 +2,11 @@
 a user can act on.
 
 - A full disk raises DiskFull (the folder and the space left).
-- A damaged file (truncated, its header overwritten, not a database at all) raises
-  CorruptStore: the file, what is wrong, and what to do (move it aside and rerun); the file
-  itself is left as it is.
+- A damaged file (truncated, its header overwritten, not a database at all, pages
+  overwritten) raises CorruptStore: the file, what is wrong, and what to do (move it aside
+  and rerun); the file itself is left as it is. A writer checks the whole file when it opens
+  it (`quick_check`), so a run never writes into a damaged store; a reader stops at the first
+  damage it reads.
 - A folder that cannot be written (a read-only disk, a copy without write permission) can still
   be read: `connect_read_only` opens the file read-only, and immutable where SQLite cannot make
   its shared-memory file beside it.
@@ -13,6 +15,7 @@ a user can act on.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sqlite3
 from pathlib import Path
@@ -99,6 +102,40 @@ class Connection(sqlite3.Connection):
             return super().executescript(*args)
 
 
+def check_header(folder: Path) -> None:
+    """Raise CorruptStore when the store's first bytes show damage SQLite might read past: not
+    SQLite's header (overwritten), or fewer bytes than its header counts (truncated). A file
+    with a write-ahead log beside it is left to SQLite: the log may hold the missing pages."""
+    path = folder / STORE_FILE
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return  # a new store, made when its writer opens it
+    if size < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise CorruptStore(path, "its first bytes are not an SQLite header: overwritten, or not a run store")
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages, changes, valid_for = (int.from_bytes(header[i:i + 4], "big") for i in (28, 24, 92))
+    if changes == valid_for and pages * page_size > size:
+        raise CorruptStore(path, f"truncated: {size:,} bytes of the {pages * page_size:,} its header counts")
+
+
+def quick_check(db: sqlite3.Connection, folder: Path) -> None:
+    """Raise CorruptStore unless SQLite's quick check of every page passes (it reads the whole
+    file once: about a second per GB)."""
+    with explained(folder):
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)").fetchall()]
+    if problems != ["ok"]:
+        raise CorruptStore(folder / STORE_FILE, "; ".join(problems))
+
+
 def connect(folder: Path, *, writer: bool) -> Connection:
     """A connection to the store in `folder`; the writer's sets WAL mode and makes the tables."""
     db = sqlite3.connect(folder / STORE_FILE, isolation_level=None, check_same_thread=False, factory=Connection)
@@ -119,10 +156,18 @@ def connect(folder: Path, *, writer: bool) -> Connection:
 
 
 def connect_read_only(folder: Path) -> Connection:
-    """A read-only connection to the store in `folder`, which need not be writable: opened
-    `mode=ro`, or `immutable` when SQLite cannot make its shared-memory file there (a folder
-    that holds no write-ahead log, as a run leaves it once closed)."""
+    """A read-only connection to the store in `folder`, which need not be writable: in a folder
+    that cannot be written, opened `mode=ro`, or `immutable` when SQLite cannot make its
+    shared-memory file there (a folder that holds no write-ahead log, as a run leaves it once
+    closed)."""
     path = folder / STORE_FILE
+    check_header(folder)
+    if os.access(folder, os.W_OK) and os.access(path, os.W_OK):
+        # A connection that could write (but is told not to) is the last to close like any
+        # other: it folds the write-ahead log back and leaves no -wal or -shm file behind.
+        db = connect(folder, writer=False)
+        db.execute("PRAGMA query_only=ON")
+        return db
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     try:
         return _open_uri(uri, folder)
