@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from selfalign.llm.batch import cache_name
+
 sys.path.insert(0, str(Path(__file__).parent))
 from train_bench import SIZES, build_model  # noqa: E402
 
@@ -29,16 +31,17 @@ from train_bench import SIZES, build_model  # noqa: E402
 def steps_ms(model, batch: int, prompt: int, steps: int) -> float:
     from transformers import DynamicCache
 
+    cache = cache_name(model)  # `past_key_values` before transformers renamed it
     ids = torch.randint(0, 500, (batch, prompt), device="cuda")
     mask = torch.ones_like(ids)
     mask[0, :3] = 0  # one left-padded row, as in a mixed batch
-    out = model(input_ids=ids, attention_mask=mask, past_key_values=DynamicCache(config=model.config), use_cache=True)
+    out = model(input_ids=ids, attention_mask=mask, use_cache=True, **{cache: DynamicCache(config=model.config)})
     last = out.logits[:, -1].argmax(-1)
     torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         mask = torch.cat([mask, mask.new_ones((batch, 1))], dim=-1)
-        out = model(input_ids=last[:, None], attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
+        out = model(input_ids=last[:, None], attention_mask=mask, use_cache=True, **{cache: out[cache]})
         last = out.logits[:, -1].float().argmax(-1)
         last.tolist()  # the engine reads every step's tokens back
     torch.cuda.synchronize()

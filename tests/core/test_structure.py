@@ -1,5 +1,6 @@
-"""The package's shape, as DESIGN.md draws it: imports point down the layers, and no module
-imports itself back through others (an import circle), counting imports made inside functions."""
+"""The package's shape, as DESIGN.md draws it: imports point down the layers, no module imports
+itself back through others (an import circle), counting imports made inside functions, and no
+source file runs past 400 lines without saying why at its top."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ PACKAGE = Path(selfalign.__file__).parent
 #: DESIGN.md's layers, top first; `serve` sits below `cli`. What SHARED names serves every layer.
 LAYERS = ["cli", "serve", "report", "evaluate", "train", "methods", "runner", "store", "llm"]
 SHARED = {"", "errors", "formats", "data"}  # "": the package itself (its version)
+MAX_LINES = 400
+#: What a longer file's opening lines say, followed by the reason it is one file.
+LONG_FILE_REASON = "Longer than 400 lines because"
 
 
 def module_files() -> dict[str, Path]:
@@ -112,3 +116,12 @@ def test_imports_point_down_the_layers():
             if layer(target) not in LAYERS or LAYERS.index(layer(target)) <= LAYERS.index(layer(module)):
                 upward.append(f"{module} -> {target}")
     assert upward == []
+
+
+def test_long_files_say_why_at_their_top():
+    unexplained = []
+    for module, path in module_files().items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if len(lines) > MAX_LINES and not any(LONG_FILE_REASON in line for line in lines[:15]):
+            unexplained.append(f"{path.relative_to(PACKAGE.parent)}: {len(lines)} lines")
+    assert unexplained == [], f"split these by job, or give the reason at the top ({LONG_FILE_REASON} ...)"

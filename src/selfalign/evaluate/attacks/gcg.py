@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 
 from selfalign.errors import UserError
+from selfalign.llm.batch import cache_name
 
 from .base import Attempt, AttackContext, Behavior
 from .options import AttackOptions
@@ -156,7 +157,7 @@ class SuffixObjective:
     def __init__(self, model: Any, tokenizer: Any, request: str, target: str) -> None:
         from transformers import DynamicCache
 
-        self.model, self.cache_type = model, DynamicCache
+        self.model, self.cache_type, self.cache_name = model, DynamicCache, cache_name(model)
         # nanoGCG appends the suffix to the request as it is: messages[-1]["content"] + "{optim_str}"
         text = tokenizer.apply_chat_template([{"role": "user", "content": f"{request}{SUFFIX_MARK}"}], add_generation_prompt=True, tokenize=False)
         before, after = text.split(SUFFIX_MARK)
@@ -166,7 +167,7 @@ class SuffixObjective:
         embed = model.get_input_embeddings()
         with torch.no_grad():
             self.after_embeds, self.target_embeds = embed(self.after), embed(self.target)
-            cache = model(input_ids=self.before.unsqueeze(0), use_cache=True).past_key_values
+            cache = model(input_ids=self.before.unsqueeze(0), use_cache=True)[self.cache_name]
         self.prefix = [(layer.keys, layer.values) for layer in cache.layers]
         self.generated = False  # some candidate made the model write the whole target greedily
 
@@ -175,7 +176,7 @@ class SuffixObjective:
         cache = self.cache_type(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.prefix],
                                 config=self.model.config)
         embeds = torch.cat([suffix_embeds, self.after_embeds.expand(rows, -1, -1), self.target_embeds.expand(rows, -1, -1)], dim=1)
-        logits = self.model(inputs_embeds=embeds.to(self.model.dtype), past_key_values=cache, use_cache=True).logits
+        logits = self.model(inputs_embeds=embeds.to(self.model.dtype), use_cache=True, **{self.cache_name: cache}).logits
         start = suffix_embeds.shape[1] + len(self.after) - 1  # the position whose next token is the target's first
         predicted = logits[:, start : start + len(self.target)].float()
         if bool((predicted.argmax(-1) == self.target).all(dim=-1).any()):
