@@ -1,3 +1,4 @@
+# Longer than 400 lines because 33 of them are its docstring: the schema of results.json.
 """Figures from an evaluation: every metric per model and benchmark (and per category) as a
 mean with its 95% bootstrap interval and n; pairwise win rates with the judge's position
 consistency and the answers' lengths; differences from the baseline with paired intervals.
