@@ -26,8 +26,9 @@ def test_harmbench_counts_a_non_verdict_as_not_a_success_and_says_whose_judge(tm
                                          {"match": "GENERATION\\]:\\nI cannot", "reply": "No"}, {"match": "", "reply": "Unclear"}])
     out = tmp_path / "eval"
     proc = selfalign("eval", "--model", model, "--bench", "advbench", "--data", f"advbench={advbench(tmp_path / 'h.csv', HARMFUL)}",
-                     "--judge", judge, "--scorer", "harmbench", "--epochs", "3", "--out", out, "--quiet", "--resamples", "500")
-    (asr,) = figures(out, metric="attack_success_rate", category=None)
+                     "--judge", judge, "--scorer", "harmbench,prefixes", "--epochs", "3", "--out", out, "--quiet", "--resamples", "500")
+    (asr,) = figures(out, metric="attack_success_rate", category=None, scorer="harmbench")
+    assert "attack_success_rate (harmbench)" in proc.stdout and "attack_success_rate (prefixes)" in proc.stdout
     assert asr["n"] == 3 and asr["samples"] == 9 and asr["ci"] is None  # 3 prompts, 3 samples each; no interval at n=3
     assert asr["failures"]["counted"] == "non-success" and asr["failures"]["n"] == asr["failed"]
     assert asr["anchor"]["same_judge"] is False and asr["anchor"]["anchor_judge"] == "cais/HarmBench-Llama-2-13b-cls"

@@ -280,7 +280,7 @@ def _differences(ev: Evaluation, boot: dict[str, Any]) -> Iterable[dict[str, Any
             yield {
                 "model": run.candidate.spec, "bench": bench, "category": None, "metric": metric, "kind": "difference",
                 "value": est.value, "ci": _ci(est), "n": est.n, "failed": 0, "scorer": run.scorer,
-                "vs": baseline.spec, "run": str(run.folder.relative_to(ev.config.out)), "details": {},
+                "vs": baseline.spec, "run": str(run.folder.relative_to(ev.config.out)), "anchor": run.anchor, "details": {},
             }
 
 
@@ -337,7 +337,10 @@ def _failed_note(f: dict[str, Any]) -> str:
 
 
 def _column(f: dict[str, Any]) -> str:
-    return f"{f['metric']} vs {f['vs']}" if f["kind"] == "win_rate" else f["metric"]
+    """The metric (vs the baseline for win rates); a preset's name beside it, since presets
+    share metric names (harmbench's and jbb's attack_success_rate)."""
+    name = f"{f['metric']} ({f['scorer']})" if f.get("anchor") else f["metric"]
+    return f"{name} vs {f['vs']}" if f["kind"] == "win_rate" else name
 
 
 def table_rows(results: dict[str, Any], kind: str = "main") -> tuple[list[str], list[list[str]]]:
