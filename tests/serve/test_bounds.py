@@ -18,7 +18,7 @@ from selfalign.llm.scripted import ScriptedProvider
 from selfalign.llm.types import PromptLogprobs, TokenLogprob
 from selfalign.serve import create_app, model_answerer
 from selfalign.serve.schema_check import MAX_ENUM, MAX_SCHEMA_SIZE, MAX_STRING
-from selfalign.serve.schemas import MAX_PROMPT_LOGPROBS, UNSUPPORTED_CHAT_FIELDS
+from selfalign.serve.schemas import MAX_LOGPROB_ENTRIES, MAX_PROMPT_LOGPROBS, UNSUPPORTED_CHAT_FIELDS
 
 USER = [{"role": "user", "content": "hello there"}]
 
@@ -162,6 +162,12 @@ def test_prompts_times_logprobs_is_bounded(app):
     body["prompt"] = ["ab"] * (MAX_PROMPT_LOGPROBS // 20)
     reply = call(app, "POST", "/v1/completions", body)
     assert reply.status_code == 200 and len(reply.json()["choices"]) == MAX_PROMPT_LOGPROBS // 20
+    # Few prompts, but long: their tokens x logprobs are bounded too (a text token is at least a byte).
+    body["prompt"] = ["word " * (MAX_LOGPROB_ENTRIES // 21 // 5 + 1)]
+    reply = call(app, "POST", "/v1/completions", body)
+    assert reply.status_code == 400 and "log-probabilities per request" in reply.json()["error"]["message"]
+    body["prompt"], body["logprobs"] = [list(range(MAX_LOGPROB_ENTRIES // 6 + 1))], 5
+    assert call(app, "POST", "/v1/completions", body).status_code == 400
 
 
 @pytest.mark.parametrize("depth", [10, 961, 963, 5_000, 100_000])

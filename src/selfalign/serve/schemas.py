@@ -204,6 +204,10 @@ MAX_PROMPTS = 1024
 #: Most prompts x top log-probabilities per position in one request: what an answer holds per
 #: prompt token (1,024 prompts with logprobs 2, or 102 with 20).
 MAX_PROMPT_LOGPROBS = 2048
+#: Most log-probabilities one answer holds: prompt tokens x (1 + logprobs), all prompts together
+#: (a token is at least one byte of text, so a text prompt counts its UTF-8 bytes). About 250 MB
+#: of results at most, whatever the batch: 2 MB of text with logprobs 0, 95 KB with 20.
+MAX_LOGPROB_ENTRIES = 2_000_000
 
 
 class CompletionRequest(_Body):
@@ -267,6 +271,12 @@ class CompletionRequest(_Body):
             raise ValueError(
                 f"prompt: {len(self.prompts())} prompts x logprobs {self.top_k()} is over this server's bound of "
                 f"{MAX_PROMPT_LOGPROBS} per request; send fewer prompts per request or ask fewer logprobs"
+            )
+        tokens = sum(len(p.encode("utf-8")) if isinstance(p, str) else len(p) for p in self.prompts())
+        if tokens * (1 + (self.top_k() or 0)) > MAX_LOGPROB_ENTRIES:
+            raise ValueError(
+                f"prompt: up to {tokens:,} tokens x (1 + logprobs {self.top_k() or 0}) is over this server's bound of "
+                f"{MAX_LOGPROB_ENTRIES:,} log-probabilities per request; send shorter or fewer prompts, or ask fewer logprobs"
             )
         if any(isinstance(p, list) and not p for p in self.prompts()) or any(p == "" for p in self.prompts()):
             raise ValueError("prompt: an empty prompt has nothing to score")
