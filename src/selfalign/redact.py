@@ -6,7 +6,8 @@
 
 What is redacted: the API keys configured for this process (`add_secret`, and the values of
 environment variables named *_API_KEY, *_TOKEN, *_SECRET, *_PASSWORD), and anything shaped like
-a key wherever it comes from: `sk-...`, `Bearer ...`, `api_key=...`, `hf_...`, `ghp_...`.
+a key wherever it comes from: `sk-...`, `Bearer ...`, `api_key=...`, `hf_...`, `ghp_...`, and
+the password in a URL (`https://user:password@host`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _SHAPES = [
     re.compile(r"\b(?:hf|ghp|gho|ghs|xox[abp])_[A-Za-z0-9]{16,}"),  # Hugging Face, GitHub, Slack tokens
     re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
     re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;]{8,}"),
+    re.compile(r"(://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in a URL
 ]
 _added: set[str] = set()
 

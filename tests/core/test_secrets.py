@@ -61,6 +61,7 @@ def test_redact_removes_configured_keys_and_key_shapes(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-abcdefgh1234")
     text = redact("Bearer abc.def.ghi123 sk-abcdefghijkl tok-abcdefgh1234 hf_abcdefghijklmnopqrst api_key: 'zzzzzzzzzz' at column 14")
     assert text == "Bearer [redacted] [redacted] [redacted] [redacted] api_key: '[redacted]' at column 14"
+    assert redact("cannot connect to https://me:hunter2pass@10.0.0.7/v1") == "cannot connect to https://[redacted]@10.0.0.7/v1"
 
 
 def test_retry_lines_and_the_final_error_are_redacted(caplog):

@@ -197,7 +197,10 @@ class Model:
             return
         key = call_key(self.provider.name, None)
         remembered = self.cache.get_call(key) if self.cache is not None else None
-        mode = await find(remembered.get("structured") if remembered else None)
+        try:
+            mode = await find(remembered.get("structured") if remembered else None)
+        except ModelError as exc:  # the server's words may quote the key, as a call's errors may
+            raise redact_exception(exc)
         if self.cache is not None and (remembered or {}).get("structured") != mode:
             self.cache.put_call(key, {"structured": mode})
         self._structured_known = True
