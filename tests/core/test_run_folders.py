@@ -104,7 +104,9 @@ def test_a_read_only_run_folder_is_exported_and_reported_and_a_run_on_it_stops(t
         assert "wrote 40 sft rows" in exported.stdout
         selfalign("report", run, "--out", tmp_path / "report.html")
         assert "question 3" in (tmp_path / "report.html").read_text()
+        in_place = selfalign("report", run, check=False)  # its default page is inside the folder
         again = selfalign(*command(base, run), check=False)
+    assert in_place.returncode == 2 and f"{run / 'report.html'}: cannot write there" in in_place.stderr
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert f"{run}: cannot write this run folder" in again.stderr and "copy the folder somewhere writable" in again.stderr
     assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in original.iterdir())

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from selfalign.errors import DiskFull
+from selfalign.errors import DiskFull, UserError
 
 
 @contextlib.contextmanager
@@ -19,9 +19,12 @@ def atomic_target(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write `target` at (a file or a folder); on success it replaces
     `target`, on failure it is removed and a full disk is reported as DiskFull."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    _remove(tmp)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove(tmp)
+    except OSError as exc:
+        raise _unwritable(target, exc) from exc
     try:
         yield tmp
         if tmp.is_dir() and target.is_dir():  # folders cannot be renamed over each other
@@ -35,10 +38,17 @@ def atomic_target(target: str | Path) -> Iterator[Path]:
         _remove(tmp)
         if exc.errno == errno.ENOSPC:
             raise DiskFull(target.parent) from exc
-        raise
+        raise _unwritable(target, exc) from exc
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _unwritable(target: Path, exc: OSError) -> Exception:
+    """A UserError for a place this process may not write (a read-only disk, no permission)."""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return UserError(f"{target}: cannot write there ({exc.strerror}); choose a writable place (--out, --to)")
+    return exc
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:
