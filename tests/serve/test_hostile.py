@@ -302,3 +302,25 @@ def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_the_issues_enum_of_100000_strings_is_a_400_and_stalls_nothing(tiny):
+    """A `response_format` enum of 100,000 strings once compiled for 90 s on the one thread that
+    prepared every request; now it is refused before compiling, and the largest enum allowed
+    compiles on the grammar pool while a plain request is answered."""
+    server, _ = tiny
+    huge = schema_format({"enum": [f"value number {i}" for i in range(100_000)]})
+    reply = post(server, {"model": "tiny", "messages": USER, "response_format": huge, "max_tokens": 4})
+    assert reply.status_code == 400 and "schema.enum: 100,000 values; at most 1,000 per enum" in reply.json()["error"]["message"]
+
+    async def together():
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            largest = schema_format({"enum": [f"other value {i}" for i in range(1_000)]})
+            constrained = client.post("/v1/chat/completions", json={"model": "tiny", "messages": USER, "max_tokens": 16,
+                                                                    "response_format": largest})
+            plain = client.post("/v1/chat/completions", json={"model": "tiny", "messages": USER, "max_tokens": 2})
+            return await asyncio.gather(constrained, plain)
+
+    constrained, plain = asyncio.run(together())
+    assert plain.status_code == 200 and constrained.status_code == 200
+    assert json.loads(constrained.json()["choices"][0]["message"]["content"]).startswith("other value ")
