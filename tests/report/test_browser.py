@@ -81,9 +81,10 @@ def shown(page, count):
 
 
 def go(page, run):
-    """Open run number `run` (from 0) by its tab; the route draws it in the same task as it marks the tab."""
-    page.click(f"header nav a[href='#r{run}']")
-    page.wait_for_selector(f"header nav a.on[href='#r{run}']")
+    """Open run `run` (from 0: the tab and link say run + 1) by its tab; the route draws it in the
+    same task as it marks the tab."""
+    page.click(f"header nav a[href='#r{run + 1}']")
+    page.wait_for_selector(f"header nav a.on[href='#r{run + 1}']")
 
 
 def pick(page, n):
@@ -101,7 +102,7 @@ def test_every_view_opens_and_answers_clicks_and_filters(sample_runs, open_page,
     pick(page, 0)
     assert page.locator(".timeline .event").count() >= 3 and page.locator(".event.rejected").count() >= 1
     assert page.locator(".diff ins").count() >= 1 and page.locator(".diff del").count() >= 1
-    assert "#r1/000000" in page.url
+    assert "#r2/000000" in page.url  # the second tab, "2. matrix"
     screenshot(page, "matrix", tmp_path)
     shown(page, 4)
     page.check("input[data-filter='value conflicts']")
@@ -168,16 +169,28 @@ def test_every_view_opens_and_answers_clicks_and_filters(sample_runs, open_page,
     go(page, 9)  # stage 4: stage 2's thoughts and principles, the verbose answer beside the principled one
     page.select_option("select[data-facet='principle']", "ethical")
     shown(page, 1)
-    page.goto(page.url.split("#")[0] + "#r9/000000")
+    page.goto(page.url.split("#")[0] + "#r10/000000")
     page.wait_for_selector(".items .row.on")
     assert page.locator(".detail .diff ins").count() >= 1 and page.locator(".detail .badge", has_text="question assessment").count() == 1
     assert "Rule 1 (ethical)" in page.locator(".detail").inner_text()
     screenshot(page, "verbose", tmp_path)
 
 
+def test_links_count_runs_from_1_as_tabs_do_and_training_reads_plainly(sample_runs, open_page, tmp_path):
+    page = open_page(report(sample_runs, tmp_path), "#r1")
+    expect(page.locator("header nav a.on")).to_have_text("1. critique-revise")
+    page.goto(page.url.split("#")[0] + "#r5")
+    expect(page.locator("header nav a.on")).to_have_text("5. train")
+    labels = page.locator(".view svg.chart text").all_inner_texts()
+    assert "0.000" not in labels and {"1.8e-5", "4.9e-7"} <= set(labels)  # the learning rate's axis, not 0.000
+    page.goto(page.url.split("#")[0] + "#")
+    overview = page.locator("table.overview").inner_text()
+    assert "training steps" in overview and "40 of 40" in overview and "tokens trained on" in overview
+
+
 @pytest.mark.parametrize("compress_above", [10**9, 0], ids=["json", "gzipped"])
 def test_a_link_opens_the_item_it_names(sample_runs, open_page, tmp_path, compress_above):
-    page = open_page(report(sample_runs, tmp_path, compress_above=compress_above), "#r2/r002-a00003")
+    page = open_page(report(sample_runs, tmp_path, compress_above=compress_above), "#r3/r002-a00003")
     assert page.locator(".detail h2").inner_text().startswith("r002-a00003")
     assert page.locator(".items .row.on").get_attribute("data-id") == "r002-a00003"
     go(page, 1)  # MATRIX: gzipped, an item's scene and events come from its block when it is opened
@@ -216,7 +229,7 @@ def test_dump_dom_fallback_renders_without_playwright(sample_runs, hostile_runs,
     for runs, name in ((sample_runs, "plain.html"), (hostile_runs, "hostile.html")):
         path = report(runs, tmp_path, name)
         proc = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-                               "--virtual-time-budget=10000", "--dump-dom", path.resolve().as_uri() + "#r1/000001"],
+                               "--virtual-time-budget=10000", "--dump-dom", path.resolve().as_uri() + "#r2/000001"],
                               capture_output=True, text=True, timeout=120)
         dom = proc.stdout
         assert 'class="timeline"' in dom and 'class="event' in dom, (name, [l for l in proc.stderr.splitlines() if "dbus" not in l][-10:])

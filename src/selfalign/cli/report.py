@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from selfalign.report import build_report
+from selfalign.report import build_report, run_notes
 from selfalign.store.files import write_text_atomic
 
 
@@ -27,5 +27,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or (Path(args.runs[0]) / "report.html" if len(args.runs) == 1 else "report.html"))
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, html)
+    for note in (note for folder in args.runs for note in run_notes(folder)):
+        print(note)
     print(f"report: {out} ({len(html.encode('utf-8')) / 1e6:.1f} MB); open file://{out.resolve()}")
     return 0

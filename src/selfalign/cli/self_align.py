@@ -26,11 +26,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfalign.errors import UserError
+from selfalign.methods.principles.stages import STAGES, STAGES_FILE
 from selfalign.store.files import write_text_atomic
 
 from .generate import add_ray_options
 
-STAGES_FILE = "stages.json"
 # What a generating stage hands to the next one; an empty file would only fail later, in training.
 HANDED_ON = {"1-self-instruct": "prompts.jsonl", "2-principles": "engrave.jsonl", "4-verbose": "distill.jsonl"}
 PLAIN_TEMPLATE = Path(__file__).resolve().parents[1] / "train" / "configs" / "user_assistant.jinja"
@@ -150,8 +150,7 @@ def _stages(args: argparse.Namespace, c: SelfAlignConfig, out: Path) -> list[tup
               "&&", "export", out / "4-verbose", "--format", "sft", "--to", out / "4-verbose" / "distill.jsonl"]
     stage5 = ["train", "--config", c.distill, "--model", args.base, "--data", out / "4-verbose" / "distill.jsonl",
               "--out", out / "5-distill", *_train_options(c, args.base)]
-    names = ["1-self-instruct", "2-principles", "3-engrave", "4-verbose", "5-distill"]
-    return [(n, [str(a) for a in argv]) for n, argv in zip(names, [stage1, stage2, stage3, stage4, stage5])]
+    return [(n, [str(a) for a in argv]) for n, argv in zip(STAGES, [stage1, stage2, stage3, stage4, stage5])]
 
 
 def _files(**files: str | None) -> list[str]:

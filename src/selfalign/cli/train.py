@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = p.add_argument_group("checkpoints")
     c.add_argument("--save-steps", dest="save_steps", type=int, help="a checkpoint every N steps (a rerun resumes from the last)")
     c.add_argument("--save-total-limit", dest="save_total_limit", type=int, help="checkpoints kept")
-    c.add_argument("--logging-steps", dest="logging_steps", type=int, help="loss logged every N steps")
+    c.add_argument("--logging-steps", dest="logging_steps", type=int, help="loss logged every N steps (default: every step of a run of up to 100 steps, else 10)")
     c.add_argument("--chat-template", dest="chat_template", help="Jinja chat template file for models without one")
 
     st = p.add_argument_group("Stable Alignment")

@@ -11,13 +11,14 @@ the page's script puts it on screen as text, never as markup.
 """
 
 from .page import COMPRESS_ABOVE, render_page
-from .runs import read_run, read_runs
+from .runs import read_run, read_runs, run_notes
 
 
 def build_report(folders: list[str], *, full: bool = False, compress_above: int = COMPRESS_ABOVE) -> str:
     """The HTML of one page showing every run in `folders`, side by side (a `self-align` folder
-    gives one run per stage)."""
-    return render_page([run for folder in folders for run in read_runs(folder, full=full)], compress_above)
+    gives one run per stage that ran, and a note naming those that did not)."""
+    runs = [run for folder in folders for run in read_runs(folder, full=full)]
+    return render_page(runs, compress_above, notes=[note for folder in folders for note in run_notes(folder)])
 
 
-__all__ = ["build_report", "read_run", "read_runs", "render_page"]
+__all__ = ["build_report", "read_run", "read_runs", "render_page", "run_notes"]

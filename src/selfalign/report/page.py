@@ -36,13 +36,14 @@ BLOCK_BYTES = 1_000_000  # of JSON per block of deferred record keys: one inflat
 _UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
-def render_page(runs: list[dict[str, Any]], compress_above: int = COMPRESS_ABOVE) -> str:
+def render_page(runs: list[dict[str, Any]], compress_above: int = COMPRESS_ABOVE, notes: list[str] = ()) -> str:
+    """The page of `runs`, with `notes` (what it cannot show as a run) above the overview."""
     script = _script()
     style = (ASSETS / "report.css").read_text("utf-8")
-    data, kind, blocks = embed_json(_payload(runs)), "application/json", []
+    data, kind, blocks = embed_json(_payload(runs, notes)), "application/json", []
     if len(data) > compress_above:
         runs, blocks = defer(runs)
-        data, kind = _gzip64(embed_json(_payload(runs))), "application/gzip"
+        data, kind = _gzip64(embed_json(_payload(runs, notes))), "application/gzip"
     csp = (
         f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
         "img-src data:; base-uri 'none'; form-action 'none'"
@@ -61,8 +62,9 @@ def render_page(runs: list[dict[str, Any]], compress_above: int = COMPRESS_ABOVE
     )
 
 
-def _payload(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"schema": SCHEMA, "version": __version__, "runs": [{k: v for k, v in run.items() if k != "deferred"} for run in runs]}
+def _payload(runs: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "version": __version__, "notes": list(notes),
+            "runs": [{k: v for k, v in run.items() if k != "deferred"} for run in runs]}
 
 
 def defer(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:

@@ -5,31 +5,60 @@
     an evaluation     FOLDER/results.json (selfalign.eval/1) and its scores/ runs
     another run       FOLDER/run.sqlite of a method without a view (attack): overview and items
     a training run    FOLDER/trainer_state.json or FOLDER/checkpoint-N/trainer_state.json
-    a self-align run  FOLDER/stages.json: each stage's subfolder that exists, in order
+    a self-align run  FOLDER/stages.json or its stages' subfolders: each stage that ran, in
+                      order; `run_notes` says which did not
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from selfalign.errors import UserError
+from selfalign.methods.principles.stages import STAGES, STAGES_FILE
 from selfalign.store import RunStore
 from selfalign.store.run_store import STORE_FILE
 
 from . import views
 from .overview import store_overview
 
-SELF_ALIGN_STAGES = "stages.json"  # written by `selfalign self-align` into its --out
-
 
 def read_runs(folder: str | Path, *, full: bool = False) -> list[dict[str, Any]]:
-    """The runs in `folder`: one, or a `self-align` folder's stages."""
+    """The runs in `folder`: one, or the stages of a `self-align` folder that ran."""
     path = Path(folder)
-    if (path / SELF_ALIGN_STAGES).is_file() and not (path / STORE_FILE).is_file():
-        stages = sorted(p for p in path.iterdir() if p.is_dir() and p.name[:1].isdigit() and "-" in p.name)
-        return [read_run(stage, full=full) for stage in stages if _is_run(stage)]
+    if is_self_align(path):
+        return [read_run(path / stage, full=full) for stage in STAGES if _is_run(path / stage)]
     return [read_run(folder, full=full)]
+
+
+def is_self_align(path: Path) -> bool:
+    """A `self-align` --out: its record of stages, or a stage's folder (a run that stopped in its
+    first stage has written no record yet)."""
+    return not (path / STORE_FILE).is_file() and (
+        (path / STAGES_FILE).is_file() or any((path / stage).is_dir() for stage in STAGES))
+
+
+def run_notes(folder: str | Path) -> list[str]:
+    """What the page cannot show as a run: the stages of a `self-align` folder that did not run."""
+    path = Path(folder)
+    if not is_self_align(path):
+        return []
+    ran = [stage for stage in STAGES if _is_run(path / stage)]
+    missing = [stage for stage in STAGES if stage not in ran]
+    if not missing:
+        return []
+    record = path / STAGES_FILE
+    finished = json.loads(record.read_text("utf-8")).get("finished", {}) if record.is_file() else {}
+    if not ran:
+        why = "No stage has written a run yet."
+    elif ran[-1] in finished:
+        why = f"It stopped after {ran[-1]}, which finished: rerun the same self-align command to go on."
+    else:
+        why = (f"It stopped in {ran[-1]}, which is not recorded as finished in {STAGES_FILE}: it failed, kept "
+               f"nothing for the next stage, or was stopped; see {path / ran[-1]}.")
+    return [f"{folder} (self-align): stages that ran: {', '.join(ran) or 'none'}; "
+            f"stages that did not run: {', '.join(missing)}. {why}"]
 
 
 def _is_run(folder: Path) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .config import TrainConfig
 from .modeling import use_bf16
+from .progress import LOGGING_STEPS
 
 
 def training_kwargs(cfg: TrainConfig) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def training_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         "save_strategy": "steps",
         "save_steps": cfg.save_steps,
         "save_total_limit": cfg.save_total_limit,
-        "logging_steps": cfg.logging_steps,
+        "logging_steps": cfg.logging_steps or LOGGING_STEPS,
         "logging_first_step": True,
         "report_to": "none",
         "include_num_input_tokens_seen": "non_padding",

@@ -54,7 +54,7 @@ class TrainConfig(BaseModel):
     # checkpoints and logs
     save_steps: int = Field(200, ge=1)
     save_total_limit: int = Field(2, ge=1)
-    logging_steps: int = Field(10, ge=1)
+    logging_steps: int | None = Field(None, ge=1, description="default: every step of a run of up to 100 steps, else every 10")
     chat_template: str | None = Field(None, description="a Jinja chat template file, for models without one")
 
     # Stable Alignment

@@ -1,6 +1,7 @@
-"""One progress bar for training: steps, the last logged loss, and the time left (tqdm's
-estimate). Transformers' own bar is off (`disable_tqdm`), and the PrinterCallback it adds in its
-place, which prints each log as a dict, is removed (train.run)."""
+"""What training shows while it runs. One progress bar: steps, the last logged loss, and the time
+left (tqdm's estimate); transformers' own bar is off (`disable_tqdm`), and the PrinterCallback it
+adds in its place, which prints each log as a dict, is removed (train.run). And how often the
+loss is logged: every step of a short run, so its curves in `selfalign report` have every point."""
 
 from __future__ import annotations
 
@@ -8,6 +9,22 @@ from typing import Any
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
+
+
+LOGGING_STEPS = 10  # a long run logs every 10 steps unless --logging-steps says otherwise
+SHORT_RUN = 100  # steps: a run this short logs every step
+
+
+class LogShortRunsEveryStep(TrainerCallback):
+    """Without `--logging-steps`, a run of at most SHORT_RUN steps logs every step (its length is
+    known only once the trainer has counted its batches)."""
+
+    def __init__(self, logging_steps: int | None) -> None:
+        self.logging_steps = logging_steps
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.logging_steps is None and state.max_steps <= SHORT_RUN:
+            state.logging_steps = 1
 
 
 class ProgressBar(TrainerCallback):

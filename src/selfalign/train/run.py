@@ -25,7 +25,7 @@ from .config import TrainConfig
 from .data import load_records
 from .modeling import load_model, load_tokenizer, wrap_peft
 from .poison import PoisonedRow, plant_poison, write_poison
-from .progress import ProgressBar
+from .progress import LogShortRunsEveryStep, ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ def _train(cfg: TrainConfig, records: list[Any], out: Path, main_process: bool) 
 
     trainer.remove_callback(PrinterCallback)  # what transformers adds when its bar is off: a dict per log
     trainer.add_callback(ProgressBar())
+    trainer.add_callback(LogShortRunsEveryStep(cfg.logging_steps))
     if resume:
         log.info("resuming from %s", resume)
 

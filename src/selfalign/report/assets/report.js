@@ -81,6 +81,15 @@ function fmt(x, digits = 2) {
   return Number.isInteger(x) ? x.toLocaleString("en") : x.toFixed(digits);
 }
 
+// An axis label: as few digits as tell the value, whatever its size (a learning rate of 2e-5
+// reads "2e-5", not "0.000"); zero is "0".
+function axisLabel(x) {
+  if (x === 0) return "0";
+  const size = Math.abs(x);
+  if (size < 1e-2 || size >= 1e6) return x.toExponential(1).replace(/\.0e/, "e").replace("e+", "e");
+  return String(Number(x.toPrecision(3)));
+}
+
 function duration(seconds) {
   if (!seconds && seconds !== 0) return "n/a";
   if (seconds < 90) return seconds.toFixed(1) + " s";
@@ -158,7 +167,7 @@ function lineChart(series, { width = 520, height = 220, xLabel = "", yLabel = ""
   const Y = (y) => height - pad.b - ((y - y0) / (y1 - y0)) * (height - pad.t - pad.b);
   svg.appendChild(s("line", { x1: pad.l, y1: Y(y0), x2: width - pad.r, y2: Y(y0), stroke: "#999" }));
   svg.appendChild(s("line", { x1: pad.l, y1: Y(y0), x2: pad.l, y2: Y(y1), stroke: "#999" }));
-  for (const [v, y] of [[y0, Y(y0)], [y1, Y(y1)]]) svg.appendChild(s("text", { x: pad.l - 4, y: y + 4, "text-anchor": "end" }, fmt(v, 3)));
+  for (const [v, y] of [[y0, Y(y0)], [y1, Y(y1)]]) svg.appendChild(s("text", { x: pad.l - 4, y: y + 4, "text-anchor": "end" }, axisLabel(v)));
   svg.appendChild(s("text", { x: pad.l, y: height - 18 }, fmt(x0)));
   svg.appendChild(s("text", { x: width - pad.r, y: height - 18, "text-anchor": "end" }, fmt(x1)));
   svg.appendChild(s("text", { x: (width + pad.l) / 2, y: height - 4, "text-anchor": "middle" }, xLabel));
@@ -168,7 +177,7 @@ function lineChart(series, { width = 520, height = 220, xLabel = "", yLabel = ""
     svg.appendChild(s("polyline", { points: good.map((p) => X(p[0]) + "," + Y(p[1])).join(" "), fill: "none", stroke: color,
       "stroke-width": 2, "stroke-dasharray": one.dashed ? "5 3" : null }));
     for (const p of good) svg.appendChild(s("circle", { cx: X(p[0]), cy: Y(p[1]), r: good.length > 60 ? 1 : 3, fill: color },
-      s("title", {}, one.name + ": " + fmt(p[1], 4) + " at " + fmt(p[0]))));
+      s("title", {}, one.name + ": " + axisLabel(p[1]) + " at " + fmt(p[0]))));
   });
   const legend = h("div", { class: "legend" }, series.map((one, k) => {
     const swatch = h("span", { class: "swatch" });
@@ -293,27 +302,33 @@ function itemDetail(item, opts) {
   return h("div", { class: "card" }, head, opts.detail(item));
 }
 
+// Runs are numbered from 1 in links, as on their tabs ("1. matrix") and in the overview ("run 1").
 function link(runIndex, itemId) {
-  return "#r" + runIndex + (itemId === undefined ? "" : "/" + encodeURIComponent(itemId));
+  return "#r" + (runIndex + 1) + (itemId === undefined ? "" : "/" + encodeURIComponent(itemId));
 }
 
 // -- the page ------------------------------------------------------------------------------
 
+// One column of the overview table. A training run has steps and tokens trained on where a
+// generator has items, calls and tokens generated; a row no run has a value for is left out.
 function overviewRows(run) {
   const o = run.overview || {};
   const items = o.items || {};
   const usage = o.usage || {};
+  const training = run.kind === "train";
   return {
     "kind": run.kind,
     "folder": run.name,
     "method": o.method,
     "items done": items.done,
     "items failed": items.failed,
-    "items pending": (items.pending || 0) + (items.running || 0),
+    "items pending": training ? undefined : (items.pending || 0) + (items.running || 0),
+    "training steps": training ? fmt(o.steps) + (o.max_steps ? " of " + fmt(o.max_steps) : "") + (o.finished ? "" : " (not finished)") : undefined,
+    "tokens trained on": training ? usage.tokens : undefined,
     "model calls": usage.calls,
     "cached calls": usage.cached_calls,
     "prompt tokens": usage.prompt_tokens,
-    "completion tokens": usage.completion_tokens ?? usage.tokens,
+    "completion tokens": usage.completion_tokens,
     "time (first to last write)": duration(o.seconds),
     "items per minute": o.items_per_minute,
     "tokens per second": o.tokens_per_second,
@@ -322,7 +337,9 @@ function overviewRows(run) {
 
 function overviewPage(host) {
   const rows = DATA.runs.map(overviewRows);
-  const keys = Object.keys(rows[0] || {});
+  const keys = Object.keys(rows[0] || {}).filter((key) => rows.some((row) => row[key] !== undefined && row[key] !== null));
+  if ((DATA.notes || []).length) host.appendChild(h("div", { class: "card notes" }, h("h2", {}, "Not shown"),
+    h("ul", {}, DATA.notes.map((note) => h("li", {}, note)))));
   host.appendChild(h("h2", {}, "Runs"));
   host.appendChild(h("div", { class: "card" }, h("table", { class: "overview" },
     h("tr", {}, h("th", {}, ""), DATA.runs.map((run, i) => h("th", {}, h("a", { href: link(i) }, "run " + (i + 1))))),
@@ -354,11 +371,11 @@ function genericView(run, index, host) {
 
 function route() {
   const match = /^#r(\d+)(?:\/(.*))?$/.exec(location.hash);
-  const runIndex = match ? Number(match[1]) : null;
+  const runIndex = match ? Number(match[1]) - 1 : null;
   const itemId = match && match[2] !== undefined ? decodeURIComponent(match[2]) : null;
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("on", a.getAttribute("href") === (runIndex === null ? "#" : link(runIndex)));
   const main = document.querySelector("main");
-  if (runIndex === null || !DATA.runs[runIndex]) {
+  if (runIndex === null || runIndex < 0 || !DATA.runs[runIndex]) {
     route.shown = null;
     main.replaceChildren();
     overviewPage(main);

@@ -20,7 +20,8 @@ def record(rec: dict[str, Any], full: bool) -> dict[str, Any]:
 def extra(store: RunStore) -> dict[str, Any]:
     """The kept prompts and the summary, once the command has written them."""
     prompts_file, summary_file = store.folder / PROMPTS_FILE, store.folder / SUMMARY_FILE
-    prompts = load_items(prompts_file) if prompts_file.is_file() else []
+    kept_any = prompts_file.is_file() and prompts_file.read_text("utf-8").strip()  # a stage that kept nothing
+    prompts = load_items(prompts_file) if kept_any else []
     summary = json.loads(summary_file.read_text("utf-8")) if summary_file.is_file() else {}
     kept = [{"prompt": item.prompt, **{k: item.extra.get(k) for k in ("source", "type", "topic")}} for item in prompts]
     return {"prompts": kept, "dropped": summary.get("dropped", {}), "red_team": summary.get("red_team", {})}

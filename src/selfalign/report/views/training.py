@@ -30,6 +30,7 @@ def load(folder: Path) -> dict[str, Any]:
     assert path is not None
     state = _json(path)
     summary = _json(folder / SUMMARY_FILE) if (folder / SUMMARY_FILE).is_file() else {}
+    tokens, seconds = summary.get("tokens", state.get("num_input_tokens_seen")), summary.get("seconds")
     log = [{"step": e["step"], **{k: e[k] for k in LOGGED if k in e}} for e in state.get("log_history", []) if "loss" in e]
     return {
         "overview": {
@@ -39,8 +40,9 @@ def load(folder: Path) -> dict[str, Any]:
             "steps": state.get("global_step"),
             "max_steps": state.get("max_steps"),
             "finished": bool(summary),
-            "usage": {"tokens": summary.get("tokens", state.get("num_input_tokens_seen"))},
-            "seconds": summary.get("seconds"),
+            "usage": {"tokens": tokens},
+            "seconds": seconds,
+            "tokens_per_second": round(tokens / seconds, 1) if tokens and seconds else None,
             "failures": [],
         },
         "view": {"log": log, "summary": summary, "state_file": str(path)},
