@@ -181,7 +181,7 @@ def test_links_count_runs_from_1_as_tabs_do_and_training_reads_plainly(sample_ru
     expect(page.locator("header nav a.on")).to_have_text("1. critique-revise")
     page.goto(page.url.split("#")[0] + "#r5")
     expect(page.locator("header nav a.on")).to_have_text("5. train")
-    labels = page.locator(".view svg.chart text").all_inner_texts()
+    labels = page.eval_on_selector_all(".view svg.chart text", "texts => texts.map((t) => t.textContent)")
     assert "0.000" not in labels and {"1.8e-5", "4.9e-7"} <= set(labels)  # the learning rate's axis, not 0.000
     page.goto(page.url.split("#")[0] + "#")
     overview = page.locator("table.overview").inner_text()
