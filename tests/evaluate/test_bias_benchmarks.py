@@ -172,3 +172,16 @@ def test_eval_bias_benchmarks_on_the_tiny_model(tmp_path, tiny_model_dir):
     toxigen = [(lls[i.id], i.extra["sets"][0]["labels"].index(1)) for i in load_toxigen(str(DATA / "toxigen.csv"))]
     assert figures[("toxigen", "acc_norm", None)]["value"] == pytest.approx(
         np.mean([int(np.argmax(np.array(ll) / [2, 3]) == gold) for ll, gold in toxigen]))
+
+
+def test_headline_figures_are_columns_per_model():
+    from selfalign.evaluate.results import headline_figures
+
+    def fig(model, bench, metric, value, category=None, kind="mean"):
+        return {"model": model, "bench": bench, "metric": metric, "value": value, "category": category, "kind": kind}
+
+    results = {"models": [{"spec": "a"}, {"spec": "b"}], "figures": [
+        fig("a", "bbq", "acc", 0.5), fig("a", "bbq", "amb_bias_score", 0.1, kind="aggregate"), fig("a", "bbq", "acc", 0.9, "Age"),
+        fig("b", "bbq", "acc", 0.6), fig("b", "bbq", "acc", 0.1, kind="difference"), fig("b", "ethics", "acc", 0.7)]}
+    assert headline_figures(results) == {"a": {"bbq/acc": 0.5, "bbq/amb_bias_score": 0.1}, "b": {"bbq/acc": 0.6, "ethics/acc": 0.7}}
+    assert headline_figures(results, ["ethics"]) == {"a": {}, "b": {"ethics/acc": 0.7}}

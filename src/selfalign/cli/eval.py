@@ -57,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only score human-labelled rows (prompt, answer, label) with --scorers and --judge: accuracy, kappa, TPR, TNR")
     p.add_argument("--correct-judge", default=None, metavar="FILE",
                    help="labelled rows: each yes/no rate is shown beside the rate corrected for the judge's errors (Rogan-Gladen)")
+    p.add_argument("--toxicity-classifier", default=None, help="realtoxicityprompts, bold: hf:PATH (a sequence-classification checkpoint) or judge")
+    p.add_argument("--toxicity-label", default=None, help="the classifier's toxic label (default: the one named toxic, toxicity, hate, ...)")
+    p.add_argument("--sentiment-classifier", default=None, help="bold: hf:PATH, a sentiment figure per group")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_ray_options(p)
@@ -89,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         reducer=args.reducer,
         reference=args.reference,
+        toxicity_classifier=args.toxicity_classifier,
+        toxicity_label=args.toxicity_label,
+        sentiment_classifier=args.sentiment_classifier,
         resamples=args.resamples,
         bootstrap_seed=args.seed,
         progress=not args.quiet,

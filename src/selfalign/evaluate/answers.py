@@ -1,7 +1,8 @@
 """The answers a model gives to benchmark prompts: one call per item, greedy by default.
 
 A model without a chat template (a base model) is asked in a plain format instead,
-"Question: ...\\nAnswer:", and stops before a next "Question:"; the format is recorded.
+"Question: ...\\nAnswer:", and stops before a next "Question:"; a prompt to be continued
+(RealToxicityPrompts, BOLD) is continued as raw text where the provider can; the format is recorded.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def chat_format(model: Model) -> Literal["chat", "plain"]:
 async def answer(item: Item, model: Model, generation: Generation) -> dict[str, Any]:
     if generation.mt_bench and item.extra.get("turns"):
         return await answer_turns(item, model, generation)
+    if item.extra.get("continue") and model.completes_text:
+        return await _continuation(item, model, generation)
     fmt = chat_format(model)
     result = await model.chat(
         list(item.messages),
@@ -69,3 +72,13 @@ async def answer_turns(item: Item, model: Model, generation: Generation) -> dict
         tokens += result.completion_tokens
     return {"answer": turns[0], "turns": turns, "finish_reason": finish[-1], "completion_tokens": tokens,
             "format": chat_format(model), "temperature": temperature}
+
+
+async def _continuation(item: Item, model: Model, generation: Generation) -> dict[str, Any]:
+    """A prompt continued as raw text (RealToxicityPrompts, BOLD): the continuation alone."""
+    result = await model.text(
+        item.prompt, temperature=generation.temperature, max_tokens=generation.max_tokens,
+        seed=derive_seed(generation.seed, item.id, "answer"),
+    )
+    return {"answer": result.text, "finish_reason": result.finish_reason, "completion_tokens": result.completion_tokens,
+            "format": "continuation"}

@@ -20,7 +20,8 @@ line and the format expected, before any model call.
 Some benchmarks are not answered but scored by log-likelihood, as lm-evaluation-harness scores
 them: truthfulqa_mc (TruthfulQA MC1 and MC2) and hhh (BIG-bench HHH alignment, per subset) in
 `likelihood.py`; crows-pairs, crows-pairs-french and bbq (stereotypes and bias) in `bias.py`;
-ethics (the five ETHICS subsets) and toxigen in `ethics.py`.
+ethics (the five ETHICS subsets) and toxigen in `ethics.py`. Two are continued (`--epochs` times) and
+scored for toxicity by a classifier (see `toxicity.py`): realtoxicityprompts and bold.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .bias import BBQ_EXPECTED, CROWS_EXPECTED, bbq_aggregate, load_bbq, load_cr
 from .ethics import ETHICS_EXPECTED, TOXIGEN_EXPECTED, load_ethics, load_toxigen
 from .likelihood import HHH_EXPECTED, TRUTHFULQA_EXPECTED, load_hhh, load_truthfulqa
 from .stats import Estimate
+from .toxicity import BOLD_EXPECTED, RTP_EXPECTED, load_bold, load_realtoxicityprompts
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Benchmark:
     #: Figures that are not means of per-question values (BBQ's bias scores): from the scored
     #: (item, record) pairs, the bootstrap's resamples and seed, {metric: estimate}.
     aggregate: Callable[[list[tuple[Item, dict[str, Any]]], int, int], dict[str, Estimate]] | None = None
+    #: Reads the whole file into items to be continued and scored for toxicity (toxicity.py).
+    items_loader: Callable[[str, int | None], list[Item]] | None = None
 
     @property
     def likelihood(self) -> bool:
@@ -152,6 +156,8 @@ BENCHMARKS = {
         Benchmark("bbq", None, BBQ_EXPECTED, None, "oskarvanderwal/bbq", likelihood_loader=load_bbq, aggregate=bbq_aggregate),
         Benchmark("ethics", None, ETHICS_EXPECTED, None, "EleutherAI/hendrycks_ethics", likelihood_loader=load_ethics),
         Benchmark("toxigen", None, TOXIGEN_EXPECTED, None, "skg/toxigen-data", likelihood_loader=load_toxigen),
+        Benchmark("realtoxicityprompts", None, RTP_EXPECTED, None, "allenai/real-toxicity-prompts", items_loader=load_realtoxicityprompts),
+        Benchmark("bold", None, BOLD_EXPECTED, None, items_loader=load_bold),
     ]
 }
 
@@ -187,6 +193,8 @@ def _source(bench: Benchmark, data: dict[str, str]) -> str:
 
 def load_benchmark(bench: Benchmark, source: str, limit: int | None = None) -> list[Item]:
     """The items of one benchmark file. Item ids are `NAME/000012` (the row's position)."""
+    if bench.items_loader is not None:
+        return bench.items_loader(source, limit)
     if bench.likelihood_loader is not None:
         return bench.likelihood_loader(source, limit)
     if bench.read_row is None:

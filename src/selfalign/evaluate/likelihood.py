@@ -1,9 +1,11 @@
 """Multiple-choice benchmarks scored by log-likelihood, as lm-evaluation-harness 0.4 scores them.
 
 Each question is one item: a context (plain text, no chat template) and one or more sets of
-choices. Every choice is scored as the continuation " " + choice (summed log-probability of its
-tokens, see `Model.loglikelihood`), all of a question's choices in one call, and each set gives
-one figure per question:
+choices. Every choice is scored as the continuation " " + choice (the set's `delimiter`, if it
+has one, instead of the space; summed log-probability of its tokens, see `Model.loglikelihood`),
+all of a question's choices in one call, and each set gives its figures per question and the
+index of its likeliest choice (the records' `answers`). The benchmarks of stereotypes, bias,
+ethics and hate speech read their files in `bias.py` and `ethics.py` and score here too:
 
 | bench          | context                                          | figure: set, rule                                   |
 | -------------- | ------------------------------------------------ | --------------------------------------------------- |

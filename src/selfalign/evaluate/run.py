@@ -40,6 +40,7 @@ from .benchmarks import BENCHMARKS, load_benchmarks
 from .epochs import check_reducer, with_epochs
 from .likelihood import score_choices
 from .scorers import JudgeSettings, Scorer, build_scorers
+from .toxicity import toxicity_scorers
 from .turns import add_references, turn_items
 
 
@@ -64,6 +65,9 @@ class EvalConfig(BaseModel):
     epochs: int = Field(1, ge=1)  # answers sampled per prompt (seeded); figures reduce them per prompt
     reducer: str = "mean"  # mean, max, majority, pass@k (stats.reduce_samples)
     reference: str | None = None  # MT-Bench reference answers (FastChat's reference_answer/gpt-4.jsonl)
+    toxicity_classifier: str | None = None  # hf:PATH, or "judge"
+    toxicity_label: str | None = None
+    sentiment_classifier: str | None = None  # hf:PATH (bold)
     resamples: int = 10_000
     bootstrap_seed: int = 0
     progress: bool = True
@@ -126,6 +130,12 @@ def prepare(config: EvalConfig) -> tuple[list[Item], list[Scorer]]:
     check_reducer(config.reducer, config.epochs)
     if any(s.per_turn for s in scorers):
         items = add_references(items, config.reference)
+    if any(BENCHMARKS[b].items_loader for b in config.benches):
+        if config.epochs > 1 and config.generation.temperature == 0:
+            raise UserError(f"--epochs {config.epochs} samples continuations: give --temperature above 0 (the paper samples at 1)")
+        settings = JudgeSettings(0.0, config.judge_max_tokens, config.generation.seed)
+        scorers += toxicity_scorers(config.toxicity_classifier, config.toxicity_label, config.sentiment_classifier,
+                                    templates=config.templates, settings=settings, device=config.device)
     judged = [s.name for s in scorers if s.needs_judge]
     if judged and config.judge is None:
         raise UserError(f"--scorers {','.join(judged)} need a judge: add --judge SPEC (any model spec)")

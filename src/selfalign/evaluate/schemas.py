@@ -25,3 +25,7 @@ class HarmVerdict(BaseModel):
     reason: str = Field(max_length=2000)
     harmful: Literal["yes", "no"]
 
+
+class ToxicityGrade(BaseModel):
+    reason: str = Field(max_length=2000)
+    toxicity: Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]

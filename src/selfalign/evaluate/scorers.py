@@ -70,9 +70,12 @@ class Scorer:
     failures: str = "both"  # how items without a usable verdict count: "excluded", "non-success", "both"
     anchor: dict[str, Any] | None = None  # a preset's source, version, and whether the judge is the anchor's
     per_turn: bool = False  # scores each turn of a multi-turn question (MT-Bench)
+    named_only: bool = False  # scores only the items of benchmarks that name it (toxicity.py)
 
     def applies(self, item: Item) -> bool:
-        return self.benign_too or item.extra.get("harmful") is not False
+        if "scorers" in item.extra:  # a benchmark that names its scorers
+            return self.name in item.extra["scorers"]
+        return not self.named_only and (self.benign_too or item.extra.get("harmful") is not False)
 
 
 # -- reading the data files -----------------------------------------------------------------

@@ -187,10 +187,13 @@ function lineChart(series, { width = 520, height = 220, xLabel = "", yLabel = ""
   return h("div", { class: "chart-box" }, h("div", { class: "label" }, yLabel), svg, legend);
 }
 
-// Horizontal bars: rows of {label, value, ci: [lo, hi] | null, parts: [[share, color, name], ...] | null}
+// Horizontal bars: rows of {label, value, ci: [lo, hi] | null, parts: [[share, color, name], ...] | null};
+// negative values (bias scores) grow leftwards from a zero line.
 function barChart(rows, { width = 520, max = null, unit = "" } = {}) {
   const rowH = 22, labelW = 200, barW = width - labelW - 90;
   const top = max ?? Math.max(1e-9, ...rows.map((r) => Math.max(r.value ?? 0, r.ci ? r.ci[1] : 0)));
+  const bottom = Math.min(0, ...rows.map((r) => Math.min(r.value ?? 0, r.ci ? r.ci[0] : 0)));
+  const X = (v) => labelW + ((v - bottom) / (top - bottom)) * barW;
   const svg = s("svg", { width, height: rows.length * rowH + 6, class: "chart" });
   rows.forEach((r, i) => {
     const y = i * rowH + 3;
@@ -200,10 +203,12 @@ function barChart(rows, { width = 520, max = null, unit = "" } = {}) {
       svg.appendChild(s("rect", { x, y, width: Math.max(0, share * barW), height: rowH - 6, fill: color }, s("title", {}, name + ": " + fmt(share * 100, 1) + "%")));
       x += share * barW;
     } else if (r.value !== null && r.value !== undefined) {
-      svg.appendChild(s("rect", { x, y, width: Math.max(0, (r.value / top) * barW), height: rowH - 6, fill: r.color || PALETTE[0] }));
+      const [a, b] = [X(Math.min(0, r.value)), X(Math.max(0, r.value))];
+      svg.appendChild(s("rect", { x: a, y, width: Math.max(0, b - a), height: rowH - 6, fill: r.color || PALETTE[0] }));
     }
+    if (bottom < 0) svg.appendChild(s("line", { x1: X(0), x2: X(0), y1: y, y2: y + rowH - 6, stroke: "#555" }));
     if (r.ci) {
-      const [a, b] = r.ci.map((v) => labelW + (v / top) * barW);
+      const [a, b] = r.ci.map(X);
       svg.appendChild(s("line", { x1: a, x2: b, y1: y + 8, y2: y + 8, stroke: "#000", "stroke-width": 1.5 }));
       for (const e of [a, b]) svg.appendChild(s("line", { x1: e, x2: e, y1: y + 3, y2: y + 13, stroke: "#000" }));
     }

@@ -29,7 +29,8 @@ function evalSections(results) {
   for (const key of keys) {
     const [bench, metric, kind] = key.split("\u0000");
     const rows = whole.filter((f) => f.bench === bench && f.metric === metric && f.kind === kind);
-    const max = rows.some((f) => f.value > 1) ? 10 : 1; // rates and StrongREJECT in [0, 1], rubric grades 1-10
+    // rates and StrongREJECT in [0, 1], rubric grades 1-10; other scales (log-likelihood differences, bias scores) as they come
+    const max = rows.some((f) => f.value > 10 || f.value < 0) ? null : rows.some((f) => f.value > 1) ? 10 : 1;
     const title = (metric === "attack_success_rate" ? "attack success rate" : metric) + (kind === "difference" ? " (minus the baseline's)" : "");
     out.push(h("div", { class: "figure" }, h("div", { class: "label" }, bench + ": " + title),
       kind === "difference" ? h("table", {}, rows.map((f) => h("tr", {}, h("td", {}, f.model + " \u2212 " + f.vs), h("td", { class: "num" }, fmt(f.value, 3)),
@@ -37,8 +38,19 @@ function evalSections(results) {
         : barChart(evalFigureRows(rows), { width: 720, max })));
   }
   const byCategory = figures.filter((f) => f.category !== null && f.category !== undefined);
+  if (byCategory.length) out.push(h("h3", {}, "per category, with 95% intervals"));
+  const models = new Set(byCategory.map((f) => f.model));
+  for (const key of new Set(byCategory.map((f) => f.bench + "\u0000" + f.metric))) {
+    const [bench, metric] = key.split("\u0000");
+    const rows = byCategory.filter((f) => f.bench === bench && f.metric === metric)
+      .sort((a, b) => a.category.localeCompare(b.category) || a.model.localeCompare(b.model));
+    const max = rows.some((f) => f.value > 10 || f.value < 0) ? null : rows.some((f) => f.value > 1) ? 10 : 1;
+    out.push(h("div", { class: "figure" }, h("div", { class: "label" }, bench + ": " + metric + " per category"),
+      barChart(rows.map((f) => ({ label: f.category + (models.size > 1 ? " \u00b7 " + f.model : ""), value: f.value, ci: f.ci,
+        note: "n=" + f.n })), { width: 720, max })));
+  }
   if (byCategory.length) {
-    out.push(h("h3", {}, "per category"));
+    out.push(h("h3", {}, "per category (table)"));
     out.push(h("table", { class: "categories" }, h("tr", {}, ["benchmark", "category", "metric", "model", "value", "95% interval", "n"].map((k) => h("th", {}, k))),
       byCategory.map((f) => h("tr", {}, h("td", {}, f.bench), h("td", {}, f.category), h("td", {}, f.metric), h("td", {}, f.model + (f.vs ? " vs " + f.vs : "")),
         h("td", { class: "num" }, fmt(f.value, 3)), h("td", {}, f.ci ? "[" + fmt(f.ci[0], 3) + ", " + fmt(f.ci[1], 3) + "]" : ""), h("td", { class: "num" }, f.n)))));
