@@ -37,6 +37,8 @@ class Row:
     seed: int = 0
     stop: tuple[str, ...] = ()
     matcher: Any | None = None  # an xgrammar.GrammarMatcher: the row is constrained to its grammar
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) added at every step
+    ngram_penalties: tuple[tuple[int, float], ...] = ()  # (n, penalty), see decoding.ngram_penalty
 
 
 @dataclass

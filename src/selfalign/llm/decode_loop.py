@@ -23,7 +23,7 @@ import torch
 
 from .batch import LiveRow, Pending, Row, RunningBatch, cache_name, left_pad, plain_dynamic_cache, read_completion
 from .checkpoints import attention_without_cudnn
-from .decoding import control_token_mask, mask_grammar_rows, sample_rows, stop_reached
+from .decoding import adjust_row, control_token_mask, mask_grammar_rows, sample_rows, stop_reached
 from .generate_batch import generate_batch
 from .types import Completion
 
@@ -170,8 +170,12 @@ class DecodeLoop:
         run.last = self._choose(out.logits[:, -1, :], run.rows)
 
     def _choose(self, logits: torch.Tensor, lives: list[LiveRow]) -> torch.Tensor:
-        """Each row's next token (grammar mask, then seeded sampling or greedy); record it."""
+        """Each row's next token (logit bias and n-gram penalties, grammar mask, then seeded
+        sampling or greedy); record it."""
         scores = logits.float()
+        for k, live in enumerate(lives):  # before the grammar: a bias never lifts a masked token
+            if live.row.logit_bias or live.row.ngram_penalties:
+                adjust_row(scores, k, live.tokens, live.row.logit_bias, live.row.ngram_penalties)
         self._mask_grammar(scores, lives)
         sampled = [k for k, live in enumerate(lives) if live.row.temperature > 0]
         sample_rows(

@@ -288,3 +288,52 @@ class RowStopper(StoppingCriteria):
             if self.stopped_at[row] is not None:
                 done[row] = True
         return done
+
+
+def ngram_penalty(tokens: Sequence[int], penalties: Sequence[tuple[int, float]]) -> dict[int, float]:
+    """token -> what to subtract from its logit so as not to repeat n-grams of `tokens` (the
+    tokens generated so far), for each (n, penalty): every n-gram of `tokens` whose first n - 1
+    tokens are the last n - 1 of `tokens` penalises its last token by penalty x its count.
+
+        tokens 5 6 7 5 6, n = 3: the 3-grams are (5 6 7), (6 7 5), (7 5 6); only (5 6 7) starts
+        with the last two tokens (5 6), so token 7 loses the penalty once.
+
+    n = 1 is a frequency penalty (every token so far, by its count). The SELF-ALIGN reference
+    (llama_dromedary/generation.py) uses 3-gram 1.0 and 4-gram 2.0 for its verbose answers."""
+    out: dict[int, float] = {}
+    length = len(tokens)
+    for n, penalty in penalties:
+        if penalty <= 0 or length < n:
+            continue
+        prefix = tuple(tokens[length - n + 1 :]) if n > 1 else ()
+        for start in range(length - n + 1):
+            if tuple(tokens[start : start + n - 1]) == prefix:
+                last = tokens[start + n - 1]
+                out[last] = out.get(last, 0.0) + penalty
+    return out
+
+
+def adjust_row(scores: torch.Tensor, row: int, tokens: Sequence[int], logit_bias: Sequence[tuple[int, float]],
+               ngram_penalties: Sequence[tuple[int, float]]) -> None:
+    """Add a row's logit bias and subtract its n-gram penalties, in place, in `scores[row]`."""
+    changes: dict[int, float] = dict(logit_bias)
+    for token, penalty in ngram_penalty(tokens, ngram_penalties).items():
+        changes[token] = changes.get(token, 0.0) - penalty
+    if changes:
+        ids = torch.tensor(list(changes), dtype=torch.long, device=scores.device)
+        scores[row, ids] += torch.tensor(list(changes.values()), dtype=scores.dtype, device=scores.device)
+
+
+@dataclass
+class RowAdjuster(LogitsProcessor):
+    """`adjust_row` for every row of a `generate` call (the engine's fallback path)."""
+
+    logit_biases: Sequence[tuple[tuple[int, float], ...]]
+    ngram_penalties: Sequence[tuple[tuple[int, float], ...]]
+    prompt_len: int
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(scores.shape[0]):
+            generated = input_ids[row, self.prompt_len :].tolist()
+            adjust_row(scores, row, generated, self.logit_biases[row], self.ngram_penalties[row])
+        return scores

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 
 from .batch import Row, left_pad, read_completion
-from .decoding import GrammarProcessor, RowSampler, RowStopper
+from .decoding import GrammarProcessor, RowAdjuster, RowSampler, RowStopper
 from .types import Completion
 
 
@@ -30,6 +30,8 @@ def generate_batch(
     input_ids, attention_mask = left_pad([r.prompt_ids for r in rows], pad_token_id, device)
     prompt_len = input_ids.shape[1]
     processors = LogitsProcessorList()
+    if any(r.logit_bias or r.ngram_penalties for r in rows):  # first: the grammar masks after it
+        processors.append(RowAdjuster([r.logit_bias for r in rows], [r.ngram_penalties for r in rows], prompt_len))
     if any(r.matcher is not None for r in rows):
         forbidden = forbidden_in_json(model.get_output_embeddings().weight.shape[0], device)
         processors.append(GrammarProcessor([r.matcher for r in rows], eos_token_ids[0], prompt_len, forbidden))

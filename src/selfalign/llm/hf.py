@@ -62,6 +62,8 @@ class HFProvider:
     """
 
     constrained = True
+    #: Optional sampling fields honoured (types.OPTIONAL_SAMPLING): by the engine's decoding.
+    sampling_fields = frozenset({"logit_bias", "ngram_penalties"})
     #: A conversation ending with an assistant message is continued from it (a prefill).
     continues_final_message = True
 
@@ -236,7 +238,21 @@ class HFProvider:
             top_p=sampling.top_p,
             seed=sampling.seed if sampling.seed is not None else 0,
             stop=tuple(s for s in sampling.stop if s),
+            logit_bias=self._logit_bias(sampling),
+            ngram_penalties=tuple(sorted((sampling.ngram_penalties or {}).items())),
         )
+
+    def _logit_bias(self, sampling: Sampling) -> tuple[tuple[int, float], ...]:
+        bias = sampling.logit_bias or {}
+        vocab = _vocab_size(self.model)
+        if any(token >= vocab for token in bias):
+            raise UserError(f"logit_bias names token {max(bias)}, and {self.name} has {vocab} tokens; "
+                            "take the ids from this model's tokenizer")
+        return tuple(sorted(bias.items()))
+
+    def tokenize(self, text: str) -> list[int]:
+        """`text` as token ids, without special tokens (for a logit bias)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _grammar_compiler(self) -> Any:
         """A grammar compiler for this model's tokenizer (one per compiling thread; xgrammar's

@@ -22,6 +22,7 @@ from selfalign.redact import redact, redact_exception
 from .errors import ModelError, SchemaError, TransientError
 from .provider import PromptScoringProvider, Provider, ScoringProvider, TextProvider
 from .types import (
+    OPTIONAL_SAMPLING,
     CallStats,
     ChatRequest,
     ChatResult,
@@ -92,6 +93,7 @@ class Model:
         self.stats = CallStats()
         self._limit = asyncio.Semaphore(max_concurrency)
         self._structured_known = False
+        self._warned: set[str] = set()  # optional sampling fields the provider was said to ignore
 
     @property
     def name(self) -> str:
@@ -208,6 +210,7 @@ class Model:
     async def _complete(
         self, request: ChatRequest | TextRequest, usable: Callable[[Completion], bool] = lambda c: True
     ) -> tuple[Completion, bool]:
+        self._say_unsupported(request.sampling)
         key, hit = self._lookup(request)
         retry = current_retry.get()
         if hit is not None and retry and not usable(hit):  # it failed this item before: draw again
@@ -226,6 +229,20 @@ class Model:
         if key is not None:
             self.cache.put_call(key, completion.to_json())
         return completion, False
+
+    def _say_unsupported(self, sampling: Sampling) -> None:
+        """Warn once per field when a call asks for a sampling field the provider ignores."""
+        honoured = getattr(self.provider, "sampling_fields", frozenset())
+        for field in OPTIONAL_SAMPLING:
+            if getattr(sampling, field) is not None and field not in honoured and field not in self._warned:
+                self._warned.add(field)
+                log.warning("%s does not support %s: its calls are decoded without it", self.name, field)
+
+    def token_ids(self, text: str) -> list[int] | None:
+        """`text` as the model's token ids (no special tokens), or None when the provider has no
+        tokenizer here (a remote server): what a caller needs to set a `logit_bias`."""
+        tokenize = getattr(self.provider, "tokenize", None)
+        return list(tokenize(text)) if tokenize is not None else None
 
     def _lookup(self, request: ChatRequest | TextRequest) -> tuple[str | None, Completion | None]:
         """The request's cache key and its cached completion, if any."""
@@ -287,17 +304,24 @@ def call_key(model_name: str, request: ChatRequest | TextRequest | None, structu
     if request is None:
         payload: dict[str, Any] = {"model": model_name, "structured_mode": True}
     elif isinstance(request, TextRequest):
-        payload = {"model": model_name, "prompt": request.prompt, "sampling": request.sampling.model_dump(mode="json")}
+        payload = {"model": model_name, "prompt": request.prompt, "sampling": _sampling_key(request.sampling)}
     else:
         payload = {
             "model": model_name,
             "messages": [m.model_dump() for m in request.messages],
-            "sampling": request.sampling.model_dump(mode="json"),
+            "sampling": _sampling_key(request.sampling),
             "schema": request.json_schema,
         }
         if structured is not None:
             payload["structured"] = structured
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _sampling_key(sampling: Sampling) -> dict[str, Any]:
+    """Sampling as it enters a cache key; optional fields left unset are left out, so the keys
+    of calls that do not use them are those they had before the fields existed."""
+    fields = sampling.model_dump(mode="json")
+    return {k: v for k, v in fields.items() if not (k in OPTIONAL_SAMPLING and v is None)}
 
 
 # A retry must not replay the same generation: the next seed, and sampling instead of greedy.

@@ -85,6 +85,9 @@ class OpenAIProvider:
     on the first structured call (`find_structured_mode`).
     """
 
+    #: The API's `logit_bias` (token ids of the server's tokenizer); no n-gram penalties.
+    sampling_fields = frozenset({"logit_bias"})
+
     def __init__(
         self,
         model: str,

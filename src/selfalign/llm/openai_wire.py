@@ -19,6 +19,8 @@ def sampling_params(s: Sampling) -> dict[str, Any]:
         params["stop"] = list(s.stop)
     if s.seed is not None:
         params["seed"] = s.seed
+    if s.logit_bias:  # the API's own field: token ids (as strings in JSON) to biases
+        params["logit_bias"] = {str(token): bias for token, bias in s.logit_bias.items()}
     return params
 
 

@@ -37,7 +37,7 @@ RESENDS = 2
 
 #: The provider's traits the methods read (`Model.completes_text`, prompt formats, attacks'
 #: prefills), copied onto the pool so a run on Ray takes the local run's paths.
-TRAITS = ("name", "constrained", "chat_format", "continues_final_message")
+TRAITS = ("name", "constrained", "chat_format", "continues_final_message", "sampling_fields")
 
 #: Seconds a new pool waits for room freed by actors killed just before.
 ROOM_WAIT = 10.0

@@ -39,6 +39,7 @@ class Rule:
 
 class ScriptedProvider:
     constrained = False
+    sampling_fields = frozenset({"logit_bias", "ngram_penalties"})  # accepted and ignored: it replays text
     continues_final_message = True  # rules see the conversation as sent, a final assistant message included
 
     def __init__(

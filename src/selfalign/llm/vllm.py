@@ -35,6 +35,9 @@ class VLLMProvider:
     """
 
     constrained = True
+    #: vLLM's SamplingParams take a logit bias; n-gram penalties would need a per-request
+    #: logits processor, which vLLM's V1 engine no longer takes.
+    sampling_fields = frozenset({"logit_bias"})
 
     def __init__(self, model: str, **engine_args: Any) -> None:
         vllm = require("vllm", "vllm")
@@ -60,6 +63,10 @@ class VLLMProvider:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return await self._generate(prompt_ids, self._sampling_params(request))
+
+    def tokenize(self, text: str) -> list[int]:
+        """`text` as token ids, without special tokens (for a logit bias)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     async def complete_text(self, request: TextRequest) -> Completion:
         """Continue a raw prompt (no chat template; the tokenizer adds BOS where the model uses one)."""
@@ -115,6 +122,8 @@ class VLLMProvider:
             stop=list(s.stop) or None,
             seed=s.seed if s.seed is not None else 0,  # as hf:, an unseeded request uses seed 0
         )
+        if s.logit_bias:
+            options["logit_bias"] = dict(s.logit_bias)
         if request.json_schema is not None:
             options.update(self._structured(request.json_schema))
         return self._vllm.SamplingParams(**options)
