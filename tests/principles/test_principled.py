@@ -9,7 +9,7 @@ import pytest
 from .conftest import read_jsonl, write_rules
 
 from selfalign.methods.principles import PrinciplesConfig, load_exemplars, load_principles
-from selfalign.methods.principles.filters import is_bare_refusal, prompt_leaked, verbose_problem
+from selfalign.methods.principles.filters import is_bare_refusal, merge_verbose, prompt_leaked, verbose_problem
 from selfalign.methods.principles.principled import judge
 
 PRINCIPLES = load_principles(None)
@@ -70,17 +70,21 @@ def test_judge_applies_the_reference_filters_by_reason():
     assert looped.dropped is None and looped.answer == "Tides follow the Moon's pull on the oceans. Tides rise twice a day."
 
 
-def test_verbose_filters():
-    persona = "You are a knowledgeable and thorough assistant. Answer the user's request in depth."
-    long = "Photosynthesis turns light into chemical energy. " + "Leaves hold chlorophyll, which absorbs red and blue light. " * 2
-    assert verbose_problem("Too short.", "stop", persona) == "shorter than 128 characters"
-    assert verbose_problem(long, "length", persona) == "truncated"
-    assert verbose_problem(long, "stop", persona) == "repetitive"
-    leak = "As a knowledgeable and thorough assistant answer the user's request I will explain how plants make food from light, water and air in detail."
-    assert prompt_leaked(leak, persona) and verbose_problem(leak, "stop", persona) == "prompt leakage"
-    fine = ("Plants make food by photosynthesis. Chlorophyll in their leaves absorbs light, which splits water and "
-            "releases oxygen; the energy then turns carbon dioxide into sugars the plant uses to grow.")
-    assert verbose_problem(fine, "stop", persona) is None
+def test_verbose_answers_are_merged_and_filtered_as_the_reference_does():
+    persona = "You give extensive, comprehensive and detailed answers to every question you are asked."
+    listing = "Ten tips:\n" + "".join(f"{n}. Tip number {n} is different.\n" for n in range(1, 15))
+    answer, finished = merge_verbose(listing + "\nUser: next question", "stop")
+    assert finished and answer.endswith("12. Tip number 12 is different.") and "13." not in answer  # cut at "\n13. "
+    cut, finished = merge_verbose("Photosynthesis turns light into sugar. Plants grow. Plants grow. Plants gr", "length")
+    assert not finished and cut == "Photosynthesis turns light into sugar. Plants grow."
+    answer, finished = merge_verbose("Leaves are green because chlorophyll absorbs red and blue lig", "length")
+    assert answer == "Leaves are green because chlorophyll absorbs red and blue" and not finished  # less its last word
+    assert verbose_problem("Short and finished.", True, persona) is None  # the reference keeps a finished short answer
+    assert verbose_problem("Short and cut", False, persona) == "cut answer shorter than 128 characters"
+    assert verbose_problem("Paris is a city.\n\n## See also\n- Lyon", True, persona) == "encyclopaedia tail (See also)"
+    leak = "I give extensive, comprehensive and detailed answers to every question, so here is mine."
+    assert prompt_leaked(leak, persona) and verbose_problem(leak, True, persona) == "persona leakage"
+    assert verbose_problem("", True, persona) == "answer empty"
 
 
 @pytest.fixture
@@ -115,6 +119,8 @@ def test_principles_cli_counts_drops_and_exports_engraving_data(tmp_path, cli, p
     code, text = cli("export", out, "--format", "sft", "--to", tmp_path / "engrave.jsonl")
     rows = read_jsonl(tmp_path / "engrave.jsonl")
     assert [r["messages"][-1]["content"][:10] for r in rows] == ["I won't ex", "Paris is t"]
+    assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant"]  # the short system prompt
+    assert rows[0]["messages"][0]["content"].startswith("You are an AI assistant")
     assert all("Rule" not in json.dumps(r) and "internal thoughts" not in json.dumps(r) for r in rows)  # pruned
     cli("export", out, "--format", "thoughts", "--to", tmp_path / "thoughts.parquet")
     from datasets import load_dataset
@@ -152,14 +158,36 @@ def test_malformed_principles_and_exemplars_name_file_line_and_fix(tmp_path, cli
     assert not (tmp_path / "r").exists()
 
 
-def test_shipped_training_recipes_follow_the_paper():
-    from selfalign.train.config import load_config
+class _Tokenizing:
+    """What sorry_bias reads of a model: its name and token ids."""
 
-    need = {"model": "m", "data": ["d.jsonl"], "out": "o"}
-    engrave = load_config("engrave", need)
-    assert (engrave.method, engrave.lora, engrave.lora_r, engrave.lr, engrave.epochs, engrave.max_length) == (
-        "sft", True, 16, 4e-4, 1.0, 512)
-    assert engrave.lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
-    assert load_config("distill", need).max_length == 768
-    cpu = load_config("engrave-cpu", {**need, "max_steps": 3})  # flags still win over the recipe
-    assert cpu.max_steps == 3 and cpu.lora_r == 16
+    name = "hf:toy"
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+
+    def token_ids(self, text):
+        return None if self.vocab is None else self.vocab[text]
+
+
+def test_sorry_bias_is_the_references_minus_100_on_single_token_forms():
+    from selfalign.methods.principles.principled import sorry_bias
+
+    assert sorry_bias(_Tokenizing({"Sorry": [7], " Sorry": [9]}), -100) == ({7: -100, 9: -100}, None)
+    bias, note = sorry_bias(_Tokenizing({"Sorry": [7], " Sorry": [3, 4]}), -100)
+    assert bias == {7: -100} and "'Sorry' are several tokens, left unbiased" in note
+    bias, note = sorry_bias(_Tokenizing(None), -100)
+    assert bias is None and "tokenizer is not here" in note and "dropped instead" in note
+    assert sorry_bias(_Tokenizing({"Sorry": [7], " Sorry": [9]}), 0) == (None, None)  # --sorry-bias 0: none
+
+
+def test_a_prompt_the_context_cannot_hold_is_refused_before_any_call(tmp_path, cli, prompts, tiny_model_dir):
+    out = tmp_path / "pd"
+    code, text = cli("principles", "--model", f"hf:{tiny_model_dir}", "--prompts", prompts, "--out", out, "--raw",
+                     "--device", "cpu", "--max-tokens", "2000", "--quiet")
+    assert code == 2, text
+    assert "holds 4096 tokens" in text and "principles and instructions" in text and "exemplars" in text
+    assert "--exemplars FILE with fewer or shorter exemplars (5 now)" in text and "--max-tokens below" in text
+    code, text = cli("principles", "--model", f"hf:{tiny_model_dir}", "--prompts", prompts, "--out", out, "--raw",
+                     "--device", "cpu", "--max-tokens", "8", "--limit", "1", "--quiet")
+    assert "other settings" not in text and code in (0, 1), text  # the folder was left free

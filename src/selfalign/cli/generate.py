@@ -138,11 +138,12 @@ async def _run(
 ) -> RunSummary:
     model = open_model(args.model, store, args, plain_format=plain_format)
     try:
+        run_item = make_run_item(model)  # a method's checks against the model come before the folder is bound
         bind()  # only once the model has loaded: a failed load leaves the folder free for other settings
         return await run_items(
             store,
             items,
-            make_run_item(model),
+            run_item,
             concurrency=args.concurrency,
             retry_failed=not args.no_retry_failed,
             progress=not args.quiet,

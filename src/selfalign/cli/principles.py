@@ -16,6 +16,7 @@ from pathlib import Path
 from selfalign.methods.principles import PROMPTS_DIR, PrinciplesConfig, load_exemplars, load_principles, use_raw
 from selfalign.methods.principles import principled
 from selfalign.methods.prompts import Prompts
+from selfalign.store import load_items
 
 from .generate import add_generator_options, run_generator
 from .self_instruct import EXIT_KEPT_NOTHING, add_raw_option, kept_nothing
@@ -45,9 +46,15 @@ def run(args: argparse.Namespace) -> int:
     exemplars = load_exemplars(config.exemplars_file, principles)
     prompts = Prompts(PROMPTS_DIR, config.templates)
 
+    questions = [item.prompt for item in load_items(args.prompts, field_name=args.field, limit=args.limit)]
+
     def make_run_item(model):  # type: ignore[no-untyped-def]
+        principled.check_fits(model, prompts, principles, exemplars, config, questions)
+        bias, note = principled.sorry_bias(model, config.sorry_bias)
+        if note:
+            print(note)
         return partial(principled.run_item, model=model, config=config, principles=principles, exemplars=exemplars,
-                       prompts=prompts, raw=use_raw(config.raw, model))
+                       prompts=prompts, raw=use_raw(config.raw, model), logit_bias=bias)
 
     code = run_generator(args, "principles", config, make_run_item, tally=principled.tally, plain_format=True)
     return check_kept(args.out, "principles", code, KEEP_MORE_STAGE2)

@@ -238,6 +238,11 @@ class Model:
                 self._warned.add(field)
                 log.warning("%s does not support %s: its calls are decoded without it", self.name, field)
 
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model holds, prompt and answer together, where the provider knows it."""
+        return getattr(self.provider, "context_length", None)
+
     def token_ids(self, text: str) -> list[int] | None:
         """`text` as the model's token ids (no special tokens), or None when the provider has no
         tokenizer here (a remote server): what a caller needs to set a `logit_bias`."""

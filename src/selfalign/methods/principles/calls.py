@@ -23,9 +23,11 @@ def use_raw(raw: bool | None, model: Model) -> bool:
 
 async def ask(
     model: Model, prompt: str, *, raw: bool, seed: int, temperature: float, top_p: float, max_tokens: int,
-    stop: tuple[str, ...] = (),
+    stop: tuple[str, ...] = (), logit_bias: dict[int, float] | None = None,
 ) -> ChatResult:
     sampling = dict(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=stop)
+    if logit_bias:
+        sampling["logit_bias"] = logit_bias
     if raw:
         return await model.text(prompt, **sampling)
     return await model.chat([{"role": "user", "content": prompt}], **sampling)

@@ -43,6 +43,7 @@ class SelfInstructConfig(StageConfig):
 class PrinciplesConfig(StageConfig):
     principles_file: str | None = None
     exemplars_file: str | None = None
+    sorry_bias: float = Field(-100.0, ge=-100, le=0, description="logit bias on the token 'Sorry' (the reference's -100; 0: none)")
     identity: str = Field("I am a helpful, ethical and reliable assistant.",
                           description="the self-identification line that opens every exemplar's thoughts; answers whose thoughts lack it are dropped")
     temperature: float = Field(0.5, ge=0, le=2)
@@ -51,7 +52,9 @@ class PrinciplesConfig(StageConfig):
 
 
 class VerboseConfig(StageConfig):
-    min_chars: int = Field(128, ge=1, description="shorter answers are dropped (the paper's rule: 128)")
+    min_chars: int = Field(128, ge=1, description="answers cut at max_tokens and shorter than this are dropped (the reference: 128)")
+    ngram_penalties: dict[int, float] = Field(default_factory=lambda: {3: 1.0, 4: 2.0},
+                                              description="n -> penalty on repeating n-grams (the reference: 3-gram 1.0, 4-gram 2.0)")
     temperature: float = Field(0.3, ge=0, le=2)
     top_p: float = Field(0.7, gt=0, le=1)
-    max_tokens: int = Field(512, ge=1)
+    max_tokens: int = Field(512, ge=1)  # the reference: 512

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import string
-from collections import Counter
 from typing import Iterable
 
 from .rouge import RougePool
@@ -261,13 +260,24 @@ def answer_problem(answer: str, question: str, leaks: Iterable[str], finished: b
 
 MIN_VERBOSE_CHARS = 128
 LEAK_SHINGLE = 6  # words in a row of the prompt that, found in an answer, mean it leaked
+LIST_CUT = "\n13. "  # the reference cuts a list at its 13th item
+_ENCYCLOPAEDIA_TAIL = re.compile(r"^\W*(?:see also|external links)\b", re.IGNORECASE | re.MULTILINE)
 
 
-def is_repetitive(text: str, n: int = 4, limit: int = 3) -> bool:
-    """Some word n-gram occurs more than `limit` times, or a sentence is repeated."""
-    words = normalise(text).split()
-    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    return (bool(grams) and max(grams.values()) > limit) or cut_repetition(text) != text.strip()
+def merge_verbose(text: str, finish_reason: str) -> tuple[str, bool]:
+    """(answer, finished) as the reference merges verbose answers
+    (training/step4_verbose_cloning/merge_and_filter_verbose_clone_output.py): cut at the next
+    turn (finished), or less its last word when cut at max_tokens; then cut at its first
+    repeated sentence and at a list's 13th item."""
+    answer = text.strip()
+    turn = _NEXT_TURN.search(answer)
+    finished = turn is not None or finish_reason != "length"
+    if turn is not None:
+        answer = answer[: turn.start()].strip()
+    elif not finished:
+        answer = without_last_word(answer)
+    answer = cut_repetition(answer)
+    return answer.split(LIST_CUT)[0].strip(), finished
 
 
 def prompt_leaked(answer: str, prompt: str) -> bool:
@@ -278,13 +288,16 @@ def prompt_leaked(answer: str, prompt: str) -> bool:
     return any(" ".join(body[i : i + LEAK_SHINGLE]) in shingles for i in range(len(body) - LEAK_SHINGLE + 1))
 
 
-def verbose_problem(answer: str, finish_reason: str, prompt: str, min_chars: int = MIN_VERBOSE_CHARS) -> str | None:
-    if finish_reason == "length":
-        return "truncated"
-    if len(answer.strip()) < min_chars:
-        return f"shorter than {min_chars} characters"
-    if is_repetitive(answer):
-        return "repetitive"
+def verbose_problem(answer: str, finished: bool, prompt: str, min_chars: int = MIN_VERBOSE_CHARS) -> str | None:
+    """Why a merged verbose answer is dropped: empty, cut at max_tokens and still shorter than
+    `min_chars` (a finished short answer is kept, as the reference keeps it), an encyclopaedia's
+    "See also" tail, or the persona prompt's own words (persona leakage)."""
+    if not answer:
+        return "answer empty"
+    if not finished and len(answer) < min_chars:
+        return f"cut answer shorter than {min_chars} characters"
+    if _ENCYCLOPAEDIA_TAIL.search(answer):
+        return "encyclopaedia tail (See also)"
     if prompt_leaked(answer, prompt):
-        return "prompt leakage"
+        return "persona leakage"
     return None

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from selfalign.errors import UserError
 from selfalign.llm import Model
 from selfalign.methods.prompts import Prompts
 from selfalign.methods.seeding import derive_seed
@@ -35,23 +36,67 @@ from .filters import answer_problem, cut_repetition, identifies_itself, split_th
 STOP = ("\nUser:",)
 
 
+#: The word the reference keeps answers from starting with, by a logit bias on its token.
+SORRY = ("Sorry", " Sorry")
+
+
 class PrincipledRecord(BaseModel):
     text: str  # the model's continuation as written
     thoughts: str
     principles: list[str]  # cited, in order, by name
     answer: str
     dropped: str | None = None  # why the answer is not training data; None: kept
+    system: str = ""  # the short system prompt engraving trains with (prompts/system.j2)
 
 
 async def run_item(
     item: Item, model: Model, config: PrinciplesConfig, principles: list[Principle], exemplars: list[Exemplar],
-    prompts: Prompts, raw: bool,
+    prompts: Prompts, raw: bool, logit_bias: dict[int, float] | None = None,
 ) -> PrincipledRecord:
     prompt = render(prompts, principles, exemplars, config, item.prompt)
     result = await ask(model, prompt, raw=raw, seed=derive_seed(config.seed, item.id, "principled"),
-                       temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens, stop=STOP)
+                       temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens, stop=STOP,
+                       logit_bias=logit_bias)
     leaks = [phrase for exemplar in exemplars for phrase in exemplar.leaks]
-    return judge(item.prompt, result.text, result.finish_reason, principles, leaks, config.identity)
+    record = judge(item.prompt, result.text, result.finish_reason, principles, leaks, config.identity)
+    return record.model_copy(update={"system": prompts.render("system")})
+
+
+def sorry_bias(model: Model, bias: float) -> tuple[dict[int, float] | None, str | None]:
+    """The reference's logit bias against "Sorry" (-100 on its token, so no answer starts with
+    it), on each form of the word that is one token in this model's vocabulary; and a note when
+    there is none to bias (a remote model's tokenizer is not here, or the word is split)."""
+    if not bias:
+        return None, None
+    forms = {form: model.token_ids(form) for form in SORRY}
+    if any(ids is None for ids in forms.values()):
+        return None, (f"{model.name}: its tokenizer is not here, so no logit bias keeps answers from starting with "
+                      "'Sorry'; answers that start with an apology are dropped instead")
+    single = {ids[0]: bias for ids in forms.values() if ids and len(ids) == 1}
+    split = [form.strip() or form for form, ids in forms.items() if ids and len(ids) > 1]
+    note = (f"{model.name}: {' and '.join(repr(f) for f in split)} are several tokens, left unbiased (biasing a "
+            "piece of a word would bias every word that starts with it)") if split else None
+    return single or None, note
+
+
+def check_fits(model: Model, prompts: Prompts, principles: list[Principle], exemplars: list[Exemplar],
+               config: PrinciplesConfig, questions: list[str]) -> None:
+    """Refuse, before any call, a prompt that cannot hold the longest question and an answer of
+    max_tokens in the model's context, with the token counts and what to change."""
+    context = model.context_length
+    count = lambda text: len(model.token_ids(text) or [])  # noqa: E731
+    if context is None or model.token_ids("") is None or not questions:
+        return
+    longest = max(questions, key=count)
+    whole = count(render(prompts, principles, exemplars, config, longest))
+    rules = count(render(prompts, principles, [], config, ""))
+    question = count(longest)
+    if whole + config.max_tokens > context:
+        raise UserError(
+            f"{model.name} holds {context} tokens, and the principled prompt of the longest question is {whole} "
+            f"(principles and instructions {rules}, exemplars {whole - rules - question}, question {question}) "
+            f"with up to {config.max_tokens} for the answer. Fix: --exemplars FILE with fewer or shorter exemplars "
+            f"({len(exemplars)} now), or --max-tokens below {max(context - whole, 0)}, or shorter --principles")
 
 
 def render(prompts: Prompts, principles: list[Principle], exemplars: list[Exemplar], config: PrinciplesConfig,
@@ -90,8 +135,10 @@ def tally(records: list[tuple[Item, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def _sft(item: Item, record: dict[str, Any]) -> list[dict[str, Any]] | str:
-    """Engraving data: the question and the answer alone (principles, exemplars, thoughts pruned)."""
-    return record["dropped"] or [sft_row(list(item.messages), record["answer"])]
+    """Engraving data: the short system prompt, the question and the answer (principles,
+    exemplars and thoughts pruned), as the reference trains with its short system prompt."""
+    system = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+    return record["dropped"] or [sft_row([*system, *item.messages], record["answer"])]
 
 
 def _thoughts(records: Records) -> Exported:
