@@ -7,7 +7,10 @@ Python's globals), no methods that change a value. The bounds keep one render sm
 - MAX_CHARS: no string or list a template makes, nor the text it renders, holds more than this
   (`'ab' * 10**8` is refused before it is built);
 - MAX_NUMBER: no number above this goes to a call or filter (`range`, `center`, `indent`, ...);
-- MAX_STEPS: loop iterations per render, all loops together (nested `range(100000)` loops);
+  the filters that make more text than they are given (`join`, `replace`, `indent`, `format`,
+  `wordwrap`) check what they would make before they make it, and a string's own methods are
+  limited to those that make no more than they are given (SAFE_STR_METHODS);
+- MAX_STEPS: steps per render (loop iterations, calls, filters, operators), all together;
 - MAX_SECONDS: a render that runs longer than this stops at its next step or output.
 
 A template over a bound raises TemplateBounds (a SecurityError) naming it; `prompts.py` adds
@@ -31,6 +34,16 @@ MAX_NUMBER = 100_000
 MAX_STEPS = 1_000_000
 MAX_SECONDS = 5.0
 
+MAX_WRAPPED = 20_000
+#: The methods of a string a template may call: each makes at most as much text as it is given.
+#: (replace, join, center, expandtabs, format and the like can make far more: the bounded
+#: filters of the same names do their work.)
+SAFE_STR_METHODS = frozenset(
+    "lower upper title capitalize casefold swapcase strip lstrip rstrip split rsplit splitlines startswith "
+    "endswith count find rfind index rindex partition rpartition removeprefix removesuffix isalnum isalpha "
+    "isascii isdecimal isdigit isidentifier islower isnumeric isprintable isspace istitle isupper".split()
+)
+
 # A %-format width or precision this long makes a string of that many characters.
 _WIDE_FORMAT = re.compile(r"%[-#0 +]*(?:\d{6,}|\*)|%[-#0 +]*\d*\.(?:\d{6,}|\*)")
 
@@ -50,9 +63,8 @@ class _Budget:
     def step(self) -> None:
         self.steps += 1
         if self.steps > MAX_STEPS:
-            raise TemplateBounds(f"its loops ran more than {MAX_STEPS:,} times in one render")
-        if self.steps % 1024 == 0:
-            self.check_time()
+            raise TemplateBounds(f"it took more than {MAX_STEPS:,} steps (loop turns, calls, filters) in one render")
+        self.check_time()
 
     def output(self, text: str) -> None:
         self.chars += len(text)
@@ -110,7 +122,7 @@ def _counted(iterable: Any) -> Iterator[Any]:
         yield item
 
 
-def _join(*parts: Any) -> str:
+def _concat(*parts: Any) -> str:
     """`a ~ b`: the joined text, refused before it is built when too long."""
     texts = [str(p) for p in parts]
     if sum(map(len, texts)) > MAX_CHARS:
@@ -122,6 +134,7 @@ def _bounded_filter(f: Any) -> Any:
     @functools.wraps(f)  # keeps jinja's pass_context/pass_eval_context marks
     def bounded(*args: Any, **kwargs: Any) -> Any:
         _check_numbers([*args[1:], *kwargs.values()])
+        _step()
         return _sized(f(*args, **kwargs))
 
     return bounded
@@ -131,6 +144,27 @@ def _format(value: Any, *args: Any, **kwargs: Any) -> str:
     if _WIDE_FORMAT.search(str(value)):
         raise TemplateBounds("its format string asks for a width or precision of a million characters or more")
     return jinja2.filters.do_format(value, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+def _join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    """`|join`: refused before it is built when the separators alone pass MAX_CHARS."""
+    items = list(value)
+    if len(str(d)) * max(0, len(items) - 1) > MAX_CHARS:
+        raise TemplateBounds(f"its join would make more than {MAX_CHARS:,} characters")
+    return jinja2.filters.sync_do_join(eval_ctx, items, d, attribute)  # type: ignore[attr-defined]
+
+
+def _indent(s: str, width: Any = 4, first: bool = False, blank: bool = False) -> str:
+    pad = len(width) if isinstance(width, str) else int(width)
+    if len(str(s)) + (str(s).count("\n") + 1) * pad > MAX_CHARS:
+        raise TemplateBounds(f"its indent would make more than {MAX_CHARS:,} characters")
+    return jinja2.filters.do_indent(s, width, first, blank)  # type: ignore[attr-defined]
+
+
+def _wordwrap(environment: Any, s: str, width: int = 79, *args: Any, **kwargs: Any) -> str:
+    if len(str(s)) > MAX_WRAPPED:  # textwrap's time grows with the square of a long word's length
+        raise TemplateBounds(f"it wraps more than {MAX_WRAPPED:,} characters")
+    return jinja2.filters.do_wordwrap(environment, s, width, *args, **kwargs)  # type: ignore[attr-defined]
 
 
 def _replace(eval_ctx: Any, s: str, old: str, new: str, count: int | None = None) -> str:
@@ -153,13 +187,16 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters["format"] = _bounded_filter(_format)
         self.filters["replace"] = _bounded_filter(jinja2.pass_eval_context(_replace))
         self.filters["_counted"] = _counted
-        self.globals["_join"] = _join
+        self.filters["join"] = _bounded_filter(jinja2.pass_eval_context(_join))
+        self.filters["indent"] = _bounded_filter(_indent)
+        self.filters["wordwrap"] = _bounded_filter(jinja2.pass_environment(_wordwrap))
+        self.globals["_concat"] = _concat
 
     def make_globals(self, d: dict[str, Any] | None) -> dict[str, Any]:  # type: ignore[override]
         return {**self.globals, **(d or {})}
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, str) and attr in ("format", "format_map"):  # widths in {:>999999999}
+        if isinstance(obj, str) and attr not in SAFE_STR_METHODS:  # replace, join, center, format: bounded filters instead
             return False
         return super().is_safe_attribute(obj, attr, value)
 
@@ -193,7 +230,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, "_counted", [], [], None, None, lineno=loop.lineno)
         for concat in list(tree.find_all(nodes.Concat)):
-            joined = nodes.Call(nodes.Name("_join", "load"), concat.nodes, [], None, None, lineno=concat.lineno)
+            joined = nodes.Call(nodes.Name("_concat", "load"), concat.nodes, [], None, None, lineno=concat.lineno)
             _replace_node(tree, concat, joined)
         return tree
 

@@ -157,9 +157,7 @@ def _dry_render(template: jinja2.Template, given: set[str], path: Path) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, SecurityError):
-        return f"refused by the template sandbox: {exc}"
-    if isinstance(exc, OverflowError):
+    if isinstance(exc, (SecurityError, OverflowError, RecursionError)):  # the sandbox's range raises OverflowError
         return f"refused by the template sandbox: {exc}"
     return str(exc)
 

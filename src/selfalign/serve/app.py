@@ -10,7 +10,10 @@
 A request names the served model (or the spec or path it was loaded from; another name is a
 404, as OpenAI answers). At most `slots` requests are answered at once; one that finds no
 free slot within `slot_wait_s` gets a 503 with Retry-After. A client that disconnects cancels
-its request, so its generation stops. `max_tokens` is capped at `max_tokens_limit`.
+its request, so its generation stops. `max_tokens` is capped at `max_tokens_limit`. A body over
+`max_body_bytes` is a 413 before it is read whole (`limits.py`). A model that fails is a 502
+(503 when it may pass) with a request id: the failure's text, which may quote an upstream
+server's address or key, goes (redacted) to this server's log only.
 
 The app does not know how an answer is made: it calls an *answerer*,
 `answer(messages, sampling, json_schema) -> (Completion, extra)`. The default one asks a
