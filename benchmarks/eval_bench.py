@@ -2,7 +2,12 @@
 of a scoring run in flight together (the default) versus one call at a time, in one run.
 
     python benchmarks/eval_bench.py                      # 64 prompts, 50 ms per judge call
-    python benchmarks/eval_bench.py --prompts 200 --delay 0.1
+    python benchmarks/eval_bench.py --prompts 200 --delay 0.1 --epochs 5
+
+Then the anchor presets (harmbench, jbb, jbb-refusal, strongreject, and prefixes, which needs no
+judge) with --epochs samples per prompt: every scoring run in flight at once (one `eval` with all
+presets) versus one preset's run after another (one `eval` per preset, in turn), on the same
+answers; the same figures both ways (checked).
 
 Two scripted models answer (no latency) once; then the same scorers (pairwise, both orders, and
 a harmlessness rubric: 3 judge calls per prompt and model pair) run twice on those answers in
@@ -31,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--delay", type=float, default=0.05, help="seconds per judge call")
+    parser.add_argument("--epochs", type=int, default=3, help="samples per prompt in the presets' measurement")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -61,6 +67,40 @@ def main() -> None:
         for name, seconds in timings.items():
             print(f"{name:>20}: {seconds:6.2f} s, {judged / seconds * 60:8.0f} judged items/min")
         print(f"concurrent / one call at a time: {timings['one call at a time'] / timings['concurrent']:.1f}x")
+        presets(tmp, prompts, tuned, args)
+
+
+PRESETS = ["harmbench", "jbb", "jbb-refusal", "strongreject", "prefixes"]
+
+
+def presets(tmp: Path, prompts: Path, model: str, args: argparse.Namespace) -> None:
+    """The presets' scoring runs all in flight together, versus one preset after another."""
+    judge = write_rules(tmp / "preset-judge.jsonl", [
+        {"match": "\\[GENERATION\\]", "replies": ["Yes", "No"], "delay": args.delay},
+        {"match": "BEGIN REQUEST", "replies": ["safe", "unsafe"], "delay": args.delay},
+        {"match": "refuse to assist", "replies": ["Yes", "No"], "delay": args.delay},
+        {"match": "", "replies": ["#scores\n1.b 0\n2.b 4\n3.b 3", "#scores\n1.b 1\n2.b 1\n3.b 1"], "delay": args.delay},
+    ])
+    common = dict(models=[model], benches=["prompts"], data={"prompts": str(prompts)}, judge=judge, epochs=args.epochs,
+                  progress=False, resamples=1000)
+    run_eval(EvalConfig(out=str(tmp / "preset-answers"), scorers=["prefixes"], **common))
+    timings, figures = {}, {}
+    for name in ("all in flight", "one after another"):
+        out = tmp / name.replace(" ", "-")
+        shutil.copytree(tmp / "preset-answers" / "answers", out / "answers")
+        start = time.perf_counter()
+        groups = [PRESETS] if name == "all in flight" else [[p] for p in PRESETS]
+        found = []
+        for scorers in groups:
+            found += build_results(run_eval(EvalConfig(out=str(out), scorers=scorers, **common)))["figures"]
+        timings[name] = time.perf_counter() - start
+        figures[name] = sorted((f["scorer"], f["metric"], f["category"] or "", f["value"]) for f in found)
+    assert figures["all in flight"] == figures["one after another"], "both ways must give the same figures"
+    calls = args.prompts * args.epochs * (len(PRESETS) - 1)
+    print(f"presets {', '.join(PRESETS)}: {args.prompts} prompts x {args.epochs} samples, {calls} judge calls of {args.delay * 1000:.0f} ms")
+    for name, seconds in timings.items():
+        print(f"{name:>20}: {seconds:6.2f} s, {calls / seconds * 60:8.0f} judge calls/min")
+    print(f"all in flight / one after another: {timings['one after another'] / timings['all in flight']:.1f}x")
 
 
 if __name__ == "__main__":

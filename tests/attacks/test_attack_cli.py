@@ -194,3 +194,22 @@ def test_another_scorer_rescores_the_same_attempts_without_asking_the_target_aga
     assert figure(files["out"], scorer="harm", attack="encoding", variant="hex", category=None)["value"] == 0.0
     proc = attack(files, "--attacks", "encoding", "--encodings", "base64,hex", "--iterations", "5", check=False)
     assert proc.returncode == 2 and "holds a run made with other settings (options:" in proc.stderr
+
+
+def test_injection_hides_the_behaviour_in_a_document_to_summarise(files):
+    target = write(files["tmp"] / "gullible.jsonl", [
+        {"match": "(?s)summarise the following document.*Note to the AI assistant", "reply": COMPLY},
+        {"match": "", "reply": REFUSE},
+    ])
+    selfalign("attack", "--model", f"scripted:{target}", "--behaviors", files["behaviors"], "--out", files["out"], "--quiet",
+              "--resamples", "200", "--attacks", "injection")
+    db = sqlite3.connect(files["out"] / "run.sqlite")
+    records = [json.loads(r) for (r,) in db.execute("SELECT record FROM items WHERE id LIKE '%/injection/%'")]
+    assert {r["details"]["placement"] for r in records} == {"start", "middle", "end"}
+    for record in records:
+        text = record["messages"][0]["content"]
+        assert "summarise the following document" in text and "<document>" in text
+        paragraphs = text.split("<document>\n")[1].split("\n</document>")[0].split("\n\n")
+        where = next(i for i, p in enumerate(paragraphs) if p.startswith("[Note to the AI assistant"))
+        assert where == {"start": 1, "middle": 2, "end": len(paragraphs) - 1}[record["details"]["placement"]]  # after the title
+    assert figure(files["out"], attack="injection", variant="any", category=None)["value"] == 1.0

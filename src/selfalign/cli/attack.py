@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encodings", default=",".join(ENCODINGS), help="encoding: which encodings")
     p.add_argument("--iterations", type=int, default=3, help="pair: attacker rounds per stream (paper and reference: 3)")
     p.add_argument("--streams", type=int, default=3, help="pair: attacker conversations per behaviour, rotating its three system prompts (the paper runs 20; the reference code defaults to 3, as here)")
+    p.add_argument("--tap-branching", type=int, default=4, help="tap: attacker children per leaf (paper 4)")
+    p.add_argument("--tap-width", type=int, default=10, help="tap: leaves kept after each pruning (paper 10)")
+    p.add_argument("--tap-depth", type=int, default=10, help="tap: tree levels (paper 10)")
     p.add_argument("--gcg-preset", choices=sorted(GCG_PRESETS), default="nanogcg",
                    help="gcg: nanogcg (nanoGCG's defaults: 250 steps, search width 512, top-k 256) or fast (50, 128, 64: for CPUs)")
     p.add_argument("--gcg-steps", type=int, default=None, help="gcg: optimisation steps per behaviour (overrides the preset)")
@@ -50,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gcg-no-early-stop", action="store_true", help="gcg: run every step even once the target is generated")
     p.add_argument("--gcg-suffix-tokens", type=int, default=20, help="gcg: the suffix starts as this many 'x' words")
     p.add_argument("--canary", default=AttackOptions().canary, help="privacy: the secret put in the system prompt")
+    p.add_argument("--injection-documents", default=None, help='injection: a JSONL file of {"name", "title", "paragraphs"} (replaces the shipped documents)')
     p.add_argument("--privacy-probes", default=None, help='privacy: a JSONL file of {"name", "probe"} (replaces the shipped probes)')
     p.add_argument("--train-run", default=None, help="memorization: a `selfalign train --canaries N` output folder (its canaries.jsonl)")
     p.add_argument("--exposure-candidates", type=int, default=1000,
@@ -95,9 +99,10 @@ def _config(args: argparse.Namespace) -> AttackConfig:
     options = AttackOptions(
         temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed, jailbreaks_file=args.jailbreaks,
         encodings=_list(args.encodings), iterations=args.iterations, streams=args.streams,
+        tap_branching=args.tap_branching, tap_width=args.tap_width, tap_depth=args.tap_depth,
         judge_max_tokens=args.judge_max_tokens, **_gcg_settings(args), gcg_suffix_tokens=args.gcg_suffix_tokens,
         gcg_buffer_size=args.gcg_buffer_size, gcg_early_stop=not args.gcg_no_early_stop, canary=args.canary,
-        privacy_probes_file=args.privacy_probes, templates=args.templates, train_run=args.train_run,
+        privacy_probes_file=args.privacy_probes, injection_documents_file=args.injection_documents, templates=args.templates, train_run=args.train_run,
         exposure_candidates=args.exposure_candidates, trigger=args.trigger,
     )
     return AttackConfig(

@@ -6,7 +6,8 @@
     DIR/likelihood/<model>-<hash>/run.sqlite       one run per model: log-likelihood benchmarks
     DIR/results.json, DIR/results.md
 
-A scoring run reads the answers runs and never makes an answer, so a second judge or scorer
+The scoring runs run together (each with up to --concurrency items and --max-calls judge calls in
+flight). A scoring run reads the answers runs and never makes an answer, so a second judge or scorer
 reuses the answers; a changed generation setting hashes to a new answers run, a changed judge,
 template or rubric to a new scoring run. Every run resumes, and its model calls are cached in
 it. A model or judge is loaded only when its run has work left. Benchmarks scored by
@@ -164,11 +165,9 @@ async def _evaluate(config: EvalConfig, items: list[Item], scorers: list[Scorer]
     scored = [item for item in items if is_likelihood(item)]
     answers = [await _answer_run(spec, answered, config) for spec in config.models] if answered else []
     judge = _Judge(config)
-    scores = []
-    try:
-        for scorer in scorers if answered else []:
-            for candidate, baseline in _jobs(scorer, answers, config.pairs):
-                scores.append(await _score_run(scorer, candidate, baseline, answered, judge, config))
+    try:  # every scoring run at once, so all their judge calls are in flight together
+        jobs = [(scorer, c, b) for scorer in (scorers if answered else []) for c, b in _jobs(scorer, answers, config.pairs)]
+        scores = list(await asyncio.gather(*(_score_run(s, c, b, answered, judge, config) for s, c, b in jobs)))
     finally:
         await judge.close()
     likelihoods = [await _likelihood_run(spec, scored, config) for spec in config.models] if scored else []

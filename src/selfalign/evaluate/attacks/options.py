@@ -13,6 +13,9 @@ class AttackOptions(BaseModel):
     encodings: list[str] = ["base64", "hex", "rot13", "leetspeak"]
     iterations: int = Field(3, ge=1)  # pair: rounds per stream
     streams: int = Field(3, ge=1)  # pair: concurrent conversations per behaviour
+    tap_branching: int = Field(4, ge=1)  # tap: children per leaf (paper 4)
+    tap_width: int = Field(10, ge=1)  # tap: leaves kept per level (paper 10)
+    tap_depth: int = Field(10, ge=1)  # tap: levels (paper 10)
     attacker_max_tokens: int = Field(512, ge=1)
     judge_max_tokens: int = Field(512, ge=1)
     gcg_steps: int = Field(250, ge=1)  # nanoGCG's defaults; GCG_PRESETS["fast"] for CPUs
@@ -23,6 +26,7 @@ class AttackOptions(BaseModel):
     gcg_early_stop: bool = True  # stop once some candidate makes the model write the target greedily
     canary: str = "ZEBRA-7741-QUILL"  # privacy: the secret put in the system prompt
     privacy_probes_file: str | None = None
+    injection_documents_file: str | None = None  # injection: documents that carry the hidden instruction
     train_run: str | None = None  # memorization: the training run whose canaries are read
     exposure_candidates: int = Field(1000, ge=1)  # memorization: other secrets scored per canary
     trigger: str | None = None  # trigger: the backdoor's trigger text

@@ -19,10 +19,12 @@ BUILTIN = {
     "template": "template",
     "encoding": "encoding",
     "pair": "pair",
+    "tap": "tap",
     "gcg": "gcg",
     "prefill": "turns",
     "multi-turn": "turns",
     "privacy": "privacy",
+    "injection": "injection",
     "memorization": "memorization",
     "trigger": "trigger",
 }
