@@ -199,7 +199,8 @@ def create_app(
 
     async def run_in_slot(request: Any, work: Awaitable[Any]) -> Any:
         """The result of `work` run in a free slot; an error response (503 when no slot frees in
-        time, 400 for what the model refuses, 503/500 when it fails); None when the client left."""
+        time, 400 for what the model refuses, 502/503 when it fails, 500 for a bug); None when the
+        client left."""
         async with queue.take() as admitted:
             if not admitted:
                 if asyncio.iscoroutine(work):
@@ -222,7 +223,7 @@ def create_app(
         if isinstance(exc, ModelError):
             log.warning("request %s: the model failed%s: %s", request_id, " (transient)" if transient else "", redact(str(exc)))
         else:
-            log.error("request %s: the answer failed: %s", request_id, redact(f"{type(exc).__name__}: {exc}"))
+            log.error("request %s: the answer failed: %s", request_id, redact(f"{type(exc).__name__}: {exc}"), exc_info=exc)
         if transient:
             message = f"the model is unavailable for now; retry later (request {request_id})"
             return error(503, message, headers={"Retry-After": str(max(1, round(slot_wait_s)))})
