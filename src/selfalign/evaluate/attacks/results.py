@@ -10,7 +10,7 @@ results.json:
      "scorers": [NAME, ...], "judge": SPEC | null, "attacker": SPEC | null, "options": {...},
      "bootstrap": {"resamples", "level", "seed"},
      "figures": [{"model", "attack", "variant": NAME | "any" | null, "scorer", "metric", "category": str | null,
-                  "value": float | null, "ci": [low, high] | null, "n", "failed"}],
+                  "value": float | null, "ci": [low, high] | null, "n", "failed"}],   # ci null below 10 behaviours
      "failed_items": [{"id", "reason"}],
      "successes": [{"id", "model", "attack", "variant", "behavior", "category", "scorers": [NAME, ...],
                     "messages": [...], "answer", "judged"}]}
@@ -34,7 +34,7 @@ from typing import Any, Iterable
 
 from selfalign.store.files import write_text_atomic
 
-from ..stats import LEVEL, bootstrap_mean
+from ..stats import LEVEL, MIN_N_FOR_INTERVAL, bootstrap_mean
 from .run import AttackRun
 
 SCHEMA = "selfalign.attack/1"
@@ -110,7 +110,8 @@ def _figure(key: Key, category: str | None, values: list[float], failed: int, bo
     model, attack, variant, scorer, metric = key
     est = bootstrap_mean(values, resamples=boot["resamples"], seed=boot["seed"]) if values else None
     return {"model": model, "attack": attack, "variant": variant, "scorer": scorer, "metric": metric, "category": category,
-            "value": est.value if est else None, "ci": [est.low, est.high] if est else None, "n": len(values), "failed": failed}
+            "value": est.value if est else None, "ci": [est.low, est.high] if est and est.n >= MIN_N_FOR_INTERVAL else None,
+            "n": len(values), "failed": failed}
 
 
 def _successes(run: AttackRun) -> Iterable[dict[str, Any]]:
@@ -137,6 +138,8 @@ def _cell(f: dict[str, Any]) -> str:
     failed = f" ({f['failed']} failed)" if f["failed"] else ""
     if f["value"] is None:
         return f"- n=0{failed}"
+    if f["ci"] is None:  # below MIN_N_FOR_INTERVAL behaviours: the value and n only
+        return f"{f['value']:.2f} n={f['n']} (no interval below n={MIN_N_FOR_INTERVAL}){failed}"
     low, high = f["ci"]
     return f"{f['value']:.2f} [{low:.2f}, {high:.2f}] n={f['n']}{failed}"
 
