@@ -22,7 +22,10 @@ SHAPED = "sk-proj-PLANTEDa1b2c3d4e5f6"  # shaped like a key, configured nowhere
 
 
 class Upstream(BaseHTTPRequestHandler):
-    """Refuses every request, quoting the key it was sent, another key and its own address."""
+    """Refuses every request, quoting the key it was sent, another key and its own address: the
+    first with a 503 (so the client prints a retry line), the others with a 400."""
+
+    posts = 0
 
     def do_GET(self):
         self._send(200, {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "me"}]})
@@ -30,8 +33,10 @@ class Upstream(BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length", 0)))
         sent = self.headers.get("authorization", "")
-        message = f"invalid key {sent} (also tried {SHAPED}, api_key={KEY}) at http://{self.headers['host']}/v1"
-        self._send(400, {"error": {"message": message, "type": "invalid_request_error"}})
+        Upstream.posts += 1
+        said = "overloaded for" if Upstream.posts == 1 else "invalid key"
+        message = f"{said} {sent} (also tried {SHAPED}, api_key={KEY}) at http://{self.headers['host']}/v1"
+        self._send(503 if Upstream.posts == 1 else 400, {"error": {"message": message, "type": "invalid_request_error"}})
 
     def _send(self, status, body):
         data = json.dumps(body).encode()
@@ -47,6 +52,7 @@ class Upstream(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def upstream():
+    Upstream.posts = 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -87,6 +93,7 @@ def test_a_key_quoted_by_the_upstream_reaches_no_artefact(tmp_path, upstream):
     made = selfalign("critique-revise", "--model", f"openai:m@{upstream}/v1", "--prompts", prompts, "--out", run,
                      env=env, check=False)
     assert made.returncode != 0 and "1 items failed" in made.stdout, made.stdout + made.stderr
+    assert "retry 1 of 5" in made.stderr and "[redacted]" in made.stderr  # the retry line, its keys redacted
     failures = selfalign("export", run, "--failures", env=env)
     assert "[redacted]" in failures.stdout  # the upstream's message is there, less the keys
     report = selfalign("report", run, "--out", tmp_path / "report.html", env=env)
@@ -98,6 +105,7 @@ def test_a_key_quoted_by_the_upstream_reaches_no_artefact(tmp_path, upstream):
 
 def test_serve_in_front_of_the_upstream_sends_a_request_id_only(upstream, monkeypatch, caplog):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    Upstream.posts = 1  # past the first 503: every answer is the 400
     model = load_model(f"openai:m@{upstream}/v1", retry=RetryPolicy(max_retries=0))
     with BackgroundServer(app_for_model(model, "m")) as server, caplog.at_level(logging.WARNING):
         reply = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
