@@ -61,15 +61,22 @@ def redact_exception(exc: BaseException) -> BaseException:
     return exc
 
 
-class RedactingFilter(logging.Filter):
-    """A logging filter that redacts each record's message (installed on the CLI's handlers)."""
+def redact_log_records() -> None:
+    """Every log record made from now on, by any logger, has its message (and its exception's)
+    redacted as it is made: whichever handler prints it (tqdm's during a run included)."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "redacts", False):
+        return
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def redacted(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
             redact_exception(record.exc_info[1])
-            record.exc_text = None
-        return True
+        return record
+
+    redacted.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacted)

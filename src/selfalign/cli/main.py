@@ -14,7 +14,7 @@ from pathlib import Path
 from selfalign import __version__
 from selfalign.errors import DiskFull, UserError
 from selfalign.llm.errors import MissingExtra
-from selfalign.redact import RedactingFilter, redact, redact_exception
+from selfalign.redact import redact, redact_exception, redact_log_records
 
 # One module per command; each defines register(subparsers) and sets `func` on its parser.
 COMMAND_MODULES = [
@@ -86,8 +86,7 @@ def setup_logging(verbose: bool) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
         for name in PER_REQUEST_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:  # no API key in a log line, whoever logs it
-        handler.addFilter(RedactingFilter())
+    redact_log_records()  # no API key in a log line, whoever logs it
 
 
 def main(argv: list[str] | None = None) -> int:
