@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import shlex
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -190,7 +191,7 @@ def _summarise(steps: list[Step], out: str) -> int:
             for meaning, items in by_meaning.items():
                 print(f"    {len(items)} x {meaning}")
                 print(f"        e.g. {items[0][0]}: {items[0][1].splitlines()[0][:200]}")
-        print(f"  rerun `selfalign demo --out {out}` to retry them with new seeds (or give --max-tokens more)")
+        print(f"  rerun `selfalign demo --out {shlex.quote(str(out))}` to retry them with new seeds (or give --max-tokens more)")
     for step in empty:
         print(f"{step.name} produced nothing ({step.folder}): the demo failed")
     return 1 if empty else 0

@@ -8,6 +8,7 @@ $(selfalign train --accelerate-config zero3) -m selfalign.cli.main train ...`.
 from __future__ import annotations
 
 import argparse
+import shlex
 
 S = argparse.SUPPRESS  # absent flags stay absent, so they do not override the YAML file
 
@@ -135,5 +136,5 @@ def run(args: argparse.Namespace) -> int:
     if summary.get("batch_note"):  # a small run: what it used instead of the recipe's batch or warm-up
         print(f"effective batch {summary['effective_batch']} (grad_accum {summary['grad_accum']}), "
               f"warm-up {summary['warmup_steps']} steps: {summary['batch_note']}")
-    print(f"checkpoint: {cfg.out}  (load it with hf:{cfg.out}, e.g. selfalign serve --model hf:{cfg.out})")
+    print(f"checkpoint: {cfg.out}  (load it with hf:{cfg.out}, e.g. selfalign serve --model {shlex.quote(f'hf:{cfg.out}')})")
     return 0
