@@ -34,7 +34,7 @@ MAX_NUMBER = 100_000
 MAX_STEPS = 1_000_000
 MAX_SECONDS = 5.0
 
-MAX_WRAPPED = 20_000
+MAX_WRAPPED = 20_000  # characters `wordwrap` takes: textwrap's time grows with a long word's square
 #: The methods of a string a template may call: each makes at most as much text as it is given.
 #: (replace, join, center, expandtabs, format and the like can make far more: the bounded
 #: filters of the same names do their work.)
@@ -162,7 +162,7 @@ def _indent(s: str, width: Any = 4, first: bool = False, blank: bool = False) ->
 
 
 def _wordwrap(environment: Any, s: str, width: int = 79, *args: Any, **kwargs: Any) -> str:
-    if len(str(s)) > MAX_WRAPPED:  # textwrap's time grows with the square of a long word's length
+    if len(str(s)) > MAX_WRAPPED:
         raise TemplateBounds(f"it wraps more than {MAX_WRAPPED:,} characters")
     return jinja2.filters.do_wordwrap(environment, s, width, *args, **kwargs)  # type: ignore[attr-defined]
 
