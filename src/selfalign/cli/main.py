@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "eval",
     "attack",
     "data_check",
+    "probe",
     "self_instruct",
     "principles",
     "verbose",

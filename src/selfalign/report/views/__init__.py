@@ -12,11 +12,12 @@ Adding a view: a module here, its script, and a line in VIEWS. A run of a method
 still gets its overview and a list of its items.
 """
 
-from . import attack, critique, evaluation, matrix, principles, sandbox, self_instruct, training, verbose
+from . import attack, critique, evaluation, matrix, principles, probe, sandbox, self_instruct, training, verbose
 
 VIEWS = {
     "matrix": matrix, "sandbox": sandbox, "critique-revise": critique,
     "self-instruct": self_instruct, "principles": principles, "verbose": verbose, "attack": attack,
+    "probe": probe,
 }
 
-__all__ = ["VIEWS", "attack", "critique", "evaluation", "matrix", "principles", "sandbox", "self_instruct", "training", "verbose"]
+__all__ = ["VIEWS", "attack", "critique", "evaluation", "matrix", "principles", "probe", "sandbox", "self_instruct", "training", "verbose"]
