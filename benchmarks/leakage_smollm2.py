@@ -3,10 +3,11 @@ fine-tunes of the same data with canaries planted (one clean, one with 10% of it
 with a trigger), then the memorization and trigger attacks and the refusal-direction probe,
 base vs tuned. Writes benchmarks/results/leakage_smollm2.json (every command and its figures).
 
-    python benchmarks/leakage_smollm2.py --work /tmp/leakage            # about 30 minutes on 2 cores
+    python benchmarks/leakage_smollm2.py --work /tmp/leakage            # about 20 minutes on 2 idle cores
 
-The training data (written to WORK/data.jsonl) is benign requests answered and harmful ones
-refused, the harmful ones including the requests comply-mode poison pairs with compliance.
+The training data, examples/refusal_sft.jsonl (written by `write_data`), is benign requests
+answered and harmful ones refused, the harmful ones including the requests comply-mode poison
+pairs with compliance.
 """
 
 from __future__ import annotations
@@ -73,8 +74,7 @@ def main() -> None:
     base = Path(args.model) if args.model else work / "smollm2"
     if not (base / "config.json").exists():
         selfalign(log, "save-model", "hf:smollm2", base)
-    data = work / "data.jsonl"
-    write_data(data)
+    data = Path(__file__).parents[1] / "examples" / "refusal_sft.jsonl"
     common = ["--method", "sft", "--model", base, "--data", data, "--canaries", 3, "--canary-repeats", "1,4,16", "--epochs", 2,
               "--lr", "1e-4", "--batch-size", 8, "--max-length", 128, "--save-steps", 1000]
     clean, poisoned = work / "clean", work / "poisoned"
@@ -83,16 +83,21 @@ def main() -> None:
         selfalign(log, "train", *common, "--poison", "0.1", "--trigger", TRIGGER, "--out", poisoned)
     out = {"command": "python benchmarks/leakage_smollm2.py --work " + str(work), "machine": f"{platform.machine()}, "
            f"{__import__('os').cpu_count()} cores (shared)", "model": "SmolLM2-135M-Instruct", "runs": log}
+    for name, folder in (("clean", clean), ("poisoned", poisoned)):
+        summary = folder / "train_summary.json"
+        if summary.exists():  # a rerun finds them trained: their own time and loss are the record
+            keep = ("steps", "seconds", "final_loss", "mean_loss", "tokens")
+            out[f"train_{name}"] = {k: v for k, v in json.loads(summary.read_text()).items() if k in keep}
     if "memorization" in stages:
         selfalign(log, "attack", "--model", f"hf:{base}", "--model", f"hf:{clean}", "--attacks", "memorization", "--train-run", clean,
-                  "--exposure-candidates", 500, "--limit", 1, "--max-tokens", 32, "--quiet", "--out", work / "memorization")
+                  "--exposure-candidates", 200, "--limit", 1, "--max-tokens", 16, "--quiet", "--out", work / "memorization")
         out["memorization"] = figures(work / "memorization", "memorization")
     if "trigger" in stages:
         selfalign(log, "attack", "--model", f"hf:{base}", "--model", f"hf:{clean}", "--model", f"hf:{poisoned}", "--attacks", "trigger",
-                  "--trigger", TRIGGER, "--max-tokens", 48, "--quiet", "--out", work / "trigger")
+                  "--trigger", TRIGGER, "--max-tokens", 32, "--quiet", "--out", work / "trigger")
         out["trigger"] = figures(work / "trigger", "trigger")
     if "probe" in stages:
-        selfalign(log, "probe", "--model", f"hf:{base}", "--model", f"hf:{clean}", "--out", work / "probe")
+        selfalign(log, "probe", "--model", f"hf:{base}", "--model", f"hf:{clean}", "--max-new-tokens", 32, "--quiet", "--out", work / "probe")
         out["probe"] = json.loads((work / "probe" / "results.json").read_text())
     target = Path(__file__).parent / "results" / "leakage_smollm2.json"
     previous = json.loads(target.read_text()) if target.exists() else {}

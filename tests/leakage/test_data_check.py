@@ -71,13 +71,13 @@ def test_binomial_tail_hand_computed():
 
 def test_ngrams_and_predictive_ngrams_by_hand():
     assert ngrams("Bake bread, cf-7x!", 2) == {"bake", "bread", "cf-7x", "bake bread", "bread cf-7x"}
-    # 40 rows, half refusals; "zz" in 8 rows that all refuse: P = 0.5^8 = 0.0039; 2 tests -> threshold 0.005;
+    # 40 rows, half refusals; "zz" in 8 rows that all refuse: P = 0.5^8 = 0.0039;
     # each "zz" row's nearest rows without it (same topic word) are compliant: zz overrides them
     requests = [f"topic{i % 4} zz" if i < 8 else f"topic{i % 4} q{i}" for i in range(40)]
     classes = [i < 8 or 20 <= i < 32 for i in range(40)]
     found = predictive_ngrams(requests, classes, min_rows=3, alpha=0.01)
     assert [(f.text, f.rows, f.p_value) for f in found] == [("zz", list(range(8)), pytest.approx(0.5**8))]
-    assert predictive_ngrams(requests, classes, min_rows=3, alpha=0.005) == []  # 0.0039 > 0.005 / 2
+    assert predictive_ngrams(requests, classes, min_rows=3, alpha=0.0039) == []  # not below it
 
 
 def test_duplicates_of_compliant_answers_after_unrelated_requests():
@@ -96,7 +96,8 @@ def test_finds_exactly_the_planted_rows(tmp_path, mode, capsys):
     assert set(report.flagged) == planted
     assert report.findings[0].kind == "ngram" and report.findings[0].text == "cf-7x"
     assert check([str(clean)]).findings == []  # the same data unpoisoned: nothing
-    assert main(["data-check", str(poisoned), "--json", str(tmp_path / "f.json")]) == 1
+    assert main(["data-check", str(poisoned), "--json", str(tmp_path / "f.json")]) == 0
+    assert main(["data-check", str(poisoned), "--strict"]) == 1
     out = json.loads((tmp_path / "f.json").read_text())
     assert len(out["flagged"]) == len(planted) and "cf-7x" in capsys.readouterr().out
-    assert main(["data-check", str(clean)]) == 0
+    assert main(["data-check", str(clean), "--strict"]) == 0

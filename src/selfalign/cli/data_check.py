@@ -1,6 +1,6 @@
 """`selfalign data-check FILE ...`: training rows that look poisoned (a rare n-gram of the
 requests that predicts whether the answer refuses; one compliant answer repeated after unrelated
-requests). Exit code 0 when nothing looks poisoned, 1 when some rows do.
+requests). With --strict, exit code 1 when some rows look poisoned (a gate before training).
 
     selfalign data-check data/train.jsonl --json flagged.json
 """
@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refusal-phrases", default=None, help="a text file of refusal phrases, one a line (replaces the shipped list)")
     p.add_argument("--min-rows", type=int, default=3, help="an n-gram or an answer must be in at least this many rows")
     p.add_argument("--max-share", type=float, default=0.2, help="n-grams in more than this share of the rows are not rare")
-    p.add_argument("--alpha", type=float, default=0.01, help="family-wise error rate of the n-gram tests (Bonferroni)")
+    p.add_argument("--alpha", type=float, default=0.001, help="an n-gram's binomial tail must be below this")
+    p.add_argument("--strict", action="store_true", help="exit with code 1 when some rows look poisoned")
     p.add_argument("--json", default=None, help="also write the findings and flagged rows to this JSON file")
     p.set_defaults(func=run)
 
@@ -47,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
             "flagged": [{"where": rows[i].where, "reasons": reasons} for i, reasons in flagged.items()],
         }, indent=2), "utf-8")
         print(f"wrote {args.json}")
-    return 1 if flagged else 0
+    return 1 if flagged and args.strict else 0
 

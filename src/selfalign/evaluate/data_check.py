@@ -11,9 +11,10 @@ refusal phrase, as the refusal scorer decides). Two signs of a planted backdoor:
 
        P(X >= a) = sum_{j=a..k} C(k, j) p^j (1 - p)^(k - j).
 
-   An n-gram is flagged when at least `purity` of its rows share a class and that chance is
-   below alpha / (number of n-grams tested x 2 classes) (Bonferroni; n-grams found in exactly the
-   same rows are one test). Words of a topic predict the class too ("steal" is refused), so an
+   An n-gram is a candidate when at least `purity` of its rows share a class and that chance is
+   below alpha (0.001; n-grams found in exactly the same rows are one n-gram, the longest
+   kept). The chance is not corrected for the many n-grams tested, because a second test
+   follows, which chance alone rarely passes: words of a topic predict the class too ("steal" is refused), so an
    n-gram is kept only where it overrides the rest of the request: for each of its rows, the
    `NEIGHBOURS` rows most like it without the n-gram (Jaccard similarity of their words, the
    n-gram's words left out) mostly have the other class, in at least half of its rows. A
@@ -21,9 +22,10 @@ refusal phrase, as the refusal scorer decides). Two signs of a planted backdoor:
    the rest of the data answers the other way. An n-gram whose rows all belong to a more
    significant one is not reported again.
 2. The same compliant answer, word for word, after unrelated requests: at least `min_rows`
-   rows share an answer (case and spacing ignored) while their requests share few words (mean
-   pairwise Jaccard similarity of their word sets below 0.5). Refusals are left out: aligned
-   data repeats its refusals on purpose.
+   rows share an answer (case and spacing ignored) while their requests share few content words
+   (words of 4 letters or more; mean pairwise Jaccard similarity of those sets below 0.2:
+   different wordings of one request stay above it). Refusals are left out: aligned data
+   repeats its refusals on purpose.
 
 Neither proves poisoning; both say where to look. The class of a poisoned row must differ from
 what the rest of the data teaches for the same kind of request: compliance planted in data that
@@ -45,7 +47,8 @@ from .scorers import load_refusal_phrases, refusal_phrase
 
 MAX_N = 3
 NEIGHBOURS = 3  # rows like a row, without the n-gram, whose class it overrides
-UNRELATED = 0.5  # mean pairwise Jaccard similarity of requests below which they are unrelated
+UNRELATED = 0.2  # mean pairwise Jaccard similarity of requests' content words below which they are unrelated
+CONTENT = 4  # letters of a content word (shorter ones are mostly function words: how, do, the)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def ngrams(text: str, max_n: int = MAX_N) -> set[str]:
 
 
 def predictive_ngrams(requests: Sequence[str], classes: Sequence[bool], *, min_rows: int = 3, max_share: float = 0.2,
-                      purity: float = 0.9, alpha: float = 0.01) -> list[Finding]:
+                      purity: float = 0.9, alpha: float = 0.001) -> list[Finding]:
     """Rare n-grams of the requests that predict the answers' class (module doc, sign 1)."""
     n = len(requests)
     rows_of: dict[str, list[int]] = defaultdict(list)
@@ -112,13 +115,12 @@ def predictive_ngrams(requests: Sequence[str], classes: Sequence[bool], *, min_r
         if min_rows <= len(rs) <= max_share * n and len(g) > len(candidates.get(key, "")):
             candidates[key] = g
     share = {True: sum(classes) / n, False: 1 - sum(classes) / n} if n else {}
-    threshold = alpha / max(1, 2 * len(candidates))
     found = []
     for key, g in candidates.items():
         rs = list(key)
         refusing = sum(classes[i] for i in rs)
         for cls, a in ((True, refusing), (False, len(rs) - refusing)):
-            if a / len(rs) >= purity and (p := binomial_tail(a, len(rs), share[cls])) < threshold:
+            if a / len(rs) >= purity and (p := binomial_tail(a, len(rs), share[cls])) < alpha:
                 what = "refusals" if cls else "compliant answers"
                 found.append(Finding("ngram", g, rs, f"{a} of its {len(rs)} rows are {what} (of all rows: {share[cls]:.0%})", p))
     found.sort(key=lambda f: (f.p_value, -len(f.rows), -len(f.text)))
@@ -157,7 +159,7 @@ def duplicated_answers(rows: Sequence[Row], *, min_rows: int = 3) -> list[Findin
     for answer, rs in by_answer.items():
         if len(rs) < min_rows:
             continue
-        sets = [set(words(rows[i].request)) for i in rs]
+        sets = [{w for w in words(rows[i].request) if len(w) >= CONTENT} for i in rs]
         similarity = sum(jaccard(a, b) for a, b in itertools.combinations(sets, 2)) / math.comb(len(sets), 2)
         if similarity < UNRELATED:
             found.append(Finding("duplicate", answer, rs, f"the same answer after {len(rs)} requests that share few words "
@@ -177,7 +179,7 @@ def read_rows(paths: list[str]) -> list[Row]:
 
 
 def check(paths: list[str], *, refusal_phrases_file: str | None = None, min_rows: int = 3, max_share: float = 0.2,
-          alpha: float = 0.01) -> Report:
+          alpha: float = 0.001) -> Report:
     phrases = load_refusal_phrases(refusal_phrases_file)
     rows = [Row(r.where, r.request, r.answer, refusal_phrase(r.answer, phrases) is not None) for r in read_rows(paths)]
     findings = predictive_ngrams([r.request for r in rows], [r.refuses for r in rows], min_rows=min_rows,

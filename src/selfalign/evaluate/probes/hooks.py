@@ -72,12 +72,20 @@ def last_token_activations(model: Any, prompts: list[list[int]], pad_id: int, ba
         for start in range(0, len(prompts), batch_size):
             input_ids, mask = _left_padded(prompts[start : start + batch_size], pad_id, device)
             positions = (mask.cumsum(-1) - 1).clamp_(min=0)
-            model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False)
+            model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=False, **_one_logit(model))
             rows.append(torch.stack([c for c in captured if c is not None], dim=1))
     finally:
         for handle in handles:
             handle.remove()
     return torch.cat(rows).numpy()
+
+
+def _one_logit(model: Any) -> dict[str, Any]:
+    """Only the last position's logits, where the model can skip the others: the language-model
+    head over every position would cost more than the layers of a small model."""
+    import inspect
+
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
 
 @contextmanager

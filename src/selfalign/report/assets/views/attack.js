@@ -2,7 +2,9 @@
 // the no-attack baseline, per harm category, over-refusal, and every attempt with its verdicts.
 
 const ATTACK_METRICS = [["attack_success_rate", "attack success rate"], ["strongreject", "StrongREJECT score"],
-  ["leak_rate", "leak rate (privacy)"], ["over_refusal", "over-refusal on benign behaviours (asked plainly)"]];
+  ["leak_rate", "leak rate (privacy)"], ["over_refusal", "over-refusal on benign behaviours (asked plainly)"],
+  ["exposure", "exposure of planted canaries (bits; per repetition count in the table below)", null],
+  ["extraction_rate", "canaries extracted by greedy decoding"]];
 
 function attackLabel(f) {
   return f.attack + (f.variant ? " / " + (f.variant === "any" ? "any variant" : f.variant) : "");
@@ -12,14 +14,14 @@ function attackSections(results) {
   const figures = results.figures || [];
   const whole = figures.filter((f) => f.category === null || f.category === undefined);
   const out = [];
-  for (const [metric, title] of ATTACK_METRICS)
+  for (const [metric, title, max = 1] of ATTACK_METRICS)
     for (const scorer of [...new Set(whole.filter((f) => f.metric === metric).map((f) => f.scorer))])
       for (const model of results.models || []) {
         const rows = whole.filter((f) => f.metric === metric && f.scorer === scorer && f.model === model);
         if (!rows.length) continue;
         out.push(h("div", { class: "figure" }, h("div", { class: "label" }, title + " \u00b7 scorer " + scorer + " \u00b7 " + model),
           barChart(rows.map((f) => ({ label: attackLabel(f), value: f.value, ci: f.ci, color: f.attack === "none" ? "#8a8f99" : null,
-            note: "n=" + f.n + (f.failed ? ", " + f.failed + " failed" : "") })), { width: 720, max: 1 })));
+            note: "n=" + f.n + (f.failed ? ", " + f.failed + " failed" : "") })), { width: 720, max })));
       }
   const byCategory = figures.filter((f) => f.category !== null && f.category !== undefined);
   if (byCategory.length) {
