@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from selfalign.errors import UserError
 from selfalign.llm import ModelError, RetryPolicy, SchemaError, TransientError, load_model
-from selfalign.llm.model import read_json
+from selfalign.llm.structured import read_json
 from selfalign.store import RunStore
 
 FAST = RetryPolicy(max_retries=3, backoff_base=0.001, backoff_max=0.002)

@@ -1,5 +1,7 @@
 """The one wrapper around every provider: concurrency limit, retries with backoff, call cache,
-and structured output (schema in the request, validation, a bounded number of attempts)."""
+and structured output (schema in the request, validation, a bounded number of attempts; the
+instruction and JSON reading it uses are in `structured.py`). Errors leave it with secrets
+redacted (`selfalign.redact`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
@@ -20,6 +21,7 @@ from selfalign.errors import UserError
 from selfalign.redact import redact, redact_exception
 
 from .errors import ModelError, SchemaError, TransientError
+from .structured import json_schema_of, read_json, schema_instruction, schema_instruction_of, with_instruction
 from .provider import PromptScoringProvider, Provider, ScoringProvider, TextProvider
 from .types import (
     OPTIONAL_SAMPLING,
@@ -188,7 +190,7 @@ class Model:
         await self._find_structured_mode()
         if not self.provider.constrained:
             instruction = schema_instruction_of(schema) if schema else schema_instruction(json_schema)
-            return _with_instruction(msgs, instruction)
+            return with_instruction(msgs, instruction)
         return msgs
 
     async def _find_structured_mode(self) -> None:
@@ -295,13 +297,6 @@ def loglikelihood_key(model_name: str, request: LoglikelihoodRequest) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-@functools.cache
-def json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
-    """A pydantic model's JSON schema, built once per model class: building it costs more than
-    the rest of a call. Shared: never modify the dict returned."""
-    return schema.model_json_schema()
-
-
 def call_key(model_name: str, request: ChatRequest | TextRequest | None, structured: str | None = None) -> str:
     """Cache key: model, messages (or a raw prompt), sampling (seed included), schema and, where
     a server has several, the structured-output mode. No request: the key of the model's
@@ -364,42 +359,6 @@ def _valid_under(schema: type[BaseModel], completion: Completion) -> bool:
         return True
     except (ValueError, ValidationError):
         return False
-
-
-def schema_instruction(json_schema: dict[str, Any]) -> str:
-    """What a prompt that wants JSON says at its end (also in exported training conversations)."""
-    return (
-        "\n\nReply with a single JSON object and nothing else. It must validate against this JSON schema:\n"
-        + json.dumps(json_schema)
-    )
-
-
-@functools.cache
-def schema_instruction_of(schema: type[BaseModel]) -> str:
-    """`schema_instruction` for a pydantic model, written once per model class."""
-    return schema_instruction(json_schema_of(schema))
-
-
-def _with_instruction(msgs: tuple[Message, ...], instruction: str) -> tuple[Message, ...]:
-    last = msgs[-1]
-    return msgs[:-1] + (Message(role=last.role, content=last.content + instruction),)
-
-
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
-_LENIENT_JSON = json.JSONDecoder(strict=False)  # made once: json.loads(strict=False) makes one per call
-
-
-def read_json(text: str) -> Any:
-    """A model's JSON, read leniently where that is safe: surrounding whitespace, a code fence
-    (models without constrained decoding often add one) and raw control characters inside
-    strings (constrained decoders in some servers let tabs and newlines through). The caller
-    then validates it strictly against the schema. Raises ValueError for anything else."""
-    match = _FENCE.match(text)
-    body = match.group(1) if match else text.strip()
-    try:
-        return _LENIENT_JSON.decode(body)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}") from exc
 
 
 def _one_line(exc: Exception, limit: int = 160) -> str:

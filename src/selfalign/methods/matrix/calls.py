@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from selfalign.llm import Model
-from selfalign.llm.model import json_schema_of
+from selfalign.llm.structured import json_schema_of
 from selfalign.llm.types import ChatResult
 from selfalign.methods.answers import whole_answer
 from selfalign.methods.prompts import Prompts

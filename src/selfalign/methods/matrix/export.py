@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from selfalign.llm.model import schema_instruction
+from selfalign.llm.structured import schema_instruction
 from selfalign.store.export import per_record, preference_row, sft_row
 from selfalign.store.inputs import Item
 
