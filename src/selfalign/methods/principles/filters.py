@@ -135,28 +135,47 @@ class InstructionPool:
         self.rouge.add(text)
 
 
-_TASK = re.compile(r"^\s*(?:\d+\s*\.\s*)?Instruction\s*:\s*(?P<instruction>.*?)\s*"
-                   r"(?:^\s*(?:\d+\s*\.\s*)?Input\s*:\s*(?P<input>.*?))?\s*$", re.DOTALL | re.MULTILINE | re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(?:\d+\s*[.)]\s*)?\**(?P<label>[A-Za-z][A-Za-z ]{0,20}?)\**\s*:\s*(?P<rest>.*)$")
 
 
 def alpaca_tasks(text: str, truncated: bool) -> list[tuple[str, str] | str]:
     """The tasks of an Alpaca-format list ("###", "N. Instruction: ...", "N. Input:", its input
-    or <noinput>): (instruction, input) each, or the reason a block is not one. The last block
-    of a reply cut at max_tokens is likely cut too, and is dropped (as the reference does)."""
+    or <noinput>): (instruction, input) each, or the reason a block is not one. A block's
+    instruction runs to the next labelled line ("N. Input:", "Output:"...), its input to the
+    next label after it. The last block of a reply cut at max_tokens is likely cut too, and is
+    dropped (as the reference does)."""
     blocks = [b for b in text.split("###") if b.strip()]
     out: list[tuple[str, str] | str] = []
     for n, block in enumerate(blocks):
         if truncated and n == len(blocks) - 1:
             out.append("cut off at max tokens")
             continue
-        match = _TASK.match(block)
-        if not match or not match.group("instruction"):
+        fields = _labelled(block)
+        instruction = " ".join(fields.get("instruction", "").split())
+        if not instruction:
             out.append("not in the task format")
             continue
-        instruction = " ".join(match.group("instruction").split())
-        input_ = (match.group("input") or "").strip()
+        input_ = fields.get("input", "").strip()
         out.append((instruction, "" if input_.lower() == NO_INPUT else input_))
     return out
+
+
+def _labelled(block: str) -> dict[str, str]:
+    """label -> text of a block's labelled parts ("Instruction", "Instructions" and "Task" read
+    as "instruction"); the first of each label counts."""
+    fields: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in block.splitlines():
+        match = _LABEL.match(line)
+        if match:
+            label = match.group("label").strip().lower()
+            label = "instruction" if label in ("instruction", "instructions", "task") else label
+            current = fields.setdefault(label, []) if label not in fields else None
+            if current is not None:
+                current.append(match.group("rest"))
+        elif current is not None:
+            current.append(line)
+    return {label: "\n".join(lines).strip() for label, lines in fields.items()}
 
 
 # -- principle-driven answers ---------------------------------------------------------------
