@@ -32,8 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_generator_options(p)
     add_raw_option(p)
     p.add_argument("--principles", default=None, help="JSONL of {id, name, text} (default: the 16 shipped principles)")
-    p.add_argument("--exemplars", default=None, help="JSONL of {turns: [{user, thoughts, answer}], leaks} (default: shipped)")
+    p.add_argument("--exemplars", default=None, help="JSONL of {turns: [{user, thoughts, answer}], leaks} (default: the paper's five kinds; exemplars-with-refusal.jsonl adds a declined harmful request)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling")
+    p.add_argument("--sorry-bias", type=float, default=-100.0,
+                   help="logit bias on the token 'Sorry', so answers do not start with it (the reference's -100; 0: none)")
+    p.add_argument("--identity", default=PrinciplesConfig.model_fields["identity"].default,
+                   help="the self-identification line that opens the exemplars' thoughts; answers without it are dropped")
     p.set_defaults(func=run, temperature=0.5, max_tokens=256)
 
 
@@ -41,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     config = PrinciplesConfig(
         seed=args.seed, raw=args.raw, templates=args.templates, principles_file=args.principles,
         exemplars_file=args.exemplars, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+        sorry_bias=args.sorry_bias, identity=args.identity,
     )
     principles = load_principles(config.principles_file)  # every file checked before any model call
     exemplars = load_exemplars(config.exemplars_file, principles)
