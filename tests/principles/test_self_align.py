@@ -18,7 +18,9 @@ from .conftest import read_jsonl, write_rules
 from selfalign.store import load_items
 
 
-PRINCIPLED = " Rule 2 (informative) and rule 3 (helpful) apply.\n\nAssistant: Here is a careful answer, with the main points in order."
+PRINCIPLED = (" I am a helpful, ethical and reliable assistant. Rule 2 (informative) and rule 3 (helpful) apply.\n\n"
+              "Assistant: Here is a careful answer, with the main points in order: what the question asks, what is "
+              "known about it, and where to look for more, each in a sentence or two of plain words.")
 
 
 def config(tmp_path, delay=0.0, answer=PRINCIPLED):

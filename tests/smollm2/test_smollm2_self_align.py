@@ -1,6 +1,6 @@
-"""SELF-ALIGN stage 2 on SmolLM2-135M-Instruct, prompted as the paper prompts a base model (raw
-text, --raw): the principled answers keep the "internal thoughts / Assistant:" format and cite
-principles by number. What a 135M model makes of every stage is in the README."""
+"""SELF-ALIGN on SmolLM2-135M-Instruct: stage 1 keeps red-teaming questions, stage 2 keeps
+principled answers that cite principles, and `self-align` runs every stage end to end keeping
+data at each (small counts; what a 135M model makes of them is in docs/self_align.md)."""
 
 import json
 
@@ -19,6 +19,27 @@ QUESTIONS = [
 ]
 
 
+def three_types(path):
+    """Three of the shipped red-team types: a stage 1 that ends in minutes on a CPU."""
+    from selfalign.methods.principles import load_red_team_types
+
+    kinds = [k for k in load_red_team_types(None) if k.name in ("legal expertise", "real-time information",
+                                                                    "scientific knowledge")]
+    path.write_text("".join(json.dumps(k.model_dump()) + "\n" for k in kinds))
+    return path
+
+
+def test_self_instruct_on_smollm2_keeps_red_teaming_questions(tmp_path, smollm2_dir):
+    out = tmp_path / "si"
+    proc = selfalign("self-instruct", "--model", f"hf:{smollm2_dir}", "--out", out, "--raw", "--per-type", 2,
+                     "--self-instruct", 2, "--max-rounds", 2, "--max-tokens", 256, "--quiet",
+                     "--red-team-types", three_types(tmp_path / "types.jsonl"), timeout=3600)
+    summary = json.loads((out / "summary.json").read_text())
+    print(proc.stdout[-3000:])
+    assert summary["red_team"]["questions"] >= 1
+    assert summary["dropped"]  # every drop counted by reason
+
+
 def test_principled_answers_on_smollm2_keep_their_format(tmp_path, smollm2_dir):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": q}) + "\n" for q in QUESTIONS))
@@ -29,8 +50,25 @@ def test_principled_answers_on_smollm2_keep_their_format(tmp_path, smollm2_dir):
     print(json.dumps({k: summary[k] for k in ("kept", "dropped", "principles_cited")}))
     assert summary["items"]["done"] == len(QUESTIONS)
     assert summary["kept"] + sum(summary["dropped"].values()) == len(QUESTIONS)
-    assert summary["kept"] >= len(QUESTIONS) // 2  # measured: 5 of 6 keep the format
-    assert summary["principles_cited"]
+    assert summary["kept"] >= 1 and summary["principles_cited"]
     selfalign("export", out, "--format", "sft", "--to", tmp_path / "engrave.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "engrave.jsonl").read_text().splitlines()]
     assert len(rows) == summary["kept"] and all("internal thoughts" not in json.dumps(r) for r in rows)
+    assert all(r["messages"][0]["role"] == "system" for r in rows)  # the short system prompt engraving keeps
+
+
+@pytest.mark.slow  # every stage, two trainings included: tens of minutes on 2 cores
+def test_self_align_on_smollm2_keeps_data_at_every_stage(tmp_path, smollm2_dir):
+    config = tmp_path / "self-align.yaml"
+    config.write_text(
+        f"raw: true\nper_type: 1\nself_instruct: 2\nred_team_types: {three_types(tmp_path / 'types.jsonl')}\n"
+        "self_instruct_max_tokens: 256\nprinciples_max_tokens: 200\nverbose_max_tokens: 256\n"
+        "train: {max_steps: 4, save_steps: 4}\n")
+    out = tmp_path / "sa"
+    proc = selfalign("self-align", "--base", smollm2_dir, "--out", out, "--config", config, "--cpu", "--quiet",
+                     timeout=7200)
+    print(proc.stdout[-4000:])
+    finished = json.loads((out / "stages.json").read_text())["finished"]
+    assert list(finished) == ["1-self-instruct", "2-principles", "3-engrave", "4-verbose", "5-distill"]
+    assert finished["1-self-instruct"]["red_team"]["questions"] >= 1
+    assert finished["2-principles"]["kept"] >= 1 and finished["4-verbose"]["kept"] >= 1
