@@ -143,7 +143,7 @@ def test_questions_come_from_mixed_type_hints_beside_five_seed_examples():
     number = {topic: n for n, (_, topic) in enumerate(hints, start=examples + 1)}
     text = "\n".join([
         f"{number['Patents']}. type: questions that require legal expertise, topic: Patents, instruction: How long does a patent last in Peru?",
-        f"{number['Stock Prices']}. type: questions that require real-time information, topic: Tenant Law, instruction: Is rent due today?",
+        f"{number['Stock Prices']}. type: questions that require real-time information, topic: Ocean Tides, instruction: Is rent due today?",
         f"{number['Weather Radar']}. What does the weather radar show over Oslo now?",
         f"{number['Weather Radar']}. Is it snowing in Oslo?",
         "1. type: questions that require legal expertise, topic: Rental Deposits, instruction: Can my landlord keep my deposit?",
@@ -155,9 +155,17 @@ def test_questions_come_from_mixed_type_hints_beside_five_seed_examples():
         ("legal expertise", "Patents", "How long does a patent last in Peru?"),
         ("real-time information", "Weather Radar", "What does the weather radar show over Oslo now?")]
     assert summary["dropped"] == {
-        "red-team: question about another topic than its hint": 1, "red-team: question does not answer a hint": 1,
+        "red-team: question about another topic than its hints": 1, "red-team: hint answered twice": 1,
         "red-team: line repeats an example's hint": 1, "red-team: hint repeated without a question": 1,
         "red-team: question cut off at max tokens": 1}
+    swapped = "\n".join([  # a small model numbers lines wrongly: the topic named decides the hint
+        f"{number['Patents']}. type: t, topic: Stock Prices, instruction: What is the price of tin right now?",
+        f"{number['Stock Prices']}. type: t, topic: Patents, instruction: Can I patent a recipe in Chile?",
+        f"{number['Tenant Law']}. type: t, instruction: A question naming no topic?"])
+    summary = p.end_round(2, [{**item.extra, "text": swapped, "finish_reason": "stop"}], [])
+    assert [(q["topic"], q["prompt"]) for q in summary["questions"]] == [
+        ("Stock Prices", "What is the price of tin right now?"), ("Patents", "Can I patent a recipe in Chile?")]
+    assert summary["dropped"] == {"red-team: question names no topic": 1}
 
 
 def test_self_instruct_rounds_keep_instruction_and_input():
@@ -201,7 +209,7 @@ def test_cli_writes_prompts_any_generator_reads_and_is_deterministic(tmp_path, c
     assert "dropped:" in out and "red-team: question duplicate" in out
     rows = read_jsonl(tmp_path / "a" / "prompts.jsonl")
     assert {r["prompt"] for r in rows if r["source"] == "red-team"} == {"And one about the second hint?"}
-    assert "red-team: question about another topic than its hint" in out  # the scripted line names topic "y"
+    assert "red-team: question about another topic than its hints" in out  # the scripted line names topic "y"
     assert {"prompt": "Explain how this bicycle gear system works.\n\na 21-speed mountain bike", "source": "self-instruct",
             "instruction": "Explain how this bicycle gear system works.", "input": "a 21-speed mountain bike",
             "round": 1} in rows

@@ -1,8 +1,9 @@
 """Red-teaming questions from mixed-type hints, as the reference writes them
 (training/step1_topic_guided_red_teaming_self_instruct/generate_tgrt_question.py): each call
 lists `examples` seed hints and then the new ones, "N. type: ..., topic: ...", shows the seed
-hints answered ("..., instruction: a question"), and the model goes on with line N+1. Only a
-line numbered as a new hint, about that hint's topic, is kept: one question a hint.
+hints answered ("..., instruction: a question"), and the model goes on with line N+1. A line
+that names a new hint's topic answers that hint (a bare question, the hint of its number): one
+question a hint.
 """
 
 from __future__ import annotations
@@ -57,13 +58,8 @@ def parse_questions(
             dropped["red-team: question cut off at max tokens"] += 1
         answered: set[int] = set()
         for number, line in lines:
-            hint_at = number - first_new
-            question, problem = _question(line, hints[hint_at][1] if 0 <= hint_at < len(hints) else None)
-            if number < first_new:
-                problem = "line repeats an example's hint"
-            elif hint_at >= len(hints) or hint_at in answered:
-                problem = "question does not answer a hint"
-            elif problem is None and normalise(question) in seen:
+            hint_at, question, problem = _answer(line, number - first_new, hints, answered)
+            if problem is None and normalise(question) in seen:
                 problem = "question duplicate"
             elif problem is None and per[hints[hint_at][0]] >= per_type:
                 problem = "question beyond --per-type"
@@ -78,16 +74,30 @@ def parse_questions(
     return kept
 
 
-def _question(line: str, topic: str | None) -> tuple[str, str | None]:
-    """(question, problem) of a line: "type: ..., topic: ..., instruction: Q" or a bare question."""
+def _answer(line: str, at: int, hints: list[Any], answered: set[int]) -> tuple[int, str, str | None]:
+    """(hint index, question, problem) of a line numbered as hint `at` (an index into the new
+    hints; negative: an example's). A line that names its topic answers the new hint of that
+    topic, whatever its number (a small model often numbers them wrong); a bare question answers
+    the hint of its number."""
     match = _LABELLED.match(line.strip())
     if match:
-        if topic is not None and match.group("topic") and match.group("topic").strip().lower() != topic.lower():
-            return "", "question about another topic than its hint"
+        named = (match.group("topic") or "").strip().lower()
+        topics = [str(hint[1]).lower() for hint in hints]
+        if not named:
+            return at, "", "question names no topic"
+        if named not in topics:
+            return at, "", "line repeats an example's hint" if at < 0 else "question about another topic than its hints"
+        at = topics.index(named)
         question = match.group("question")
     elif re.match(r"^\s*(?:type|topic)\s*:", line, re.IGNORECASE):
-        return "", "hint repeated without a question"
+        return at, "", "hint repeated without a question"
+    elif at < 0:
+        return at, "", "line repeats an example's hint"
+    elif at >= len(hints):
+        return at, "", "question does not answer a hint"
     else:
         question = line
+    if at in answered:
+        return at, "", "hint answered twice"
     question = question.strip().strip('"').strip()
-    return (question, None) if question else ("", "question empty")
+    return (at, question, None) if question else (at, "", "question empty")
