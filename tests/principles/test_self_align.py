@@ -63,16 +63,17 @@ def test_self_align_killed_in_stage_2_resumes_and_ends_with_the_final_checkpoint
     stages = json.loads((out / "stages.json").read_text())
     assert list(stages["finished"]) == ["1-self-instruct"]
     before = done_items(out / "2-principles")
-    assert 1 <= before < 4
+    assert 1 <= before
 
     code, text = cli(*args)
     assert code == 0, text
     assert "== 1-self-instruct: finished earlier, skipped" in text
     summary = json.loads((out / "2-principles" / "summary.json").read_text())
-    assert summary["items"]["done"] == 4 and summary["usage"]["calls"] == 4  # no answer asked twice
-    assert summary["principles_cited"] == {"informative": 4, "helpful": 4}
-    assert len(load_items(out / "1-self-instruct" / "prompts.jsonl")) == 4
-    assert len(read_jsonl(out / "2-principles" / "engrave.jsonl")) == 4
+    n = len(load_items(out / "1-self-instruct" / "prompts.jsonl"))
+    assert n >= 4 and before < n
+    assert summary["items"]["done"] == n and summary["usage"]["calls"] == n  # no answer asked twice
+    assert summary["principles_cited"] == {"informative": n, "helpful": n}
+    assert len(read_jsonl(out / "2-principles" / "engrave.jsonl")) == n
     assert (out / "3-engrave" / "config.json").is_file() and (out / "5-distill" / "config.json").is_file()
     assert len(read_jsonl(out / "4-verbose" / "distill.jsonl")) == json.loads((out / "4-verbose" / "summary.json").read_text())["kept"]
     assert f"final checkpoint: {out / '5-distill'}" in text
