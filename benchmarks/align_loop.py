@@ -64,8 +64,9 @@ def generate(method: str, base: Path, prompts: Path, run: Path, args: argparse.N
     """The method's generation command (its options sized so SmolLM2 finishes items)."""
     common = ["--model", f"hf:{base}", "--prompts", prompts, "--out", run, "--seed", args.seed, "--quiet"]
     if method == "critique":
-        exemplars = ["--exemplars", args.exemplars] if args.exemplars else []
-        return ["critique-revise", *common, "--max-tokens", args.max_tokens, "--temperature", 0.7, *exemplars]
+        files = ["--exemplars", args.exemplars] if args.exemplars else []
+        files += ["--principles", args.principles] if args.principles else []
+        return ["critique-revise", *common, "--max-tokens", args.max_tokens, "--temperature", args.temperature, *files]
     if method == "self-align":  # principle-driven answers; engraving = training on them without the prompt
         return ["principles", *common, "--max-tokens", args.max_tokens]
     if method == "matrix":
@@ -168,7 +169,10 @@ def main() -> None:
     parser.add_argument("--red-team", type=int, default=130, help="red-team training prompts (of 130)")
     parser.add_argument("--lookalikes", type=int, default=130, help="look-alike training prompts (of 130)")
     parser.add_argument("--exemplars", default=None, help="critique: a few-shot exemplars file (default: shipped)")
-    parser.add_argument("--max-tokens", type=int, default=96, help="per generated answer, critique and revision")
+    parser.add_argument("--principles", default=str(TRAIN / "principles-harmless.jsonl"),
+                        help="critique: the principles drawn per red-team prompt (default: the harmlessness ones, as the paper's)")
+    parser.add_argument("--temperature", type=float, default=0.3, help="critique: sampling temperature of every call")
+    parser.add_argument("--max-tokens", type=int, default=64, help="per generated answer, critique and revision")
     parser.add_argument("--trainer", choices=list(TRAINER_DATA), default="sft")
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--lr", type=float, default=5e-5)
