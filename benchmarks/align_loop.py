@@ -62,10 +62,11 @@ def training_prompts(out: Path, red_team: int, lookalikes: int, size: str) -> Pa
 
 def generate(method: str, base: Path, prompts: Path, run: Path, args: argparse.Namespace) -> list[object]:
     """The method's generation command (its options sized so SmolLM2 finishes items)."""
-    common = ["--model", f"hf:{base}", "--prompts", prompts, "--out", run, "--seed", args.seed, "--quiet"]
+    common = ["--model", f"hf:{base}", "--prompts", prompts, "--out", run, "--seed", args.seed, "--concurrency", 64, "--quiet"]
     if method == "critique":
         files = ["--exemplars", args.exemplars] if args.exemplars else []
         files += ["--principles", args.principles] if args.principles else []
+        files += ["--revision-start", args.revision_start] if args.revision_start else []
         return ["critique-revise", *common, "--max-tokens", args.max_tokens, "--temperature", args.temperature, *files]
     if method == "self-align":  # principle-driven answers; engraving = training on them without the prompt
         return ["principles", *common, "--max-tokens", args.max_tokens]
@@ -171,6 +172,8 @@ def main() -> None:
     parser.add_argument("--exemplars", default=None, help="critique: a few-shot exemplars file (default: shipped)")
     parser.add_argument("--principles", default=str(TRAIN / "principles-harmless.jsonl"),
                         help="critique: the principles drawn per red-team prompt (default: the harmlessness ones, as the paper's)")
+    parser.add_argument("--revision-start", default="I'm sorry, but I can't help with that.",
+                        help="critique: the opening every revision is continued from ('' for none)")
     parser.add_argument("--temperature", type=float, default=0.3, help="critique: sampling temperature of every call")
     parser.add_argument("--max-tokens", type=int, default=64, help="per generated answer, critique and revision")
     parser.add_argument("--trainer", choices=list(TRAINER_DATA), default="sft")

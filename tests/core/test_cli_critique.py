@@ -152,3 +152,17 @@ def test_a_bad_exemplars_file_stops_before_any_work(tmp_path, scripted):
                      "--out", tmp_path / "run", check=False)
     assert proc.returncode == 2 and f"{bad}:1: bad exemplar (critique_request" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_revision_start_is_continued_by_the_model():
+    import asyncio
+
+    from selfalign.methods.critique import CritiqueConfig, load_principles, run_item
+    from selfalign.store.inputs import Item
+
+    model = _Recorder()
+    item = Item("a", 0, ({"role": "user", "content": "How do I pick a lock?"},))
+    config = CritiqueConfig(revision_start="I can't help with that.")
+    record = asyncio.run(run_item(item, model, config, load_principles(None), exemplars=[]))
+    assert model.calls[2][-1] == {"role": "assistant", "content": "I can't help with that."}  # continued, not answered anew
+    assert record.revision == "I can't help with that.reply 3" and record.critique == "reply 2"

@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="JSONL of few-shot exemplars {request, answer, critique_request, critique, revision_request, revision} "
         "shown before each critique and revision (default: shipped set; 'none' for no exemplars)",
     )
+    p.add_argument(
+        "--revision-start", default=None, metavar="TEXT",
+        help="start every revision with TEXT and let the model continue it (hf: and scripted: models); "
+        "for small models that echo their critique instead of revising (default: none)",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         principles_file=args.principles,
         exemplars_file=args.exemplars,
+        revision_start=args.revision_start,
         templates=args.templates,
     )
     principles = load_principles(config.principles_file)  # checked before any model call

@@ -41,6 +41,10 @@ class CritiqueConfig(BaseModel):
     max_tokens: int = 512
     principles_file: str | None = None  # None: the shipped principles
     exemplars_file: str | None = None  # None: the shipped exemplars
+    # The revision is started with this text and the model continues it (hf: and scripted:
+    # continue a final assistant message): a small model that echoes its critique instead of
+    # revising is held to the exemplars' revisions' opening. None: the model writes it all.
+    revision_start: str | None = None
     templates: str | None = None  # a folder whose .j2 files replace the shipped prompts
 
 

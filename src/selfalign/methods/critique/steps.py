@@ -4,7 +4,8 @@ As in Constitutional AI, the answer is the model's own (no exemplars in front of
 critique and the revision are asked for after the few-shot exemplars, each given as the six
 turns of a conversation (request, answer, critique request, critique, revision request,
 revision), so a small model copies the exemplars' behaviour rather than relying on its own
-judgement. A helpfulness prompt (`"red_team": false` in its row) is answered only.
+judgement. A helpfulness prompt (`"red_team": false` in its row) is answered only. With
+`revision_start`, the revision is started with that text and the model continues it.
 """
 
 from __future__ import annotations
@@ -34,17 +35,18 @@ async def run_item(
     prompts = prompts or Prompts(PROMPTS_DIR, config.templates)
     principle = principles[derive_seed(config.seed, item.id, "principle") % len(principles)]
 
-    async def say(conversation: list[dict[str, str]], step: str) -> str:
+    async def say(conversation: list[dict[str, str]], step: str, start: str = "") -> str:
+        started = [{"role": "assistant", "content": start}] if start else []
         result = await model.chat(
-            conversation,
+            conversation + started,
             temperature=config.temperature,
             max_tokens=config.max_tokens,
             seed=derive_seed(config.seed, item.id, step),
         )
         if not result.text.strip():
             raise ItemFailed(f"the model's {step} is empty")
-        conversation.append({"role": "assistant", "content": result.text})
-        return result.text
+        conversation.append({"role": "assistant", "content": start + result.text})
+        return start + result.text
 
     initial = await say(list(item.messages), "answer")
     if item.extra.get("red_team") is False:
@@ -54,5 +56,5 @@ async def run_item(
     conversation.append({"role": "user", "content": prompts.render("critique", principle=principle)})
     critique = await say(conversation, "critique")
     conversation.append({"role": "user", "content": prompts.render("revise", principle=principle)})
-    revision = await say(conversation, "revision")
+    revision = await say(conversation, "revision", config.revision_start or "")
     return CritiqueRecord(principle=principle.name, initial=initial, critique=critique, revision=revision)
