@@ -131,6 +131,7 @@ def run_method(method: str, base: Path, out: Path, args: argparse.Namespace, sec
         selfalign(*command)
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
 
+    out.mkdir(parents=True, exist_ok=True)
     size = f"r{args.red_team}-l{args.lookalikes}"  # runs of other sizes and recipes sit beside each other
     prompts = training_prompts(out, args.red_team, args.lookalikes, size)
     run = out / f"generate-{size}"
@@ -147,6 +148,7 @@ def run_method(method: str, base: Path, out: Path, args: argparse.Namespace, sec
     step("eval", "eval", "--model", f"hf:{base}", "--model", f"hf:{tuned}", "--bench", "prompts,hhh",
          "--data", f"prompts={HELDOUT / 'prompts.jsonl'}", "--data", f"hhh={HELDOUT / 'preference_pairs.jsonl'}",
          "--max-tokens", args.eval_max_tokens, "--out", eval_dir, "--seed", args.seed, "--quiet",
+         "--concurrency", 128, "--max-calls", 128,  # short answers: a wide batch uses the CPU best
          *(["--limit", args.eval_limit] if args.eval_limit else []),
          *(["--judge", args.judge] if args.judge else []))
     results = json.loads((eval_dir / "results.json").read_text())
