@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = ROOT / "benchmarks" / "data" / "heldout"
 SOURCE = ROOT / "src" / "selfalign"
 TRAINING_FILES = [  # every file the align loop, the demo and the methods' exemplars draw from
-    *sorted((ROOT / "benchmarks" / "data" / "align_train").glob("*.jsonl")),
+    *sorted(p for p in (ROOT / "benchmarks" / "data" / "align_train").glob("*.jsonl") if not p.name.startswith("principles")),
     SOURCE / "data" / "demo_prompts.jsonl",
     *sorted(SOURCE.glob("methods/*/exemplars*.jsonl")),
     *sorted(SOURCE.glob("methods/*/data/exemplars*.jsonl")),
