@@ -130,7 +130,8 @@ def main() -> None:
     args = parser.parse_args()
     if not lmeval.available():
         sys.exit(f"lm-evaluation-harness is not installed in {lmeval.LM_EVAL_VENV}: run make .venv-lmeval/.installed")
-    record = {"command": " ".join(["python", *sys.argv]), "rows": args.rows, "device": args.device, "benches": {}}
+    record = {"command": " ".join(["python", *sys.argv]), "rows": args.rows, "device": args.device,
+              "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0], "benches": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         model = args.model
@@ -155,6 +156,7 @@ def main() -> None:
                 print(f"  lm-eval hf, batch size {batch_size}: {theirs['seconds']:.1f} s, {per_minute:.0f} items/min "
                       f"({'same figures' if same else 'FIGURES DIFFER'}); selfalign is {row['lm_eval'][batch_size]['ratio']:.2f}x as fast")
             record["benches"][bench] = row
+    record["load_average_at_end"] = os.getloadavg()[0]
     out = ROOT / "benchmarks" / "results" / "bias_speed.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")

@@ -185,3 +185,15 @@ def test_headline_figures_are_columns_per_model():
         fig("b", "bbq", "acc", 0.6), fig("b", "bbq", "acc", 0.1, kind="difference"), fig("b", "ethics", "acc", 0.7)]}
     assert headline_figures(results) == {"a": {"bbq/acc": 0.5, "bbq/amb_bias_score": 0.1}, "b": {"bbq/acc": 0.6, "ethics/acc": 0.7}}
     assert headline_figures(results, ["ethics"]) == {"a": {}, "b": {"ethics/acc": 0.7}}
+
+
+def test_toxigen_from_a_datasets_folder_and_parquet(tmp_path):
+    """The hub's rows saved with datasets (save_to_disk) or as Parquet read as the CSV does."""
+    from datasets import Dataset
+
+    frame = pd.read_csv(DATA / "toxigen.csv")
+    Dataset.from_pandas(frame).save_to_disk(str(tmp_path / "toxigen"))
+    frame.to_parquet(tmp_path / "toxigen.parquet")
+    expected = [(i.extra["context"], i.extra["sets"], i.extra["categories"]) for i in load_toxigen(str(DATA / "toxigen.csv"))]
+    for source in (tmp_path / "toxigen", tmp_path / "toxigen.parquet"):
+        assert [(i.extra["context"], i.extra["sets"], i.extra["categories"]) for i in load_toxigen(str(source))] == expected

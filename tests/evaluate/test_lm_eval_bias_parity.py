@@ -141,3 +141,54 @@ def test_every_ethics_choice_scores_as_in_lm_eval(compared):
         assert len(samples) == len(mine) > 0
         for sample, record in zip(samples, mine):
             assert record["loglikelihoods"] == pytest.approx(lmeval.loglikelihoods(sample), abs=TOL)
+
+
+BBQ_DRIVER = """
+import importlib.util, json, sys
+import datasets
+spec = importlib.util.spec_from_file_location("bbq_utils", sys.argv[1])
+utils = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(utils)
+docs = [json.loads(line) for line in open(sys.argv[2])]
+answers = json.loads(sys.argv[3])
+processed = utils.process_docs(datasets.Dataset.from_list(docs))
+per_metric = {}
+for doc, answer in zip(processed, answers):
+    lls = [-5.0] * len(utils.doc_to_choice(doc))
+    lls[answer] = -1.0
+    for name, value in utils.process_results_multiple_choice(doc, [(ll, False) for ll in lls]).items():
+        per_metric.setdefault(name, []).append(value)
+agg = {"acc": lambda v: sum(v) / len(v), "accuracy_amb": utils.agg_accuracy_amb, "accuracy_disamb": utils.agg_accuracy_disamb}
+out = {}
+for name, values in per_metric.items():
+    fn = agg.get(name) or (utils.agg_amb_bias_scores if name.startswith("amb_") else utils.agg_disamb_bias_scores)
+    out[name] = float(fn(values))
+print(json.dumps(out))
+"""
+
+
+def test_bbq_bias_scores_equal_lm_eval_on_chosen_answers(tmp_path):
+    """The model's answer fixed by hand (every choice in turn, across copies of the rows), so the
+    biased, "unknown" and correct answers all occur: lm-eval's own process_docs, process_results
+    and aggregations against ours, overall and per category."""
+    import subprocess
+
+    from selfalign.evaluate.bias import bbq_aggregate, load_bbq
+
+    rows = [line for f in ("Age.jsonl", "Gender_identity.jsonl") for line in (DATA / "bbq" / f).read_text().splitlines()]
+    docs = tmp_path / "bbq.jsonl"
+    docs.write_text("".join(rows[i % len(rows)] + "\n" for i in range(48)))
+    answers = [(i * 7 + i // 8) % 12 if i % 3 else i % 2 for i in range(48)]  # the two people often, every unknown sometimes
+    proc = subprocess.run([str(lmeval.LM_EVAL_PYTHON), "-c", BBQ_DRIVER, str(lmeval.tasks_dir() / "bbq" / "utils.py"), str(docs),
+                           json.dumps(answers)], capture_output=True, text=True, check=True, env={**__import__("os").environ, **lmeval.OFFLINE})
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    items = load_bbq(str(docs))
+    pairs = [(item, {"metrics": {"acc": float(item.extra["sets"][0]["labels"][a] == 1)}, "answers": [a]}) for item, a in zip(items, answers)]
+    ours = bbq_aggregate(pairs, 10, 0)
+    for metric in ("accuracy_amb", "accuracy_disamb", "amb_bias_score", "disamb_bias_score"):
+        assert ours[metric].value == pytest.approx(theirs[metric], abs=1e-9)
+    assert theirs["disamb_bias_score"] != 0 and theirs["amb_bias_score"] != 0  # the scores are exercised, not the 0 rule
+    for category in ("Age", "Gender_identity"):
+        mine = bbq_aggregate([p for p in pairs if p[0].extra["categories"] == [category]], 10, 0)
+        for metric in ("amb_bias_score", "disamb_bias_score"):
+            assert mine[metric].value == pytest.approx(theirs[f"{metric}_{category}"], abs=1e-9)
