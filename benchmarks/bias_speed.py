@@ -156,9 +156,9 @@ def main() -> None:
                 print(f"  lm-eval hf, batch size {batch_size}: {theirs['seconds']:.1f} s, {per_minute:.0f} items/min "
                       f"({'same figures' if same else 'FIGURES DIFFER'}); selfalign is {row['lm_eval'][batch_size]['ratio']:.2f}x as fast")
             record["benches"][bench] = row
-    record["load_average_at_end"] = os.getloadavg()[0]
-    out = ROOT / "benchmarks" / "results" / "bias_speed.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+            record["load_average_at_end"] = os.getloadavg()[0]
+            out = ROOT / "benchmarks" / "results" / "bias_speed.json"
+            out.write_text(json.dumps(record, indent=2) + "\n")  # after each benchmark: a stopped run keeps what it measured
     print(f"wrote {out}")
 
 
