@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -134,6 +135,7 @@ class SequenceClassifier:
         label_weights(config.id2label, self.kind, self.label)
         self._loaded: tuple[Any, Any, Any] | None = None
         self._batcher: Batcher[str, float] | None = None
+        self._lock = threading.Lock()  # one pass at a time: batches of concurrent scoring runs take turns
 
     async def score(self, text: str) -> float:
         if self._batcher is None:
@@ -143,6 +145,10 @@ class SequenceClassifier:
 
     def classify(self, texts: list[str]) -> list[float]:
         """Every text's figure, in passes of `batch_size` texts of similar length."""
+        with self._lock:
+            return self._classify(texts)
+
+    def _classify(self, texts: list[str]) -> list[float]:
         import torch
 
         tokenizer, model, weights = self._load()
