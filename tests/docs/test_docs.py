@@ -86,7 +86,10 @@ def test_a_needs_line_marks_a_block_that_is_not_run():
 
 
 # make test-docs: every block the tiny model can run, as written, in one workspace shared by
-# all pages (examples/ copied in), with `selfalign` this interpreter's.
+# all pages, which looks like the repository's root (examples/ copied in; the other folders a
+# block may read linked), with `selfalign` this interpreter's. Blocks write to runs/, data/,
+# models/ and ckpt/ there, each page under names of its own.
+READ_ONLY = ("benchmarks", "docs", "src", "tests")
 
 RUNNABLE = [block for block in shell_blocks() if block.needs is None]
 
@@ -95,6 +98,8 @@ RUNNABLE = [block for block in shell_blocks() if block.needs is None]
 def workspace(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     root = tmp_path_factory.mktemp("docs-workspace")
     shutil.copytree(ROOT / "examples", root / "examples")
+    for name in READ_ONLY:
+        (root / name).symlink_to(ROOT / name)
     bin_dir = root / ".bin"
     bin_dir.mkdir()
     shim = bin_dir / "selfalign"
