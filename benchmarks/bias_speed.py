@@ -8,8 +8,9 @@ lm-evaluation-harness's `hf` model on the same model and files, with the figures
 The rows are the test files' (tests/evaluate/data), repeated with a numbered clause so no two
 are the same; ETHICS in the hub's row form, which both read. Each way scores every question once
 with the model loaded beforehand: ours is `run_eval` on a fresh folder (its run store included),
-lm-eval's `simple_evaluate` on an `HFLM`, in its own venv. Results go to
-benchmarks/results/bias_speed.json.
+lm-eval's `simple_evaluate` on an `HFLM`, in its own venv (its time includes building its tasks,
+which reads the rows with `datasets`: a fixed cost that weighs most on small files). Results go
+to benchmarks/results/bias_speed.json (`--record`).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--benches", default="crows-pairs,bbq,ethics,toxigen")
     parser.add_argument("--lm-eval-batch-sizes", default="1,32")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "bias_speed.json"), help="where the JSON record goes")
     args = parser.parse_args()
     if not lmeval.available():
         sys.exit(f"lm-evaluation-harness is not installed in {lmeval.LM_EVAL_VENV}: run make .venv-lmeval/.installed")
@@ -157,7 +159,7 @@ def main() -> None:
                       f"({'same figures' if same else 'FIGURES DIFFER'}); selfalign is {row['lm_eval'][batch_size]['ratio']:.2f}x as fast")
             record["benches"][bench] = row
             record["load_average_at_end"] = os.getloadavg()[0]
-            out = ROOT / "benchmarks" / "results" / "bias_speed.json"
+            out = Path(args.record)
             out.write_text(json.dumps(record, indent=2) + "\n")  # after each benchmark: a stopped run keeps what it measured
     print(f"wrote {out}")
 
