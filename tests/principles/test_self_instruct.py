@@ -262,7 +262,7 @@ def test_a_stage_that_keeps_nothing_exits_1_naming_stage_reasons_and_fix(tmp_pat
         {"match": "Topics:", "reply": "1. the history of every law in the world\n2. ok"},
         {"match": "Instruction:", "reply": "Instruction: Draw a map.\nInput: <noinput>"}])
     code, out = cli("self-instruct", "--model", model, "--out", tmp_path / "n", "--per-type", "1", "--self-instruct", "1",
-                    "--max-rounds", "3", "--quiet")
+                    "--max-rounds", "3", "--no-raw", "--quiet")
     assert code == 1, out
     assert "stage self-instruct kept nothing" in out and "red-team: topic longer than 3 words" in out
     assert "self-instruct: fewer than 4 words" in out and "What to change:" in out and "--raw" in out

@@ -19,7 +19,7 @@ from selfalign.methods.prompts import Prompts
 from selfalign.store import load_items
 
 from .generate import add_generator_options, run_generator
-from .self_instruct import EXIT_KEPT_NOTHING, add_raw_option, kept_nothing
+from .self_instruct import EXIT_KEPT_NOTHING, RAW_BY_DEFAULT, add_raw_option, kept_nothing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "then selfalign export runs/pd1 --format sft|thoughts"),
     )
     add_generator_options(p)
-    add_raw_option(p)
+    add_raw_option(p, RAW_BY_DEFAULT)
     p.add_argument("--principles", default=None, help="JSONL of {id, name, text} (default: the 16 shipped principles)")
     p.add_argument("--exemplars", default=None, help="JSONL of {turns: [{user, thoughts, answer}], leaks} (default: the paper's five kinds; exemplars-with-refusal.jsonl adds a declined harmful request)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(note)
         return partial(principled.run_item, model=model, config=config, principles=principles, exemplars=exemplars,
-                       prompts=prompts, raw=use_raw(config.raw, model), logit_bias=bias)
+                       prompts=prompts, raw=use_raw(config.raw, model, prefer_raw=True), logit_bias=bias)
 
     code = run_generator(args, "principles", config, make_run_item, tally=principled.tally, plain_format=True)
     return check_kept(args.out, "principles", code, KEEP_MORE_STAGE2)

@@ -36,6 +36,8 @@ from .generate import EXIT_ALL_DONE, EXIT_SOME_FAILED, add_generator_options, op
 
 PROMPTS_FILE = "prompts.jsonl"
 EXIT_KEPT_NOTHING = 1
+RAW_BY_DEFAULT = ("prompt with raw text, as the paper prompts a base model, or --no-raw: as one user message in the "
+                  "chat template (default: raw whenever the model completes raw text; on SmolLM2 it keeps more)")
 KEEP_MORE_STAGE1 = ("a base model: --raw; a chat model: --no-raw if it was raw; more room per call: --max-tokens; "
                     "more tries: --max-rounds; your own files: --red-team-types, --seeds, --templates")
 
@@ -53,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Example: selfalign self-instruct --model hf:smollm2 --out runs/si1 --per-type 5 --self-instruct 20",
     )
     add_generator_options(p, inputs=None)
-    add_raw_option(p)
+    add_raw_option(p, RAW_BY_DEFAULT)
     p.add_argument("--red-team-types", default=None, help="JSONL of {name, description, seeds} (default: the 20 shipped types)")
     p.add_argument("--seeds", default=None, help="JSONL of {instruction} seed tasks, or the self-instruct seed format (default: shipped)")
     p.add_argument("--per-type", type=int, default=20, help="red-teaming questions kept per type")
@@ -63,10 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, temperature=1.0)
 
 
-def add_raw_option(p: argparse.ArgumentParser) -> None:
+def add_raw_option(p: argparse.ArgumentParser, raw_help: str = "prompt with raw text, no chat template, as for a base "
+                   "model (default: raw when the model has no chat template)") -> None:
     p.add_argument("--raw", action=argparse.BooleanOptionalAction, default=None,
-                   help="prompt with raw text, no chat template, as for a base model "
-                        "(default: raw when the model has no chat template)")
+                   help=raw_help)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args, store, config, types, seeds, prompts, settings) -> SelfInstruct:  # type: ignore[no-untyped-def]
     model = open_model(args.model, store, args, plain_format=True)
     try:
-        raw = use_raw(config.raw, model)
+        raw = use_raw(config.raw, model, prefer_raw=True)
         store.bind_config("self-instruct", settings)  # once the model has loaded
         plan = SelfInstruct(store, model, config, types, seeds, prompts, raw)
         await run_rounds(store, plan, concurrency=args.concurrency, retry_failed=not args.no_retry_failed,

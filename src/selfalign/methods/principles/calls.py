@@ -12,12 +12,17 @@ from selfalign.llm.types import ChatResult
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 
 
-def use_raw(raw: bool | None, model: Model) -> bool:
-    """Raw text when asked (`--raw`), or by default when the model has no chat template."""
+def use_raw(raw: bool | None, model: Model, *, prefer_raw: bool = False) -> bool:
+    """Raw text when asked (`--raw`); by default, when the model has no chat template, or, for a
+    stage that keeps more of a chat model's work in raw text (`prefer_raw`: stages 1 and 2, as
+    measured on SmolLM2, benchmarks/results/principles_format.json), whenever the model
+    completes raw text."""
     if raw and not model.completes_text:
         raise UserError(f"--raw: {model.name} does not complete raw text; drop --raw to prompt it as a chat model")
     if raw is not None:
         return raw
+    if prefer_raw:
+        return model.completes_text
     return model.completes_text and getattr(model.provider, "chat_format", "chat") == "plain"
 
 

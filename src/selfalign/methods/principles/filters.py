@@ -259,11 +259,13 @@ def is_bare_refusal(answer: str) -> bool:
     return bool(_REFUSAL_OPENING.match(answer)) and not _REASON.search(answer)
 
 
-def answer_problem(answer: str, question: str, leaks: Iterable[str], finished: bool) -> str | None:
+def answer_problem(answer: str, question: str, leaks: Iterable[str], finished: bool, identity: str = "") -> str | None:
     """The answer filters of principle-driven self-alignment, after the format checks, on an
     answer already cut at its first repeated sentence (and, if cut, less its last word)."""
     if not answer:
         return "answer empty"
+    if identity and normalise(identity) in normalise(answer):
+        return "thoughts repeated in the answer"
     if _APOLOGY.match(answer):
         return "starts with an apology"
     if leaked(answer, question, leaks):

@@ -8,8 +8,8 @@ One call an item. The record keeps the thoughts, the principles cited (numbers r
 names) and the answer, and whether the answer is kept or why it is dropped (the reference's
 filters, training/step2_*/merge_and_fileter_self_align_with_dummy.py): the answer marker
 missing ("format lost"), the self-identification line missing, an answer that starts with an
-apology, exemplar leakage, a bare refusal (no reason given), a finished answer shorter than 160
-characters. The answer is first cut at its first repeated sentence; an answer cut at max_tokens
+apology, the thoughts' self-identification line repeated in the answer, exemplar leakage, a
+bare refusal (no reason given), a finished answer shorter than 160 characters. The answer is first cut at its first repeated sentence; an answer cut at max_tokens
 is kept less its last word. Dropped answers stay in the run, counted by reason.
 """
 
@@ -122,7 +122,7 @@ def judge(
     finished = next_turn or finish_reason != "length"
     if not finished and cut == answer:  # cut at max_tokens mid-sentence: the last word may be split
         cut = without_last_word(cut)
-    problem = answer_problem(cut, question, leaks, finished=finished and cut == answer.strip())
+    problem = answer_problem(cut, question, leaks, finished=finished and cut == answer.strip(), identity=identity)
     return PrincipledRecord(text=text, thoughts=thoughts, principles=cited, answer=cut, dropped=problem)
 
 
