@@ -138,3 +138,37 @@ def test_bad_inputs_stop_before_any_work(setup):
     assert not s["out"].exists()
     proc = run_eval(s, "--scorers", "harm", check=False)
     assert proc.returncode == 2 and "need a judge: add --judge SPEC" in proc.stderr
+
+
+def test_without_a_terminal_each_progress_line_says_what_it_counts(setup):
+    s = setup
+    proc = selfalign("eval", "--model", s["base"], "--model", s["tuned"], *s["data"], "--out", s["out"],
+                     "--resamples", "2000", "--judge", s["judge"], "--scorers", "refusal,pairwise")
+    assert "\r" not in proc.stderr
+    finished = {line.split(": 100% (")[0] for line in proc.stderr.splitlines() if ": 100% (" in line}
+    assert {f"answers of {s['base']}", f"answers of {s['tuned']}", f"refusal scores of {s['tuned']}",
+            f"pairwise scores of {s['tuned']} vs {s['base']}"} <= finished, finished
+
+
+def prompts_file(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_an_unknown_field_in_a_prompts_row_is_warned_once_naming_the_known_ones(setup):
+    s = setup
+    data = prompts_file(s["tmp"] / "mine.jsonl", [{"prompt": f"question {i}", "is_harmful": True} for i in range(3)])
+    proc = selfalign("eval", "--model", s["base"], "--bench", "prompts", "--data", f"prompts={data}",
+                     "--judge", s["judge"], "--scorers", "refusal", "--out", s["out"], "--quiet")
+    warned = [line for line in proc.stderr.splitlines() if "is_harmful" in line]
+    assert len(warned) == 1, proc.stderr
+    assert "(did you mean 'harmful'?)" in warned[0] and "category" in warned[0] and str(data) in warned[0]
+
+
+def test_a_prompts_file_error_gives_advice_eval_can_follow(setup):
+    s = setup
+    data = prompts_file(s["tmp"] / "mine.jsonl", [{"text": "question"}])
+    proc = selfalign("eval", "--model", s["base"], "--bench", "prompts", "--data", f"prompts={data}",
+                     "--scorers", "refusal", "--judge", s["judge"], "--out", s["out"], "--quiet", check=False)
+    assert proc.returncode == 2 and "no 'prompt' field" in proc.stderr
+    assert "--field" not in proc.stderr  # eval has no --field

@@ -137,6 +137,7 @@ def test_a_principles_run_that_keeps_nothing_exits_1_saying_why(tmp_path, cli, p
     code, text = cli("principles", "--model", model, "--prompts", prompts, "--out", tmp_path / "none", "--quiet")
     assert code == 1, text
     assert "stage principles kept nothing (dropped: format lost 5)" in text and "--raw" in text
+    assert "next:" not in text  # nothing to export
 
 
 def test_raw_prompt_goes_in_as_text_for_models_without_a_chat_template(tmp_path, cli, prompts):

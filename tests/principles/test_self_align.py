@@ -89,6 +89,7 @@ def test_a_stage_that_keeps_nothing_stops_the_run_saying_why(tmp_path, tiny_mode
     code, text = cli("self-align", "--base", tiny_model_dir, "--out", out, "--config", cfg, "--cpu", "--quiet")
     assert code == 1, text
     assert "stage 2-principles kept nothing for the next stage" in text and "engrave.jsonl is empty" in text
+    assert "next:" not in text.split("== 2-principles")[1]  # no command to run on what stage 2 did not keep
     assert "dropped: " in text and "none recorded" not in text
     assert list(json.loads((out / "stages.json").read_text())["finished"]) == ["1-self-instruct"]
     assert not (out / "3-engrave").exists()  # no training started on nothing

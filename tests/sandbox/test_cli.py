@@ -174,10 +174,17 @@ def test_selfalign_export_reads_a_sandbox_run(tmp_path, rules, questions_file):
 
 
 def test_groups_export_trains_with_stable(tmp_path, rules, questions_file, tiny_model_dir):
-    out = tmp_path / "run"
+    """The path in `train --help`'s example is where `sandbox --out` of that example writes."""
+    from selfalign.cli.main import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if a.dest == "command"]
+    example = commands.choices["train"].description.split()
+    groups = example[example.index("--data") + 1]
+    out = groups.split("/data/")[0]
     selfalign("sandbox", "--model", rules, "--questions", questions_file, "--grid", 3, "--rounds", 1,
-              "--radius", 2, "--raters", 4, "--out", out, "--quiet", "--mix", "all")
-    groups = out / "data" / "groups.jsonl"
-    selfalign("train", "--method", "stable", "--model", tiny_model_dir, "--data", groups, "--out", tmp_path / "ckpt",
-              "--max-steps", 2, "--batch-size", 4, "--max-length", 256, "--no-bf16")
+              "--radius", 2, "--raters", 4, "--out", out, "--quiet", "--mix", "all", cwd=tmp_path)
+    assert (tmp_path / groups).is_file()
+    trained = selfalign("train", "--method", "stable", "--model", tiny_model_dir, "--data", groups, "--out", "ckpt",
+                        "--max-steps", 2, "--batch-size", 4, "--max-length", 256, "--no-bf16", "--quiet", cwd=tmp_path)
     assert json.loads((tmp_path / "ckpt" / "train_summary.json").read_text())["method"] == "stable"
+    assert "training" not in trained.stderr and "%" not in trained.stderr  # --quiet: no bar

@@ -71,7 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-calls", type=int, default=64, help="model calls in flight per model")
     p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ...")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

@@ -61,7 +61,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--toxicity-label", default=None, help="the classifier's toxic label (default: the one named toxic, toxicity, hate, ...)")
     p.add_argument("--sentiment-classifier", default=None, help="bold: hf:PATH, a sentiment figure per group")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_ray_options(p)
     p.set_defaults(func=run)
 

@@ -53,7 +53,6 @@ def add_generator_options(p: argparse.ArgumentParser, *, inputs: str | None = "p
     p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of stopping")
     p.add_argument("--no-retry-failed", action="store_true", help="on resume, leave failed items failed")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_ray_options(p)
 
 
@@ -88,10 +87,11 @@ def run_generator(
     (with the method's `tally` of the records, when it has one); returns the exit code.
     `plain_format`: an hf: model without a chat template loads (for methods that prompt base
     models with raw text)."""
-    items = load_items(args.prompts, field_name=args.field, limit=args.limit)  # fails before any model call
+    items = load_items(args.prompts, field_name=args.field, limit=args.limit, field_option="--field")  # before any model call
     store = RunStore(args.out, wait=args.wait)  # one writer per run folder
     try:
         settings = {"model": args.model, **config.model_dump(mode="json")}
+        store.check_config(method, settings)  # before the model loads
         bind = lambda: store.bind_config(method, settings)  # noqa: E731
         summary = asyncio.run(_run(args, store, items, make_run_item, bind, plain_format))
         extra = tally(list(store.done_records())) if tally else {}
@@ -100,7 +100,7 @@ def run_generator(
         store.close()
     print(summary.line())
     print_tally(extra)
-    return finish(args.out, method, summary.failed)
+    return finish(args.out, method, summary.failed, kept=extra.get("kept", summary.done))
 
 
 def print_tally(tally: dict[str, Any]) -> None:
@@ -114,8 +114,9 @@ def print_tally(tally: dict[str, Any]) -> None:
                 print(f"  {n:6d}  {name}")
 
 
-def finish(out: str, method: str, failed: int, exports: str | None = None) -> int:
-    """The closing lines of every generator: where everything is, what to run next; the exit code."""
+def finish(out: str, method: str, failed: int, exports: str | None = None, kept: int | None = None) -> int:
+    """The closing lines of every generator: where everything is, what to run next (nothing, when
+    the run `kept` nothing to export); the exit code."""
     folder = Path(out)
     print(f"run:     {folder / 'run.sqlite'} (rerun the same command to resume)")
     print(f"summary: {folder / 'summary.json'}")
@@ -124,7 +125,8 @@ def finish(out: str, method: str, failed: int, exports: str | None = None) -> in
     formats = sorted(method_module(method).EXPORTS)
     first = "preference" if "preference" in formats else formats[0]
     to = shlex.quote(f"data/{folder.name}-{first}.jsonl")
-    print(f"next:    selfalign export {shlex.quote(out)} --format {first} --to {to}   (formats: {', '.join(formats)})")
+    if kept != 0:
+        print(f"next:    selfalign export {shlex.quote(out)} --format {first} --to {to}   (formats: {', '.join(formats)})")
     if failed:
         print(f"{failed} items failed: `selfalign export {shlex.quote(out)} --failures` lists why; "
               "rerun the same command to retry them")
@@ -147,6 +149,7 @@ async def _run(
             concurrency=args.concurrency,
             retry_failed=not args.no_retry_failed,
             progress=not args.quiet,
+            label=f"{args.command} items",
         )
     finally:
         await model.close()

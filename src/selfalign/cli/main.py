@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from selfalign import __version__
+from selfalign import __version__, progress
 from selfalign.errors import DiskFull, UserError
 from selfalign.llm.errors import MissingExtra
 from selfalign.redact import redact, redact_exception, redact_log_records
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name in COMMAND_MODULES:
         importlib.import_module(f"selfalign.cli.{name}").register(sub)
+    for command in sub.choices.values():  # every command, the same way
+        command.add_argument("-q", "--quiet", action="store_true", default=False,
+                             help="no progress bars, the libraries' (weight loading, conversion, downloads) included")
     return parser
 
 
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    progress.configure(quiet=args.quiet)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

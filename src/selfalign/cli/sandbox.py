@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         ratio = parse_mix(args.mix)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    questions = [item.prompt for item in load_items(args.prompts, field_name=args.field, limit=args.limit)]
+    items = load_items(args.prompts, field_name=args.field, limit=args.limit, field_option="--field")
+    questions = [item.prompt for item in items]
     stances = load_stances(config.stances_file)
     prompts = Prompts(PROMPTS_DIR, config.templates)
     embedder = load_embedder(config.embedder)
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             "stances_sha256": _sha(stances.text),
             **config.model_dump(mode="json"),
         }
+        store.check_config("sandbox", settings)  # before the models load
         bind = lambda: store.bind_config("sandbox", settings)  # noqa: E731
         result = asyncio.run(_simulate(args, store, config, questions, stances, embedder, prompts, bind))
         exported = export_run(store.done_records(), ratio, config.seed)

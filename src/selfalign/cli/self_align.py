@@ -72,7 +72,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="hf: models: cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--concurrency", type=int, default=32, help="items in flight at once")
     p.add_argument("--max-calls", type=int, default=64, help="model calls in flight at once")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_ray_options(p)  # stages 1, 2 and 4; the trainings run here (or under accelerate)
     p.set_defaults(func=run)
 
@@ -173,7 +172,7 @@ def _has_chat_template(base: str) -> bool:
 
     checkpoint = locate(base)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint.source, gguf_file=checkpoint.gguf_file)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint.source, **checkpoint.options())
     except OSError as exc:
         raise UserError(f"--base {base}: cannot load its tokenizer: {exc}") from exc
     return bool(getattr(tokenizer, "chat_template", None))

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = {"model": args.model, "data_sha256": _sha([t.model_dump() for t in types], [s.model_dump() for s in seeds]),
                     **config.model_dump(mode="json")}
+        store.check_config("self-instruct", settings)  # before the model loads
         plan = asyncio.run(_run(args, store, config, types, seeds, prompts, settings))
         rows = plan.prompts_rows()
         target = Path(args.out) / PROMPTS_FILE

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fine-tune a model on alignment data: SFT, Stable Alignment or DPO",
         description=(
             "Example: selfalign train --method stable --model Qwen/Qwen2.5-0.5B-Instruct "
-            "--data runs/s1/groups.jsonl --out ckpt/stable --lora"
+            "--data runs/s1/data/groups.jsonl --out ckpt/stable --lora"
         ),
         argument_default=S,
     )

@@ -26,6 +26,8 @@ scored for toxicity by a classifier (see `toxicity.py`): realtoxicityprompts and
 
 from __future__ import annotations
 
+import difflib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +41,11 @@ from .ethics import ETHICS_EXPECTED, TOXIGEN_EXPECTED, load_ethics, load_toxigen
 from .likelihood import HHH_EXPECTED, TRUTHFULQA_EXPECTED, load_hhh, load_truthfulqa
 from .stats import Estimate
 from .toxicity import BOLD_EXPECTED, RTP_EXPECTED, load_bold, load_realtoxicityprompts
+
+log = logging.getLogger(__name__)
+
+#: The fields of a prompts-file row beside its prompt (`prompt` or `messages`): what labels it.
+PROMPT_LABELS = ("harmful", "category")
 
 
 @dataclass(frozen=True)
@@ -198,7 +205,9 @@ def load_benchmark(bench: Benchmark, source: str, limit: int | None = None) -> l
     if bench.likelihood_loader is not None:
         return bench.likelihood_loader(source, limit)
     if bench.read_row is None:
-        return [_labelled_prompt_item(bench.name, source, item) for item in load_items(source, limit=limit)]
+        items = load_items(source, limit=limit)
+        _warn_unknown_fields(bench.name, source, items)
+        return [_labelled_prompt_item(bench.name, source, item) for item in items]
     rows = _hub_rows(source) if _is_hub_name(source) else read_rows(source, f"expected {bench.expected}")
     items = []
     for n, row in enumerate(rows[:limit] if limit else rows):
@@ -230,6 +239,20 @@ def _hub_rows(name: str) -> list[Row]:
         raise InputError(f"{name}: could not load this hub dataset ({exc}); check the name and network, or give a local file") from exc
     split = next((s for s in ("test", "train") if s in data), next(iter(data)))
     return [Row(f"{name} {split} row {i}", row) for i, row in enumerate(data[split], 1)]
+
+
+def _warn_unknown_fields(name: str, source: str, items: list[Item]) -> None:
+    """One warning for the fields no row of a prompts file should have (a misspelt label would
+    otherwise leave every row unlabelled, silently), with the known field each may mean."""
+    unknown = sorted({key for item in items for key in item.extra} - set(PROMPT_LABELS))
+    if not unknown:
+        return
+    named = ", ".join(
+        repr(key) + "".join(f" (did you mean {m!r}?)" for m in difflib.get_close_matches(key, PROMPT_LABELS, 1, 0.6))
+        for key in unknown
+    )
+    log.warning("%s: field %s unknown to --bench %s, ignored; a row has prompt (or messages), and may have "
+                "harmful (true or false) and category", source, named, name)
 
 
 def _labelled_prompt_item(name: str, source: str, item: Item) -> Item:

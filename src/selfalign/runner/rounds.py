@@ -68,7 +68,7 @@ async def run_rounds(
             if not items:  # the method has nothing left to do (e.g. it has kept all it wanted)
                 break
             await run_items(store, items, method.run_item, concurrency=concurrency, retry_failed=retry_failed,
-                            progress=progress)
+                            progress=progress, label=f"round {round_} of {method.rounds}")
             summary = method.end_round(round_, *_outcome(store, items))
             store.put_state(method.namespace, method.key(round_), summary)
             report(method.describe(summary))

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from selfalign.errors import DiskFull
+from selfalign.progress import progress_bar
 from selfalign.llm.usage import Usage, current_retry, current_usage
 from selfalign.store.inputs import Item
 from selfalign.store.run_store import RunStore
@@ -55,15 +55,17 @@ async def run_items(
     concurrency: int = 32,
     retry_failed: bool = True,
     progress: bool = True,
+    label: str = "items",
 ) -> RunSummary:
-    """Add `items` to the run, then run every one of them not yet done, `concurrency` at a time."""
+    """Add `items` to the run, then run every one of them not yet done, `concurrency` at a time;
+    `label` names them on the progress bar."""
     store.add_items(items)
     ids = [item.id for item in items]
     retries = _count_retries(store, ids) if retry_failed else dict(store.state_items(RETRIES))
     store.reopen_unfinished(retry_failed=retry_failed, ids=ids)
     pending = store.pending(ids)
     start = time.monotonic()
-    bar = _Progress(len(items), store.counts(), enabled=progress)
+    bar = _Progress(len(items), store.counts(), label, enabled=progress)
     queue: asyncio.Queue[Item] = asyncio.Queue()
     for item in pending:
         queue.put_nowait(item)
@@ -113,13 +115,13 @@ async def _run_one(store: RunStore, item: Item, run_item: RunItem, retry: int) -
 
 
 class _Progress:
-    """Items done / failed, model calls, tokens and rate on one tqdm line."""
+    """Items done / failed, model calls, tokens and rate on one bar (selfalign.progress)."""
 
-    def __init__(self, total: int, counts: dict[str, int], enabled: bool) -> None:
+    def __init__(self, total: int, counts: dict[str, int], label: str, enabled: bool) -> None:
         self.done, self.failed = counts["done"], 0
         self.calls = self.tokens = 0
         self.started = time.monotonic()
-        self.bar = tqdm(total=total, initial=self.done, unit="item", disable=not enabled, dynamic_ncols=True)
+        self.bar = progress_bar(total, label, unit="item", initial=self.done, enabled=enabled)
 
     def update(self, ok: bool, usage: Usage) -> None:
         self.done += ok

@@ -41,27 +41,31 @@ class Item:
         return cls(data["id"], data["idx"], tuple(data["messages"]), data.get("extra", {}))
 
 
-def load_items(source: str | Path, *, field_name: str | None = None, limit: int | None = None) -> list[Item]:
-    """Read every input item from `source`, or raise InputError naming the file and line."""
+def load_items(
+    source: str | Path, *, field_name: str | None = None, limit: int | None = None, field_option: str | None = None
+) -> list[Item]:
+    """Read every input item from `source`, or raise InputError naming the file and line.
+    `field_option`: the command's option that names another prompt field (its errors suggest it)."""
     path = Path(source)
     if path.exists():
-        rows = _read(path, field_name)
+        rows = _read(path, field_name, field_option)
     elif _looks_like_hub_name(str(source)):
         rows = _read_hub_dataset(str(source))
     else:
         raise InputError(f"{source}: no such file or folder (inputs: .jsonl, .json, .csv, .txt, .parquet, a datasets folder or a hub dataset name)")
-    items = [_to_item(row.where, row.value, field_name, n) for n, row in enumerate(rows)]
+    items = [_to_item(row.where, row.value, field_name, n, field_option) for n, row in enumerate(rows)]
     if not items:
         raise InputError(f"{source}: no items; the file is empty (add one prompt per line or one JSON object per line)")
     return items[:limit] if limit else items
 
 
-def _read(path: Path, field_name: str | None) -> list[Row]:
+def _read(path: Path, field_name: str | None, field_option: str | None) -> list[Row]:
     if path.suffix.lower() == ".csv":
         column = field_name or "prompt"
         header = csv_header(read_text(path))
         if header is None or column not in header:
-            raise InputError(f"{path}:1: no column {column!r} in the header {header}; name the prompt column with --field")
+            fix = f"name the prompt column with {field_option}" if field_option else "call the prompt column 'prompt'"
+            raise InputError(f"{path}:1: no column {column!r} in the header {header}; {fix}")
     rows = read_rows(path, FIX_JSONL)
     for row in rows:
         if isinstance(row.value, BrokenRow):
@@ -83,13 +87,13 @@ def _read_hub_dataset(name: str) -> list[Row]:
     return [Row(f"{name} row {i}", row) for i, row in enumerate(data, 1)]
 
 
-def _to_item(where: str, row: Any, field_name: str | None, n: int) -> Item:
-    messages = _messages_of(where, row, field_name)
+def _to_item(where: str, row: Any, field_name: str | None, n: int, field_option: str | None) -> Item:
+    messages = _messages_of(where, row, field_name, field_option)
     extra = {k: v for k, v in row.items() if k not in ("messages", field_name or "prompt")} if isinstance(row, dict) else {}
     return Item(id=f"{n:06d}", idx=n, messages=messages, extra=_jsonable(extra))
 
 
-def _messages_of(loc: str, row: Any, field_name: str | None) -> tuple[dict[str, str], ...]:
+def _messages_of(loc: str, row: Any, field_name: str | None, field_option: str | None) -> tuple[dict[str, str], ...]:
     if isinstance(row, str):
         return ({"role": "user", "content": row},)
     if not isinstance(row, dict):
@@ -101,7 +105,8 @@ def _messages_of(loc: str, row: Any, field_name: str | None) -> tuple[dict[str, 
         return _check_messages(loc, row["messages"])
     if key in row:
         raise InputError(f"{loc}: field {key!r} is empty or not a string; give it the instruction text")
-    raise InputError(f"{loc}: no {key!r} field (fields: {sorted(row)}); {FIX_JSONL}, or name the field with --field")
+    other = f", or name the field with {field_option}" if field_option else ""
+    raise InputError(f"{loc}: no {key!r} field (fields: {sorted(row)}); {FIX_JSONL}{other}")
 
 
 def _check_messages(loc: str, messages: Any) -> tuple[dict[str, str], ...]:

@@ -154,13 +154,22 @@ class RunStore:
                 db.execute("INSERT INTO meta VALUES ('run', ?)", (wanted,))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (str(time.time()),))
             elif row[0] != wanted:
-                diff = _diff(json.loads(row[0]), json.loads(wanted))
-                raise UserError(
-                    f"{self.folder} holds a run made with other settings ({diff}); "
-                    "rerun with the same options to resume, or choose a new --out folder"
-                )
+                raise self._other_settings(json.loads(row[0]), json.loads(wanted))
 
         self._write(bind, awaited=True).result()
+
+    def check_config(self, method: str, config: dict[str, Any]) -> None:
+        """Refuse a folder made with other settings now, before a model loads for nothing
+        (`bind_config` records the settings once the model has loaded)."""
+        saved, wanted = self.run_info(), {"method": method, "config": config}
+        if saved and json.dumps(saved, sort_keys=True) != json.dumps(wanted, sort_keys=True):
+            raise self._other_settings(saved, json.loads(json.dumps(wanted)))
+
+    def _other_settings(self, saved: dict[str, Any], wanted: dict[str, Any]) -> UserError:
+        return UserError(
+            f"{self.folder} holds a run made with other settings ({_diff(saved, wanted)}); "
+            "rerun with the same options to resume, or choose a new --out folder"
+        )
 
     def run_info(self) -> dict[str, Any]:
         rows = self._read("SELECT value FROM meta WHERE key='run'")

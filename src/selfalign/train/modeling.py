@@ -29,7 +29,7 @@ def load_tokenizer(cfg: TrainConfig) -> Any:
 
     checkpoint = locate(cfg.model)
     try:
-        tok = AutoTokenizer.from_pretrained(checkpoint.source, gguf_file=checkpoint.gguf_file)
+        tok = AutoTokenizer.from_pretrained(checkpoint.source, **checkpoint.options())
     except OSError as exc:
         raise UserError(f"cannot load a tokenizer from --model {cfg.model!r}: {exc}") from exc
     if cfg.chat_template:
@@ -79,7 +79,7 @@ def load_model(cfg: TrainConfig, *, quantize: bool = True) -> Any:
         kwargs["quantization_config"] = _quantization_config(cfg)
     checkpoint = locate(cfg.model)
     try:
-        model = AutoModelForCausalLM.from_pretrained(checkpoint.source, gguf_file=checkpoint.gguf_file, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(checkpoint.source, **checkpoint.options(), **kwargs)
     except OSError as exc:
         raise UserError(f"cannot load --model {cfg.model!r}: {exc}") from exc
     if checkpoint.gguf_file:

@@ -1,15 +1,16 @@
-"""What training shows while it runs. One progress bar: steps, the last logged loss, and the time
-left (tqdm's estimate); transformers' own bar is off (`disable_tqdm`), and the PrinterCallback it
-adds in its place, which prints each log as a dict, is removed (train.run). And how often the
-loss is logged: every step of a short run, so its curves in `selfalign report` have every point."""
+"""What training shows while it runs. One progress bar (selfalign.progress): steps, the last
+logged loss, and the time left (tqdm's estimate); transformers' own bar is off (`disable_tqdm`),
+and the PrinterCallback it adds in its place, which prints each log as a dict, is removed
+(train.run). And how often the loss is logged: every step of a short run, so its curves in
+`selfalign report` have every point."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
+from selfalign.progress import progress_bar
 
 LOGGING_STEPS = 10  # a long run logs every 10 steps unless --logging-steps says otherwise
 SHORT_RUN = 100  # steps: a run this short logs every step
@@ -33,7 +34,7 @@ class ProgressBar(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", dynamic_ncols=True)
+            self.bar = progress_bar(state.max_steps, "training", unit="step", initial=state.global_step)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.bar is not None:

@@ -178,7 +178,8 @@ async def _run(config: AttackConfig, plan: Plan, store: RunStore) -> None:
         async def work(item: Item) -> dict[str, Any]:
             return await attack_item(item, targets, attacker, judge, plan, config.options)
 
-        await run_items(store, plan.items, work, concurrency=config.concurrency, progress=config.progress)
+        await run_items(store, plan.items, work, concurrency=config.concurrency, progress=config.progress,
+                        label="attacks")
     finally:
         for m in models.values():
             await m.close()

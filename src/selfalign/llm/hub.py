@@ -1,0 +1,51 @@
+"""Whether the Hugging Face hub can be asked now, decided in seconds.
+
+Without a network, transformers and huggingface_hub retry a hub id's downloads with backoff for
+about a minute before they say so. So before a hub id is loaded, one TCP connection to the hub's
+host (HF_ENDPOINT) is tried with a short timeout: when it fails, or HF_HUB_OFFLINE is set, a
+model in the local hub cache loads from there (`local_files_only`), and one that is not fails at
+once with what to do. Behind a proxy (HTTPS_PROXY and the like) the hub is left to answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from urllib.parse import urlsplit
+
+#: Seconds the one connection to the hub's host may take.
+CONNECT_TIMEOUT = 3.0
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_unreachable() -> str | None:
+    """Why the hub cannot be asked now, or None when it can (or a proxy decides)."""
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    return _connect(constants.ENDPOINT)
+
+
+@functools.lru_cache(maxsize=None)
+def _connect(endpoint: str) -> str | None:
+    parts = urlsplit(endpoint)
+    host, port = parts.hostname or "", parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        return f"{host} cannot be reached ({type(exc).__name__}: {exc})"
+    return None
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    """Whether a model `repo_id` lies in the local hub cache (its config.json, at least)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
