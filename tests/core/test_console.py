@@ -81,6 +81,12 @@ def test_changed_settings_are_refused_before_the_model_loads(tmp_path):
     assert "cannot load" not in changed.stderr and "no such local" not in changed.stderr
 
 
+def offline_environment(**extra):
+    """A hub that cannot be reached (the .invalid domain never resolves), and no proxy to ask."""
+    proxies = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE")
+    return {**{k: v for k, v in os.environ.items() if k not in proxies}, "HF_ENDPOINT": "https://hub.invalid", **extra}
+
+
 def hub_cache(tmp_path, tiny_model_dir, repo_id):
     """A hub cache holding `repo_id` as huggingface_hub lays it out: refs/main -> snapshots/REV."""
     folder = tmp_path / "hub" / f"models--{repo_id.replace('/', '--')}"
@@ -92,11 +98,17 @@ def hub_cache(tmp_path, tiny_model_dir, repo_id):
 
 def test_a_hub_id_without_network_fails_at_once_or_loads_from_the_cache(tmp_path, tiny_model_dir):
     cache = hub_cache(tmp_path, tiny_model_dir, "local/tiny")
-    env = {**os.environ, "HF_ENDPOINT": "https://hub.invalid", "HF_HUB_CACHE": str(cache)}
-    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        env.pop(proxy, None)
+    env = offline_environment(HF_HUB_CACHE=str(cache))
     missing = selfalign("save-model", "hf:nobody/no-such-model", tmp_path / "a", "-q", check=False, env=env)
     assert missing.returncode == 2
     assert "hub.invalid cannot be reached" in missing.stderr and "not in the local hub cache" in missing.stderr
     cached = selfalign("save-model", "hf:local/tiny", tmp_path / "b", "-q", env=env)
     assert cached.returncode == 0 and (tmp_path / "b" / "config.json").is_file()
+
+
+def test_a_hub_dataset_without_network_fails_at_once_saying_why(tmp_path):
+    env = offline_environment(HF_DATASETS_CACHE=str(tmp_path / "datasets"))
+    proc = selfalign("critique-revise", "--model", rules(tmp_path), "--prompts", "nobody/no-such-dataset",
+                     "--out", tmp_path / "run", "-q", check=False, env=env)
+    assert proc.returncode == 2
+    assert "not in the local datasets cache, and the hub cannot be asked: hub.invalid cannot be reached" in proc.stderr

@@ -230,11 +230,11 @@ def _is_hub_name(source: str) -> bool:
 
 
 def _hub_rows(name: str) -> list[Row]:
-    """A hub dataset's test split (or its train split), with network."""
-    from datasets import load_dataset
+    """A hub dataset's test split (or its train split), with network or from the datasets cache."""
+    from selfalign.llm.hub import load_hub_dataset
 
     try:
-        data = load_dataset(name)
+        data = load_hub_dataset(name)
     except Exception as exc:  # datasets raises many kinds: no network, no such dataset, gated
         raise InputError(f"{name}: could not load this hub dataset ({exc}); check the name and network, or give a local file") from exc
     split = next((s for s in ("test", "train") if s in data), next(iter(data)))

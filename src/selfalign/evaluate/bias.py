@@ -65,10 +65,10 @@ def task_rows(source: str, expected: str, hub_config: str) -> list[Row]:
         return [row for f in files for row in read_rows(f, f"expected {expected}")]
     if path.exists() or source.count("/") != 1:
         return read_rows(path, f"expected {expected}")
-    from datasets import load_dataset
+    from selfalign.llm.hub import load_hub_dataset
 
     try:
-        data = load_dataset(source, hub_config)
+        data = load_hub_dataset(source, hub_config)
     except Exception as exc:  # datasets raises many kinds: no network, no such dataset, gated
         raise InputError(f"{source}: could not load this hub dataset ({exc}); check the name and network, or give a local file") from exc
     split = "test" if "test" in data else next(iter(data))

@@ -1,10 +1,12 @@
 """Whether the Hugging Face hub can be asked now, decided in seconds.
 
-Without a network, transformers and huggingface_hub retry a hub id's downloads with backoff for
-about a minute before they say so. So before a hub id is loaded, one TCP connection to the hub's
-host (HF_ENDPOINT) is tried with a short timeout: when it fails, or HF_HUB_OFFLINE is set, a
-model in the local hub cache loads from there (`local_files_only`), and one that is not fails at
-once with what to do. Behind a proxy (HTTPS_PROXY and the like) the hub is left to answer.
+Without a network, transformers, huggingface_hub and datasets retry a hub id's downloads with
+backoff for half a minute to a minute before they say so. So before a hub id is loaded, one TCP
+connection to the hub's host (HF_ENDPOINT) is tried with a short timeout: when it fails, or
+HF_HUB_OFFLINE is set, a model in the local hub cache loads from there (`local_files_only`,
+checkpoints.py), a dataset from the datasets cache (`load_hub_dataset`), and one that is in
+neither fails at once saying why. Behind a proxy (HTTPS_PROXY and the like) the hub is left to
+answer.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 #: Seconds the one connection to the hub's host may take.
@@ -49,3 +52,21 @@ def in_hub_cache(repo_id: str) -> bool:
         return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
     except ValueError:  # not a valid repo id
         return False
+
+
+def load_hub_dataset(name: str, *args: Any, **kwargs: Any) -> Any:
+    """`datasets.load_dataset(name, ...)`; when the hub cannot be asked, from the datasets cache
+    alone (datasets' offline mode), failing at once with why when it is not there."""
+    import datasets.config
+    from datasets import load_dataset
+
+    unreachable = hub_unreachable()
+    if unreachable is None:
+        return load_dataset(name, *args, **kwargs)
+    saved, datasets.config.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE, True
+    try:
+        return load_dataset(name, *args, **kwargs)
+    except Exception as exc:
+        raise ConnectionError(f"not in the local datasets cache, and the hub cannot be asked: {unreachable}") from exc
+    finally:
+        datasets.config.HF_HUB_OFFLINE = saved

@@ -78,10 +78,10 @@ def _looks_like_hub_name(name: str) -> bool:
 
 
 def _read_hub_dataset(name: str) -> list[Row]:
-    from datasets import load_dataset
+    from selfalign.llm.hub import load_hub_dataset
 
     try:
-        data = load_dataset(name, split="train")
+        data = load_hub_dataset(name, split="train")
     except Exception as exc:
         raise InputError(f"{name}: could not load this hub dataset ({exc}); check the name and network access") from exc
     return [Row(f"{name} row {i}", row) for i, row in enumerate(data, 1)]

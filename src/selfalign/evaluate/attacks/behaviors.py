@@ -76,12 +76,12 @@ def _optional_text(row: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 def _hub_rows(name: str) -> list[Row]:
     dataset, config, local_format = HUB[name]
     try:
-        from datasets import load_dataset
+        from selfalign.llm.hub import load_hub_dataset
 
-        data = load_dataset(dataset, config) if config else load_dataset(dataset)
+        data = load_hub_dataset(dataset, config) if config else load_hub_dataset(dataset)
     except Exception as exc:  # datasets raises many kinds: no network, gated, renamed
         raise InputError(
-            f"--behaviors {name}: could not load {dataset} from the hub ({type(exc).__name__}); offline, download "
+            f"--behaviors {name}: could not load {dataset} from the hub ({type(exc).__name__}: {exc}); offline, download "
             f"{local_format} and pass --behaviors FILE, or write your own ({FIX})"
         ) from exc
     if "harmful" in data:  # JailbreakBench: the harmful split, and the benign one for over-refusal
