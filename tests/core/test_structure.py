@@ -12,7 +12,7 @@ import selfalign
 PACKAGE = Path(selfalign.__file__).parent
 #: DESIGN.md's layers, top first; `serve` sits below `cli`. What SHARED names serves every layer.
 LAYERS = ["cli", "serve", "report", "evaluate", "train", "methods", "runner", "store", "llm"]
-SHARED = {"", "errors", "redact", "formats", "data"}  # "": the package itself (its version)
+SHARED = {"", "errors", "redact", "progress", "formats", "data"}  # "": the package itself (its version)
 MAX_LINES = 400
 #: What a longer file's opening lines say, followed by the reason it is one file.
 LONG_FILE_REASON = "Longer than 400 lines because"
