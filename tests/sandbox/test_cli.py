@@ -187,4 +187,4 @@ def test_groups_export_trains_with_stable(tmp_path, rules, questions_file, tiny_
     trained = selfalign("train", "--method", "stable", "--model", tiny_model_dir, "--data", groups, "--out", "ckpt",
                         "--max-steps", 2, "--batch-size", 4, "--max-length", 256, "--no-bf16", "--quiet", cwd=tmp_path)
     assert json.loads((tmp_path / "ckpt" / "train_summary.json").read_text())["method"] == "stable"
-    assert "training" not in trained.stderr and "%" not in trained.stderr  # --quiet: no bar
+    assert "training: " not in trained.stderr and "%" not in trained.stderr  # --quiet: no bar

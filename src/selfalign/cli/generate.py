@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
+from selfalign.cli.quiet import add_quiet_option
 from selfalign.errors import UserError
 from selfalign.llm import Model, load_model
 from selfalign.llm.ray_pool import RayOptions
@@ -53,6 +54,7 @@ def add_generator_options(p: argparse.ArgumentParser, *, inputs: str | None = "p
     p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of stopping")
     p.add_argument("--no-retry-failed", action="store_true", help="on resume, leave failed items failed")
+    add_quiet_option(p)
     add_ray_options(p)
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from selfalign import __version__, progress
+from selfalign.cli.quiet import add_quiet_option
 from selfalign.errors import DiskFull, UserError
 from selfalign.llm.errors import MissingExtra
 from selfalign.redact import redact, redact_exception, redact_log_records
@@ -75,9 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name in COMMAND_MODULES:
         importlib.import_module(f"selfalign.cli.{name}").register(sub)
-    for command in sub.choices.values():  # every command, the same way
-        command.add_argument("-q", "--quiet", action="store_true", default=False,
-                             help="no progress bars, the libraries' (weight loading, conversion, downloads) included")
+    for command in sub.choices.values():  # every command takes --quiet
+        if "--quiet" not in command._option_string_actions:
+            add_quiet_option(command)
     return parser
 
 
