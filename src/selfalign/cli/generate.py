@@ -95,7 +95,7 @@ def run_generator(
         settings = {"model": args.model, **config.model_dump(mode="json")}
         store.check_config(method, settings)  # before the model loads
         bind = lambda: store.bind_config(method, settings)  # noqa: E731
-        summary = asyncio.run(_run(args, store, items, make_run_item, bind, plain_format))
+        summary = asyncio.run(_run(args, store, items, make_run_item, bind, plain_format, label=f"{method} items"))
         extra = tally(list(store.done_records())) if tally else {}
         _write_summary(store, method, summary, extra)
     finally:
@@ -138,7 +138,7 @@ def finish(out: str, method: str, failed: int, exports: str | None = None, kept:
 
 async def _run(
     args: argparse.Namespace, store: RunStore, items: list[Item], make_run_item: MakeRunItem, bind: Callable[[], None],
-    plain_format: bool = False,
+    plain_format: bool = False, label: str = "items",
 ) -> RunSummary:
     model = open_model(args.model, store, args, plain_format=plain_format)
     try:
@@ -151,7 +151,7 @@ async def _run(
             concurrency=args.concurrency,
             retry_failed=not args.no_retry_failed,
             progress=not args.quiet,
-            label=f"{args.command} items",
+            label=label,
         )
     finally:
         await model.close()
