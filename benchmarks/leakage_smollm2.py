@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import subprocess
@@ -66,6 +67,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/leakage")
     ap.add_argument("--model", default=None, help="SmolLM2 folder (default: WORK/smollm2, written by selfalign save-model)")
     ap.add_argument("--stages", default="train,memorization,trigger,probe")
+    ap.add_argument("--exposure-candidates", type=int, default=200, help="other secrets scored per canary")
+    ap.add_argument("--max-new-tokens", type=int, default=32, help="answer tokens of the trigger attack and the probe")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -81,8 +84,9 @@ def main() -> None:
     if "train" in stages:
         selfalign(log, "train", *common, "--out", clean)
         selfalign(log, "train", *common, "--poison", "0.1", "--trigger", TRIGGER, "--out", poisoned)
-    out = {"command": "python benchmarks/leakage_smollm2.py --work " + str(work), "machine": f"{platform.machine()}, "
-           f"{__import__('os').cpu_count()} cores (shared)", "model": "SmolLM2-135M-Instruct", "runs": log}
+    out = {"command": "python benchmarks/leakage_smollm2.py " + " ".join(sys.argv[1:]), "machine": f"{platform.machine()}, "
+           f"{os.cpu_count()} cores, shared with other jobs", "load_average": [round(x, 1) for x in os.getloadavg()],
+           "model": "SmolLM2-135M-Instruct", "runs": log}
     for name, folder in (("clean", clean), ("poisoned", poisoned)):
         summary = folder / "train_summary.json"
         if summary.exists():  # a rerun finds them trained: their own time and loss are the record
@@ -90,14 +94,14 @@ def main() -> None:
             out[f"train_{name}"] = {k: v for k, v in json.loads(summary.read_text()).items() if k in keep}
     if "memorization" in stages:
         selfalign(log, "attack", "--model", f"hf:{base}", "--model", f"hf:{clean}", "--attacks", "memorization", "--train-run", clean,
-                  "--exposure-candidates", 200, "--limit", 1, "--max-tokens", 16, "--quiet", "--out", work / "memorization")
+                  "--exposure-candidates", args.exposure_candidates, "--limit", 1, "--max-tokens", 16, "--quiet", "--out", work / "memorization")
         out["memorization"] = figures(work / "memorization", "memorization")
     if "trigger" in stages:
         selfalign(log, "attack", "--model", f"hf:{base}", "--model", f"hf:{clean}", "--model", f"hf:{poisoned}", "--attacks", "trigger",
-                  "--trigger", TRIGGER, "--max-tokens", 32, "--quiet", "--out", work / "trigger")
+                  "--trigger", TRIGGER, "--max-tokens", args.max_new_tokens, "--quiet", "--out", work / "trigger")
         out["trigger"] = figures(work / "trigger", "trigger")
     if "probe" in stages:
-        selfalign(log, "probe", "--model", f"hf:{base}", "--model", f"hf:{clean}", "--max-new-tokens", 32, "--quiet", "--out", work / "probe")
+        selfalign(log, "probe", "--model", f"hf:{base}", "--model", f"hf:{clean}", "--max-new-tokens", args.max_new_tokens, "--quiet", "--out", work / "probe")
         out["probe"] = json.loads((work / "probe" / "results.json").read_text())
     target = Path(__file__).parent / "results" / "leakage_smollm2.json"
     previous = json.loads(target.read_text()) if target.exists() else {}

@@ -42,9 +42,11 @@ def main() -> None:
               "torch_threads": torch.get_num_threads(), "load_average_before": round(load_before, 1), "prompts": len(ids),
               "tokens": sum(map(len, ids)), "shape": list(acts.shape), "seconds": round(seconds, 2),
               "prompts_per_second": round(len(ids) / seconds, 1)}
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))  # every run is kept: on a shared machine the load says how far to trust one
     out = Path(__file__).parent / "results" / "probe_speed.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    previous = json.loads(out.read_text()) if out.exists() else {"runs": []}
+    runs = previous["runs"] if "runs" in previous else [{**previous, "note": "before the probe computed one logit per pass"}]
+    out.write_text(json.dumps({"runs": [*runs, result]}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
