@@ -45,8 +45,11 @@ def on_terminal() -> bool:
 def silence_libraries() -> None:
     """Turn off the progress bars of transformers, huggingface_hub and datasets: through the
     environment for those not imported yet (and for subprocesses), through their own switches
-    for those already imported."""
+    for those already imported; and any other tqdm bar (transformers' GGUF conversion makes a
+    plain one), as TQDM_DISABLE would had it been set before tqdm was imported. Ours are not
+    tqdm bars here: silent under --quiet, lines without a terminal."""
     os.environ.update(QUIET_ENVIRONMENT)
+    _disable_tqdm()
     if "huggingface_hub" in sys.modules:
         from huggingface_hub.utils import disable_progress_bars
 
@@ -59,6 +62,21 @@ def silence_libraries() -> None:
         import datasets
 
         datasets.disable_progress_bars()
+
+
+def _disable_tqdm() -> None:
+    from tqdm import std
+
+    if getattr(std.tqdm.__init__, "selfalign_disabled", False):
+        return
+    init = std.tqdm.__init__
+
+    def disabled(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    disabled.selfalign_disabled = True  # type: ignore[attr-defined]
+    std.tqdm.__init__ = disabled  # type: ignore[method-assign]
 
 
 def progress_bar(total: int, label: str, *, unit: str, initial: int = 0, enabled: bool = True) -> Any:

@@ -5,6 +5,8 @@ changed-settings refusal before any model loads, and a hub id without network fa
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from clitools import selfalign
@@ -112,3 +114,12 @@ def test_a_hub_dataset_without_network_fails_at_once_saying_why(tmp_path):
                      "--out", tmp_path / "run", "-q", check=False, env=env)
     assert proc.returncode == 2
     assert "not in the local datasets cache, and the hub cannot be asked: hub.invalid cannot be reached" in proc.stderr
+
+
+def test_quiet_silences_a_plain_tqdm_bar_of_a_library():
+    """transformers' GGUF conversion makes a plain tqdm bar, outside its own switch."""
+    code = ("from selfalign import progress; progress.configure(quiet=True); from tqdm.auto import tqdm; "
+            "[x for x in tqdm(range(3), desc='Converting and de-quantizing')]")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Converting" not in proc.stderr
