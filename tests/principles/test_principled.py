@@ -178,7 +178,7 @@ def test_sorry_bias_is_the_references_minus_100_on_single_token_forms():
 
     assert sorry_bias(_Tokenizing({"Sorry": [7], " Sorry": [9]}), -100) == ({7: -100, 9: -100}, None)
     bias, note = sorry_bias(_Tokenizing({"Sorry": [7], " Sorry": [3, 4]}), -100)
-    assert bias == {7: -100} and "'Sorry' are several tokens, left unbiased" in note
+    assert bias == {7: -100} and "' Sorry' is several tokens here, left unbiased" in note
     bias, note = sorry_bias(_Tokenizing(None), -100)
     assert bias is None and "tokenizer is not here" in note and "dropped instead" in note
     assert sorry_bias(_Tokenizing({"Sorry": [7], " Sorry": [9]}), 0) == (None, None)  # --sorry-bias 0: none

@@ -73,9 +73,10 @@ def sorry_bias(model: Model, bias: float) -> tuple[dict[int, float] | None, str 
         return None, (f"{model.name}: its tokenizer is not here, so no logit bias keeps answers from starting with "
                       "'Sorry'; answers that start with an apology are dropped instead")
     single = {ids[0]: bias for ids in forms.values() if ids and len(ids) == 1}
-    split = [form.strip() or form for form, ids in forms.items() if ids and len(ids) > 1]
-    note = (f"{model.name}: {' and '.join(repr(f) for f in split)} are several tokens, left unbiased (biasing a "
-            "piece of a word would bias every word that starts with it)") if split else None
+    split = [form for form, ids in forms.items() if ids and len(ids) > 1]
+    note = (f"{model.name}: {' and '.join(repr(f) for f in split)} {'is' if len(split) == 1 else 'are'} several "
+            "tokens here, left unbiased (biasing a piece of a word would bias every word that starts with it)"
+            ) if split else None
     return single or None, note
 
 
