@@ -123,3 +123,15 @@ def test_the_block_runs_as_written(block, workspace):
         items_failed = command.startswith("selfalign ") and proc.returncode == 1 and "failed" in proc.stdout
         assert proc.returncode == 0 or items_failed, (
             f"{block.where}: `{command}` exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+def test_every_link_between_pages_names_a_page_that_exists():
+    """A page written elsewhere may be named in the nav before it lands, but not linked to."""
+    import re
+
+    broken = []
+    for path in (ROOT / "docs").rglob("*.md"):
+        for target in re.findall(r"\]\(([^)#:\s]+\.md)(?:#[^)]*)?\)", path.read_text()):
+            if not (path.parent / target).resolve().is_file():
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+    assert not broken, f"links to pages that do not exist (mkdocs build --strict refuses them): {broken}"
