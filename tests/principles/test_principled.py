@@ -59,6 +59,8 @@ def test_judge_applies_the_reference_filters_by_reason():
     assert judged(f"{WITH_ID}Rule 1 (ethical).\n\nAssistant: Sorry! {LONG}").dropped == "starts with an apology"
     repeated = f"{WITH_ID}Rule 2 (informative).\n\nAssistant: {ID} The user asks about tides. {LONG}"
     assert judged(repeated).dropped == "thoughts repeated in the answer"  # SmolLM2 in raw text does this
+    citing = f"{WITH_ID}Rule 2 (informative).\n\nAssistant: I have no way to do that. I should follow rules 1 (ethical). {LONG}"
+    assert judged(citing).dropped == "thoughts repeated in the answer"
     leaked = f"{WITH_ID}Rule 8 (knowledge recitation).\n\nAssistant: The okapi is a relative of the giraffe. {LONG}"
     assert judged(leaked, question="Which animal is the giraffe's relative?").dropped == "exemplar leakage"
     assert judged(leaked, question="Tell me about the okapi").dropped is None  # asked about it

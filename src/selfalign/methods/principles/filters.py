@@ -184,6 +184,7 @@ THOUGHTS_LABEL = "Assistant (internal thoughts):"
 _ANSWER_LABEL = re.compile(r"^\s*Assistant\s*:\s*", re.MULTILINE)
 _NEXT_TURN = re.compile(r"^\s*(?:User|Assistant \(internal thoughts\))\s*:", re.MULTILINE)
 MIN_FINISHED_CHARS = 160  # the reference's floor for an answer the model finished
+_RULE_CITED = re.compile(r"\brules?\s+\d+\s*\(", re.IGNORECASE)  # "rule 3 (helpful)": thoughts, not an answer
 #: The reference drops answers that open with "I'm sorry" / "I am sorry"; other apologies too.
 _APOLOGY = re.compile(r"^\W*(?:i'?m sorry|i am sorry|sorry|i apologi[sz]e|my apologies|apologies)\b", re.IGNORECASE)
 _REFUSAL_OPENING = re.compile(
@@ -264,7 +265,7 @@ def answer_problem(answer: str, question: str, leaks: Iterable[str], finished: b
     answer already cut at its first repeated sentence (and, if cut, less its last word)."""
     if not answer:
         return "answer empty"
-    if identity and normalise(identity) in normalise(answer):
+    if (identity and normalise(identity) in normalise(answer)) or _RULE_CITED.search(answer):
         return "thoughts repeated in the answer"
     if _APOLOGY.match(answer):
         return "starts with an apology"
