@@ -125,3 +125,19 @@ def test_broken_json_is_described_once(tmp_path):
     with pytest.raises(InputError) as err:
         load_items(bad)
     assert "Unterminated string starting at column 12" in str(err.value) and "at at" not in str(err.value)
+
+
+def test_a_refused_resume_names_a_setting_that_changed_only_in_type(tmp_path):
+    """1 and 1.0, or True and 1, are equal in Python but not as stored: the refusal names them."""
+    from selfalign.errors import UserError
+    from selfalign.store.run_store import RunStore
+
+    store = RunStore(tmp_path / "run")
+    store.bind_config("critique", {"temperature": 1, "greedy": True})
+    store.close()
+    store = RunStore(tmp_path / "run")
+    try:
+        with pytest.raises(UserError, match=r"greedy: True -> 1, temperature: 1 -> 1\.0"):
+            store.bind_config("critique", {"temperature": 1.0, "greedy": 1})
+    finally:
+        store.close()

@@ -322,5 +322,10 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     if old.get("method") != new.get("method"):
         return f"method {old.get('method')!r}, now {new.get('method')!r}"
     keys = sorted(set(old["config"]) | set(new["config"]))
-    changed = [k for k in keys if old["config"].get(k) != new["config"].get(k)]
+    # compared as JSON, as the settings are stored: Python's == takes 1 for 1.0 and for True
+    changed = [k for k in keys if _as_json(old["config"].get(k)) != _as_json(new["config"].get(k))]
     return ", ".join(f"{k}: {old['config'].get(k)!r} -> {new['config'].get(k)!r}" for k in changed[:3])
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
