@@ -12,6 +12,9 @@ Stages, each the command a user would type (printed before it runs; rerunning re
    topics. Which file a prompt came from is its label, as SELF-ALIGN's red-team type is: the
    methods treat red-team prompts as theirs to align and keep the model's own answers to the
    look-alikes (critique-revise: answered only; MATRIX, Sandbox, SELF-ALIGN: as they are).
+   critique-revise draws harmlessness principles, shows its two exemplars, samples at 0.3 and
+   starts each revision with the exemplars' opening (SmolLM2 repeats its critique otherwise;
+   docs/alignment.md has the search that led here).
 3. export and train: SFT on the method's SFT export (DPO / Stable Alignment with --trainer).
 4. evaluate base and tuned on benchmarks/data/heldout/ (never used for generation or tuning):
    refusal rate on the harmful prompts, over-refusal on the look-alikes (refusal-phrase
@@ -139,6 +142,9 @@ def run_method(method: str, base: Path, out: Path, args: argparse.Namespace, sec
     data = out / f"{TRAINER_DATA[args.trainer]}-{size}.jsonl"
     step("export", "export", run, "--format", TRAINER_DATA[args.trainer], "--to", data)
     rows = sum(1 for line in data.read_text().splitlines() if line.strip())
+    if rows == 0:  # nothing to train on: the row says so instead of stopping the other methods
+        print(f"\n{method}: no {TRAINER_DATA[args.trainer]} rows to train on; see `selfalign export {run} --failures`")
+        return {"method": method, "rows": 0, "items": items_done(run), "figures": {}, "seconds": dict(seconds), "out": str(out)}
     tuned = out / f"tuned-{size}-{args.trainer}-e{args.epochs:g}-lr{args.lr:g}{f'-lora{args.lora_r}' if args.lora else ''}"
     lora = ["--lora", "--lora-r", args.lora_r, "--lora-alpha", 2 * args.lora_r] if args.lora else []
     step("train", "train", "--method", args.trainer, "--model", base, "--data", data, "--out", tuned,
