@@ -44,13 +44,21 @@ def test_principled_answers_on_smollm2_keep_their_format(tmp_path, smollm2_dir):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": q}) + "\n" for q in QUESTIONS))
     out = tmp_path / "pd"
-    selfalign("principles", "--model", f"hf:{smollm2_dir}", "--prompts", prompts, "--out", out, "--raw",
-              "--max-tokens", 200, "--quiet", timeout=1800)
+    proc = selfalign("principles", "--model", f"hf:{smollm2_dir}", "--prompts", prompts, "--out", out, "--raw",
+                     "--max-tokens", 200, "--quiet", timeout=1800, check=False)
     summary = json.loads((out / "summary.json").read_text())
+    # with the final filters SmolLM2 may keep none of 6 (measured: 5 repeat their thoughts in the
+    # answer, 1 is short); then the stage exits 1 naming the stage and its drops, as the issue asks
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == (0 if summary["kept"] else 1), said
+    if not summary["kept"]:
+        assert "stage principles kept nothing" in said and "What to change" in said
     print(json.dumps({k: summary[k] for k in ("kept", "dropped", "principles_cited")}))
     assert summary["items"]["done"] == len(QUESTIONS)
     assert summary["kept"] + sum(summary["dropped"].values()) == len(QUESTIONS)
     assert summary["principles_cited"]  # the thoughts name rules (measured: raw text keeps 1 to 5 in 10 answers)
+    if not summary["kept"]:
+        return
     selfalign("export", out, "--format", "sft", "--to", tmp_path / "engrave.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "engrave.jsonl").read_text().splitlines()]
     assert len(rows) == summary["kept"] and all("internal thoughts" not in json.dumps(r) for r in rows)
