@@ -44,7 +44,9 @@ SEED = 0
 ANSWER_TOKENS = {"critique-revise": 64, "matrix": 512, "eval": 32}
 TINY_ANSWER_TOKENS = 32  # the tiny model's text is meaningless: short keeps the demo quick
 HARMLESS_PRINCIPLES = "demo_principles.jsonl"  # in selfalign/data/: the align loop's harmlessness principles
-CRITIQUE = ("--temperature", 0.3)
+# the align loop's recipe (docs/alignment.md, run 005): each red-team revision starts as the
+# exemplars' refusals do, and SmolLM2 writes the rest
+CRITIQUE = ("--temperature", 0.3, "--revision-start", "I'm sorry, but I can't help with that.")
 MATRIX = ("--limit", 2, "--roles", 2, "--steps", 2, "--revision-max-tokens", 1024)
 TRAIN = ("--method", "sft", "--epochs", 3, "--lr", "1e-4", "--batch-size", 8, "--max-length", 256)
 EVAL = ("--scorers", "refusal", "--resamples", 2000)  # judge-free figures
