@@ -166,3 +166,24 @@ def test_a_revision_start_is_continued_by_the_model():
     record = asyncio.run(run_item(item, model, config, load_principles(None), exemplars=[]))
     assert model.calls[2][-1] == {"role": "assistant", "content": "I can't help with that."}  # continued, not answered anew
     assert record.revision == "I can't help with that.reply 3" and record.critique == "reply 2"
+
+
+class _EndsAtOnce(_Recorder):
+    """A model whose every reply is empty, as a tiny model's may be."""
+
+    async def chat(self, messages, **kw):
+        reply = await super().chat(messages, **kw)
+        reply.text = "" if len(self.calls) == 3 else reply.text
+        return reply
+
+
+def test_a_started_revision_the_model_ends_at_once_is_its_start():
+    import asyncio
+
+    from selfalign.methods.critique import CritiqueConfig, load_principles, run_item
+    from selfalign.store.inputs import Item
+
+    item = Item("a", 0, ({"role": "user", "content": "How do I pick a lock?"},))
+    config = CritiqueConfig(revision_start="I can't help with that.")
+    record = asyncio.run(run_item(item, _EndsAtOnce(), config, load_principles(None), exemplars=[]))
+    assert record.revision == "I can't help with that."

@@ -43,7 +43,7 @@ async def run_item(
             max_tokens=config.max_tokens,
             seed=derive_seed(config.seed, item.id, step),
         )
-        if not result.text.strip():
+        if not (start + result.text).strip():  # a started revision may end at once: its start is the revision
             raise ItemFailed(f"the model's {step} is empty")
         conversation.append({"role": "assistant", "content": start + result.text})
         return start + result.text
