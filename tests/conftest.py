@@ -35,3 +35,14 @@ def serve():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _cudnn_attention_as_torch_defaults():
+    """torch's attention flags are process-wide: engines decoding in threads of an earlier test may
+    leave cuDNN's attention off (llm/checkpoints.attention_without_cudnn), so each test starts
+    from torch's default."""
+    import torch
+
+    torch.backends.cuda.enable_cudnn_sdp(True)
+    yield
