@@ -60,10 +60,13 @@ class BodyLimit:
             f"the request body is larger than this server's limit of {self.max_body_bytes} bytes "
             "(selfalign serve --max-body-bytes); send fewer or shorter messages or prompts"
         )
-        body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}})
+        body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}).encode()
+        # A declared length, not a chunked reply: the server closes the connection with the
+        # request unread, and a chunked reply could be cut before its last chunk.
         await send({
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close")],
         })
-        await send({"type": "http.response.body", "body": body.encode()})
+        await send({"type": "http.response.body", "body": body})
