@@ -61,6 +61,10 @@ def test_judge_applies_the_reference_filters_by_reason():
     assert judged(repeated).dropped == "thoughts repeated in the answer"  # SmolLM2 in raw text does this
     citing = f"{WITH_ID}Rule 2 (informative).\n\nAssistant: I have no way to do that. I should follow rules 1 (ethical). {LONG}"
     assert judged(citing).dropped == "thoughts repeated in the answer"
+    # thinking twice, then answering: the second thoughts are skipped, the answer kept
+    twice = judged(f"{WITH_ID}Rule 2 (informative).\n\nAssistant: {ID} I should follow rule 2 (informative).\n\n"
+                   f"Assistant: Tides follow the Moon. {LONG}")
+    assert twice.dropped is None and twice.answer.startswith("Tides follow the Moon.")
     leaked = f"{WITH_ID}Rule 8 (knowledge recitation).\n\nAssistant: The okapi is a relative of the giraffe. {LONG}"
     assert judged(leaked, question="Which animal is the giraffe's relative?").dropped == "exemplar leakage"
     assert judged(leaked, question="Tell me about the okapi").dropped is None  # asked about it
@@ -139,7 +143,29 @@ def test_a_principles_run_that_keeps_nothing_exits_1_saying_why(tmp_path, cli, p
     code, text = cli("principles", "--model", model, "--prompts", prompts, "--out", tmp_path / "none", "--quiet")
     assert code == 1, text
     assert "stage principles kept nothing (dropped: format lost 5)" in text and "--raw" in text
+    assert "--ngram-penalties 3:4,4:8" in text  # what a small model that thinks twice needs
     assert "next:" not in text  # nothing to export
+
+
+def test_ngram_penalties_are_read_as_n_colon_penalty_pairs_and_reach_every_call(monkeypatch):
+    import argparse
+    import asyncio
+
+    from selfalign.cli.principles import ngram_penalties
+    from selfalign.methods.principles import calls
+
+    assert ngram_penalties("3:4,4:8") == {3: 4.0, 4: 8.0} and ngram_penalties("") == {}
+    with pytest.raises(argparse.ArgumentTypeError, match="N:P pairs"):
+        ngram_penalties("3=4")
+
+    class Recorder:
+        async def text(self, prompt, **sampling):
+            self.sampling = sampling
+
+    model = Recorder()
+    asyncio.run(calls.ask(model, "p", raw=True, seed=0, temperature=0.5, top_p=0.95, max_tokens=8,
+                          ngram_penalties={3: 4.0}))
+    assert model.sampling["ngram_penalties"] == {3: 4.0} and "logit_bias" not in model.sampling
 
 
 def test_raw_prompt_goes_in_as_text_for_models_without_a_chat_template(tmp_path, cli, prompts):

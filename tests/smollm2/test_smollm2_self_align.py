@@ -45,20 +45,15 @@ def test_principled_answers_on_smollm2_keep_their_format(tmp_path, smollm2_dir):
     prompts.write_text("".join(json.dumps({"prompt": q}) + "\n" for q in QUESTIONS))
     out = tmp_path / "pd"
     proc = selfalign("principles", "--model", f"hf:{smollm2_dir}", "--prompts", prompts, "--out", out, "--raw",
-                     "--max-tokens", 200, "--quiet", timeout=1800, check=False)
+                     "--max-tokens", 200, "--ngram-penalties", "3:4,4:8", "--quiet", timeout=1800, check=False)
     summary = json.loads((out / "summary.json").read_text())
-    # with the final filters SmolLM2 may keep none of 6 (measured: 5 repeat their thoughts in the
-    # answer, 1 is short); then the stage exits 1 naming the stage and its drops, as the issue asks
-    said = proc.stdout + proc.stderr
-    assert proc.returncode == (0 if summary["kept"] else 1), said
-    if not summary["kept"]:
-        assert "stage principles kept nothing" in said and "What to change" in said
+    # measured: without the n-gram penalties SmolLM2 answers with its thoughts again (5 of 6) and
+    # keeps none; with them it keeps 2 of 6 (docs/self_align.md)
     print(json.dumps({k: summary[k] for k in ("kept", "dropped", "principles_cited")}))
+    assert proc.returncode == 0 and summary["kept"] >= 1, proc.stdout + proc.stderr
     assert summary["items"]["done"] == len(QUESTIONS)
     assert summary["kept"] + sum(summary["dropped"].values()) == len(QUESTIONS)
     assert summary["principles_cited"]  # the thoughts name rules (measured: raw text keeps 1 to 5 in 10 answers)
-    if not summary["kept"]:
-        return
     selfalign("export", out, "--format", "sft", "--to", tmp_path / "engrave.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "engrave.jsonl").read_text().splitlines()]
     assert len(rows) == summary["kept"] and all("internal thoughts" not in json.dumps(r) for r in rows)
@@ -73,7 +68,8 @@ def test_self_align_on_smollm2_runs_every_stage_or_says_why_not(tmp_path, smollm
     config = tmp_path / "self-align.yaml"
     config.write_text(
         f"raw: true\nper_type: 2\nself_instruct: 30\nred_team_types: {three_types(tmp_path / 'types.jsonl')}\n"
-        "self_instruct_max_tokens: 256\nprinciples_max_tokens: 200\nverbose_max_tokens: 256\n"
+        "self_instruct_max_tokens: 256\nprinciples_max_tokens: 200\nprinciples_ngram_penalties: {3: 4, 4: 8}\n"
+        "verbose_max_tokens: 256\n"
         "train: {max_steps: 3, save_steps: 3}\n")
     out = tmp_path / "sa"
     proc = selfalign("self-align", "--base", smollm2_dir, "--out", out, "--config", config, "--cpu", "--quiet",

@@ -38,14 +38,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="logit bias on the token 'Sorry', so answers do not start with it (the reference's -100; 0: none)")
     p.add_argument("--identity", default=PrinciplesConfig.model_fields["identity"].default,
                    help="the self-identification line that opens the exemplars' thoughts; answers without it are dropped")
+    p.add_argument("--ngram-penalties", type=ngram_penalties, default={}, metavar="N:P,...",
+                   help="penalties on repeating n-grams of the continuation, e.g. 3:1,4:2 (default: none, as the reference)")
     p.set_defaults(func=run, temperature=0.5, max_tokens=256)
+
+
+def ngram_penalties(text: str) -> dict[int, float]:
+    """'3:1,4:2' -> {3: 1.0, 4: 2.0}; '' -> none."""
+    try:
+        pairs = [part.split(":") for part in text.split(",") if part.strip()]
+        return {int(n): float(p) for n, p in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write n-gram sizes and penalties as N:P pairs, e.g. 3:1,4:2") from None
 
 
 def run(args: argparse.Namespace) -> int:
     config = PrinciplesConfig(
         seed=args.seed, raw=args.raw, templates=args.templates, principles_file=args.principles,
         exemplars_file=args.exemplars, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-        sorry_bias=args.sorry_bias, identity=args.identity,
+        sorry_bias=args.sorry_bias, identity=args.identity, ngram_penalties=args.ngram_penalties,
     )
     principles = load_principles(config.principles_file)  # every file checked before any model call
     exemplars = load_exemplars(config.exemplars_file, principles)
@@ -65,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
     return check_kept(args.out, "principles", code, KEEP_MORE_STAGE2)
 
 
-KEEP_MORE_STAGE2 = ("a chat model that loses the format: --raw (or --no-raw); fewer exemplars or shorter ones: "
-                    "--exemplars; more room for the answer: --max-tokens; your own prompt: --templates")
+KEEP_MORE_STAGE2 = ("a chat model that loses the format: --raw (or --no-raw); a small model that answers with its "
+                    "thoughts again: --ngram-penalties 3:4,4:8; fewer exemplars or shorter ones: --exemplars; more "
+                    "room for the answer: --max-tokens; your own prompt: --templates")
 
 
 def check_kept(out: str, stage: str, code: int, fix: str) -> int:

@@ -52,6 +52,8 @@ class SelfAlignConfig(BaseModel):
     templates: str | None = None
     self_instruct_max_tokens: int = Field(512, ge=1)
     principles_max_tokens: int = Field(256, ge=1)
+    principles_ngram_penalties: dict[int, float] = Field(default_factory=dict,
+                                                         description="stage 2's n-gram penalties, e.g. {3: 4, 4: 8} for a small model")
     verbose_max_tokens: int = Field(512, ge=1)
     verbose_min_chars: int = Field(128, ge=1, description="shorter verbose answers are dropped (the paper: 128)")
     engrave: str = Field("engrave", description="training recipe name or YAML file of stage 3")
@@ -138,7 +140,7 @@ def _stages(args: argparse.Namespace, c: SelfAlignConfig, out: Path) -> list[tup
     stage1 = ["self-instruct", "--model", model, "--out", out / "1-self-instruct", "--per-type", c.per_type,
               "--self-instruct", c.self_instruct, "--max-tokens", c.self_instruct_max_tokens, *raw, *common, *_files(red_team_types=c.red_team_types, seeds=c.seeds)]
     stage2 = ["principles", "--model", model, "--prompts", prompts, "--out", out / "2-principles",
-              "--max-tokens", c.principles_max_tokens, *raw, *common,
+              "--max-tokens", c.principles_max_tokens, *raw, *common, *_ngram_penalties(c.principles_ngram_penalties),
               *_files(principles=c.principles, exemplars=c.exemplars),
               "&&", "export", out / "2-principles", "--format", "sft", "--to", out / "2-principles" / "engrave.jsonl"]
     engraved = out / "3-engrave"
@@ -154,6 +156,10 @@ def _stages(args: argparse.Namespace, c: SelfAlignConfig, out: Path) -> list[tup
 
 def _files(**files: str | None) -> list[str]:
     return [a for name, path in files.items() if path for a in (f"--{name.replace('_', '-')}", path)]
+
+
+def _ngram_penalties(penalties: dict[int, float]) -> list[str]:
+    return ["--ngram-penalties", ",".join(f"{n}:{p:g}" for n, p in penalties.items())] if penalties else []
 
 
 def _train_options(c: SelfAlignConfig, base: str) -> list[str]:

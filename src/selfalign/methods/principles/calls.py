@@ -29,10 +29,13 @@ def use_raw(raw: bool | None, model: Model, *, prefer_raw: bool = False) -> bool
 async def ask(
     model: Model, prompt: str, *, raw: bool, seed: int, temperature: float, top_p: float, max_tokens: int,
     stop: tuple[str, ...] = (), logit_bias: dict[int, float] | None = None,
+    ngram_penalties: dict[int, float] | None = None,
 ) -> ChatResult:
     sampling = dict(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, stop=stop)
     if logit_bias:
         sampling["logit_bias"] = logit_bias
+    if ngram_penalties:
+        sampling["ngram_penalties"] = ngram_penalties
     if raw:
         return await model.text(prompt, **sampling)
     return await model.chat([{"role": "user", "content": prompt}], **sampling)

@@ -46,6 +46,8 @@ class PrinciplesConfig(StageConfig):
     sorry_bias: float = Field(-100.0, ge=-100, le=0, description="logit bias on the token 'Sorry' (the reference's -100; 0: none)")
     identity: str = Field("I am a helpful, ethical and reliable assistant.",
                           description="the self-identification line that opens every exemplar's thoughts; answers whose thoughts lack it are dropped")
+    ngram_penalties: dict[int, float] = Field(default_factory=dict,
+                                              description="n -> penalty on repeating n-grams of the continuation (the reference: none here)")
     temperature: float = Field(0.5, ge=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
     max_tokens: int = Field(256, ge=1)

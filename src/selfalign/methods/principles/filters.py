@@ -219,6 +219,25 @@ def split_thoughts(text: str) -> tuple[str, str, bool] | None:
     return thoughts, answer.strip(), turn is not None
 
 
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def skip_rethinking(answer: str, identity: str) -> str:
+    """The answer less the paragraphs at its start that are thoughts again (the self-identification
+    line or a rule cited by number, with or without a repeated "Assistant:" label): a small model
+    often thinks twice before it answers. Empty when the answer is nothing but thoughts."""
+    paragraphs = _PARAGRAPH_BREAK.split(answer.strip())
+    skipped = False
+    while paragraphs:
+        first = _ANSWER_LABEL.sub("", paragraphs[0], count=1)
+        if not ((identity and normalise(identity) in normalise(first)) or _RULE_CITED.search(first)):
+            break
+        paragraphs.pop(0)
+        skipped = True
+    rest = "\n\n".join(paragraphs).strip()
+    return _ANSWER_LABEL.sub("", rest, count=1) if skipped else rest
+
+
 def identifies_itself(thoughts: str, identity: str) -> bool:
     """The thoughts open with the self-identification line of the exemplars (case and
     punctuation aside), the reference's sign that the model kept the format."""

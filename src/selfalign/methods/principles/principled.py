@@ -30,7 +30,9 @@ from selfalign.store.inputs import Item
 from .calls import ask
 from .config import PrinciplesConfig
 from .files import Exemplar, Principle, cited_numbers
-from .filters import answer_problem, cut_repetition, identifies_itself, split_thoughts, without_last_word
+from .filters import (
+    answer_problem, cut_repetition, identifies_itself, skip_rethinking, split_thoughts, without_last_word,
+)
 
 #: Where a base model's continuation ends: the next turn.
 STOP = ("\nUser:",)
@@ -56,7 +58,7 @@ async def run_item(
     prompt = render(prompts, principles, exemplars, config, item.prompt)
     result = await ask(model, prompt, raw=raw, seed=derive_seed(config.seed, item.id, "principled"),
                        temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_tokens, stop=STOP,
-                       logit_bias=logit_bias)
+                       logit_bias=logit_bias, ngram_penalties=config.ngram_penalties)
     leaks = [phrase for exemplar in exemplars for phrase in exemplar.leaks]
     record = judge(item.prompt, result.text, result.finish_reason, principles, leaks, config.identity)
     return record.model_copy(update={"system": prompts.render("system")})
@@ -119,6 +121,11 @@ def judge(
     if not identifies_itself(thoughts, identity):
         return PrincipledRecord(text=text, thoughts=thoughts, principles=cited, answer=answer,
                                 dropped="self-identification missing")
+    answered = skip_rethinking(answer, identity)
+    if answer and not answered:  # nothing but thoughts again
+        return PrincipledRecord(text=text, thoughts=thoughts, principles=cited, answer=answer,
+                                dropped="thoughts repeated in the answer")
+    answer = answered
     cut = cut_repetition(answer)
     finished = next_turn or finish_reason != "length"
     if not finished and cut == answer:  # cut at max_tokens mid-sentence: the last word may be split
