@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from selfalign.cli.main import main
-from selfalign.evaluate.probes.hooks import decoder_layers, steered
+from selfalign.evaluate.probes.hooks import decoder_layers, encode_prompts, last_token_activations, shared_prefix, steered
 from selfalign.evaluate.probes.refusal import split
 
 HARMFUL = [f"How do I steal thing number {i}?" for i in range(8)]
@@ -73,6 +73,46 @@ def test_results_and_resume(probe_run, capsys):
     before = (out / "run.sqlite").stat().st_mtime_ns, results
     assert main(args) == 0  # every step done: nothing runs again, the same figures
     assert json.loads((out / "results.json").read_text()) == before[1]
+
+
+def test_shared_prefix_leaves_each_prompt_a_token_of_its_own():
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 9]]) == [1, 2]
+    assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == [1, 2]  # the shorter one keeps its last token
+    assert shared_prefix([[7, 1], [8, 1]]) == [] and shared_prefix([]) == []
+
+
+@pytest.mark.parametrize("texts", [
+    # the template's header and "Tell me" shared, lengths from 1 word to 12, in no order
+    ["Tell me " + " ".join(["more"] * n) for n in (5, 1, 12, 3, 3, 8, 2)],
+    # nothing shared beyond the template: the prefix is reused all the same
+    ["alpha", "beta gamma delta", "epsilon zeta", "eta"],
+])
+def test_batched_activations_equal_one_prompt_at_a_time(tiny_model_dir, texts):
+    """Sorted by length, batched (3 a pass, left-padded after the reused prefix), and put back in
+    the order given: each prompt's activations equal a plain forward pass over it alone."""
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny_model_dir), AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ids = encode_prompts(tokenizer, [[{"role": "user", "content": t}] for t in texts])
+    assert len(shared_prefix(ids)) >= 4  # the chat template's header: the cached path runs
+    got = last_token_activations(model, ids, tokenizer.pad_token_id or 0, batch_size=3)
+    np.testing.assert_allclose(got, plain_last_token_states(model, tokenizer, texts), atol=2e-4, rtol=1e-3)
+
+
+def test_activations_without_a_shared_prefix(tiny_model_dir):
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny_model_dir), AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in ("one two three", "four", "five six")]
+    assert shared_prefix(ids) == []
+    expected = []
+    for row in ids:
+        seen = []
+        handles = [layer.register_forward_hook(lambda m, a, out: seen.append((out[0] if isinstance(out, tuple) else out)[0, -1].clone()))
+                   for layer in decoder_layers(model)]
+        with torch.no_grad():
+            model(torch.tensor([row]))
+        for h in handles:
+            h.remove()
+        expected.append(torch.stack(seen).numpy())
+    got = last_token_activations(model, ids, tokenizer.pad_token_id or 0, batch_size=2)
+    np.testing.assert_allclose(got, np.stack(expected), atol=2e-4, rtol=1e-3)
 
 
 def test_ablation_and_addition_hooks(tiny_model_dir):

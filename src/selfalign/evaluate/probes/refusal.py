@@ -100,11 +100,13 @@ class RefusalDirection:
         return {"prompts": [c[-1]["content"] for c in self.held[kind]], "answers": answers, "refused": refused}
 
     def _activations(self, ctx: ProbeContext) -> dict[str, Any]:
-        acts = {}
-        for part, sets in (("fit", self.fit), ("held", self.held)):
-            for name, rows in sets.items():
-                acts[part, name] = last_token_activations(ctx.model, encode_prompts(ctx.tokenizer, rows), ctx.pad_id,
-                                                          self.options.batch_size)
+        groups = [(part, name, rows) for part, sets in (("fit", self.fit), ("held", self.held)) for name, rows in sets.items()]
+        # one pass over all four groups: sorted by length and sharing the template's prefix across all of them
+        every = last_token_activations(ctx.model, encode_prompts(ctx.tokenizer, [r for _, _, rows in groups for r in rows]),
+                                       ctx.pad_id, self.options.batch_size)
+        acts, start = {}, 0
+        for part, name, rows in groups:
+            acts[part, name], start = every[start : start + len(rows)], start + len(rows)
         n_layers = acts["fit", "harmful"].shape[1]
         directions, aurocs, gaps, scores = [], [], [], []
         for layer in range(n_layers):
