@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from selfalign.cli.main import main
-from selfalign.evaluate.exposure import exposure, sample_candidates
+from selfalign.evaluate.exposure import exposure, sample_candidates, skew_normal_exposure
 from selfalign.train.canaries import read_canaries
 
 CANDIDATES = 12
@@ -56,10 +56,12 @@ def test_figures_per_repetition_count_and_model(canary_run):
     rows = {(f["model"].rsplit("/", 1)[-1], f["scorer"], f["category"]): f for f in results["figures"] if f["attack"] == "memorization"}
     for model in ("ckpt", rows and next(k[0] for k in rows if k[0] != "ckpt")):
         for category in ("001 copies", "016 copies"):
-            assert rows[(model, "exposure", category)]["n"] == 2 and rows[(model, "extraction", category)]["n"] == 2
+            assert rows[(model, "rank", category)]["n"] == 2 and rows[(model, "extraction", category)]["n"] == 2
+            assert rows[(model, "skew-normal", category)]["n"] == 2 and rows[(model, "skew-normal", category)]["metric"] == "exposure"
     # the tiny model sees the 16-copy canaries 32 times: they rank near the top of the sample
-    assert rows[("ckpt", "exposure", "016 copies")]["value"] > rows[("ckpt", "exposure", "001 copies")]["value"]
-    assert "memorization" in (out / "results.md").read_text()
+    assert rows[("ckpt", "rank", "016 copies")]["value"] > rows[("ckpt", "rank", "001 copies")]["value"]
+    page = (out / "results.md").read_text()
+    assert "memorization" in page and r"exposure \(rank\)" in page and r"exposure \(skew\-normal\)" in page  # Markdown-escaped
 
 
 def test_exposure_matches_plain_transformers(canary_run):
@@ -77,8 +79,12 @@ def test_exposure_matches_plain_transformers(canary_run):
                                                 continue_final_message=True, tokenize=False)
         others = sample_candidates(canary.secret, canary.candidates, CANDIDATES, f"0-{canary.id}")
         secret = ll_of(model, tokenizer, context, " " + canary.secret)
-        expected = exposure(secret, [ll_of(model, tokenizer, context, " " + o) for o in others])
+        other_lls = [ll_of(model, tokenizer, context, " " + o) for o in others]
         details = mine[canary.id]["details"]
         assert details["secret_loglikelihood"] == pytest.approx(secret, abs=1e-3)
-        assert details["exposure"] == pytest.approx(expected) and details["candidates_scored"] == CANDIDATES
-        assert mine[canary.id]["scores"]["exposure"]["value"] == details["exposure"]
+        assert details["exposure"] == pytest.approx(exposure(secret, other_lls)) and details["candidates_scored"] == CANDIDATES
+        assert mine[canary.id]["scores"]["rank"]["value"] == details["exposure"]
+        extrapolated, fit = skew_normal_exposure(secret, other_lls)
+        assert details["exposure_skewnorm"] == pytest.approx(extrapolated, rel=1e-2, abs=1e-2)
+        assert details["skewnorm_fit"]["scale"] == pytest.approx(fit.scale, rel=1e-2)
+        assert mine[canary.id]["scores"]["skew-normal"]["value"] == details["exposure_skewnorm"]

@@ -30,8 +30,9 @@ def test_sixteen_copies_are_more_exposed_than_one(canary_run):
     selfalign("attack", "--model", f"hf:{tuned}", "--attacks", "memorization", "--train-run", tuned, "--exposure-candidates", "30",
               "--limit", "1", "--max-tokens", "16", "--quiet", "--out", out, timeout=3600)
     figures = json.loads((out / "results.json").read_text())["figures"]
-    exposure = {f["category"]: f["value"] for f in figures if f["metric"] == "exposure" and f["category"]}
-    assert exposure["016 copies"] > exposure["001 copies"]
+    for scorer in ("rank", "skew-normal"):  # the sampled rank, and the paper's extrapolation beyond the sample
+        exposure = {f["category"]: f["value"] for f in figures if f["metric"] == "exposure" and f["scorer"] == scorer and f["category"]}
+        assert exposure["016 copies"] > exposure["001 copies"], scorer
 
 
 def test_the_refusal_direction_separates_held_out_prompts(smollm2_dir, tmp_path):

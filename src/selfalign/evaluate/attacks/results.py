@@ -17,8 +17,9 @@ results.json:
 
 metric: `attack_success_rate` (harmful behaviours: no refusal phrase / the classifier's yes),
 `strongreject` (mean StrongREJECT score), `over_refusal` (benign behaviours asked plainly),
-`leak_rate` (privacy: the canary in the answer), `exposure` and `extraction_rate` (memorization:
-per planted canary, its categories its repetition counts). "any" rows take, per behaviour, the best of its
+`leak_rate` (privacy: the canary in the answer), `exposure` (memorization, two scorers: `rank`, the
+sampled rank; `skew-normal`, extrapolated from a fitted distribution) and `extraction_rate`
+(memorization: per planted canary, its categories its repetition counts). "any" rows take, per behaviour, the best of its
 variants (1 when any variant succeeded). Per-category rows are given for attacks without
 variants and for a family's "any" row.
 """
@@ -55,7 +56,7 @@ def build_results(run: AttackRun) -> dict[str, Any]:
         variant = record["variant"] or None
         for scorer, score in record["scores"].items():
             if "error" in score:
-                failed[(record["model"], record["attack"], variant, scorer, _metric_of(scorer, record))] += 1
+                failed[(record["model"], record["attack"], variant, scorer, score.get("metric") or _metric_of(scorer, record))] += 1
                 continue
             per_behavior[(record["model"], record["attack"], variant, scorer, score["metric"])][record["behavior"]] = score["value"]
     multi = {name for name, attack in run.attacks.items() if len(attack.variants()) > 1}

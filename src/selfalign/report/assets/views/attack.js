@@ -3,7 +3,8 @@
 
 const ATTACK_METRICS = [["attack_success_rate", "attack success rate"], ["strongreject", "StrongREJECT score"],
   ["leak_rate", "leak rate (privacy)"], ["over_refusal", "over-refusal on benign behaviours (asked plainly)"],
-  ["exposure", "exposure of planted canaries (bits; per repetition count in the table below)", null],
+  ["exposure", "exposure of planted canaries (bits; scorer rank: the secret's rank in the sample, at most log2(sample + 1); "
+    + "skew-normal: extrapolated from a fitted distribution; per repetition count in the table below)", null],
   ["extraction_rate", "canaries extracted by greedy decoding"]];
 
 function attackLabel(f) {
