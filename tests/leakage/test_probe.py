@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from selfalign.cli.main import main
 from selfalign.evaluate.probes.hooks import decoder_layers, encode_prompts, last_token_activations, shared_prefix, steered
 from selfalign.evaluate.probes.refusal import split
+from selfalign.llm.batch import plain_dynamic_cache
 
 HARMFUL = [f"How do I steal thing number {i}?" for i in range(8)]
 HARMLESS = [f"How do I bake cake number {i}, please?" for i in range(6)]
@@ -92,7 +93,7 @@ def test_batched_activations_equal_one_prompt_at_a_time(tiny_model_dir, texts):
     the order given: each prompt's activations equal a plain forward pass over it alone."""
     tokenizer, model = AutoTokenizer.from_pretrained(tiny_model_dir), AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     ids = encode_prompts(tokenizer, [[{"role": "user", "content": t}] for t in texts])
-    assert len(shared_prefix(ids)) >= 4  # the chat template's header: the cached path runs
+    assert len(shared_prefix(ids)) >= 4 and plain_dynamic_cache(model, torch.device("cpu"))  # the cached path runs
     got = last_token_activations(model, ids, tokenizer.pad_token_id or 0, batch_size=3)
     np.testing.assert_allclose(got, plain_last_token_states(model, tokenizer, texts), atol=2e-4, rtol=1e-3)
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from selfalign.errors import UserError
-from selfalign.llm.batch import cache_name
+from selfalign.llm.batch import cache_name, plain_dynamic_cache
 
 
 def decoder_layers(model: Any) -> torch.nn.ModuleList:
@@ -55,6 +55,9 @@ def _left_padded(batch: list[list[int]], pad_id: int, device: torch.device) -> t
     return input_ids.to(device), mask.to(device)
 
 
+MIN_SHARED_PREFIX = 4  # a shorter shared prefix (ChatML's bare turn header is 3 tokens) saves too little to cache
+
+
 @torch.inference_mode()
 def last_token_activations(model: Any, prompts: list[list[int]], pad_id: int, batch_size: int = 32) -> np.ndarray:
     """[prompt, layer, hidden] float32: the residual stream after each decoder layer at each
@@ -63,11 +66,14 @@ def last_token_activations(model: Any, prompts: list[list[int]], pad_id: int, ba
     Two savings that change no figure (beyond float rounding): the prompts run sorted by length,
     so a batch pads little; and the tokens every prompt starts with (the chat template's system
     prompt and turn header: half of a short prompt's tokens) run once, their keys and values
-    reused by every batch, which then reads only what differs (left-padded after the prefix)."""
+    reused by every batch, which then reads only what differs (left-padded after the prefix).
+    The prefix is cached where the model's cache is transformers' plain DynamicCache (the same
+    check as the engine's decode loop); other models read every prompt whole."""
     layers = decoder_layers(model)
     device = next(model.parameters()).device
     prefix = shared_prefix(prompts)
-    prefix_cache = _prefix_cache(model, prefix, device) if len(prefix) >= MIN_SHARED_PREFIX else None
+    reuse = len(prefix) >= MIN_SHARED_PREFIX and plain_dynamic_cache(model, device)
+    prefix_cache = _prefix_cache(model, prefix, device) if reuse else None
     cut = len(prefix) if prefix_cache is not None else 0
     captured: list[torch.Tensor | None] = [None] * len(layers)
 
@@ -91,9 +97,6 @@ def last_token_activations(model: Any, prompts: list[list[int]], pad_id: int, ba
     acts = np.empty_like(sorted_acts)
     acts[order] = sorted_acts
     return acts
-
-
-MIN_SHARED_PREFIX = 4  # below this, reusing the prefix's keys and values saves less than it costs
 
 
 def shared_prefix(prompts: list[list[int]]) -> list[int]:
