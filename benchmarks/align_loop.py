@@ -40,7 +40,7 @@ TRAIN = HERE / "data" / "align_train"
 HELDOUT = HERE / "data" / "heldout"
 RESULTS = HERE / "results" / "align_loop"
 METHODS = ("critique", "self-align", "matrix", "sandbox")
-TRAINER_DATA = {"sft": "sft", "dpo": "preference", "stable": "groups"}
+TRAINER_DATA = {"sft": "sft", "dpo": "preference", "stable": "groups", "sft-dpo": "sft"}
 
 
 def selfalign(*args: object) -> None:
@@ -145,11 +145,18 @@ def run_method(method: str, base: Path, out: Path, args: argparse.Namespace, sec
     if rows == 0:  # nothing to train on: the row says so instead of stopping the other methods
         print(f"\n{method}: no {TRAINER_DATA[args.trainer]} rows to train on; see `selfalign export {run} --failures`")
         return {"method": method, "rows": 0, "items": items_done(run), "figures": {}, "seconds": dict(seconds), "out": str(out)}
-    tuned = out / f"tuned-{size}-{args.trainer}-e{args.epochs:g}-lr{args.lr:g}{f'-lora{args.lora_r}' if args.lora else ''}"
+    first = "sft" if args.trainer == "sft-dpo" else args.trainer
+    tuned = out / f"tuned-{size}-{first}-e{args.epochs:g}-lr{args.lr:g}{f'-lora{args.lora_r}' if args.lora else ''}"
     lora = ["--lora", "--lora-r", args.lora_r, "--lora-alpha", 2 * args.lora_r] if args.lora else []
-    step("train", "train", "--method", args.trainer, "--model", base, "--data", data, "--out", tuned,
-         "--epochs", args.epochs, "--lr", args.lr, "--batch-size", 8, "--max-length", args.max_length,
-         "--seed", args.seed, "--logging-steps", 5, *lora)
+    common = ["--batch-size", 8, "--max-length", args.max_length, "--seed", args.seed, "--logging-steps", 5, *lora]
+    step("train", "train", "--method", first, "--model", base, "--data", data, "--out", tuned,
+         "--epochs", args.epochs, "--lr", args.lr, *common)
+    if args.trainer == "sft-dpo":  # then DPO from the SFT model, on the red-team pairs and their look-alike contrasts
+        pairs = out / f"preference-{size}.jsonl"
+        step("export", "export", run, "--format", "preference", "--to", pairs)
+        tuned_sft, tuned = tuned, Path(f"{tuned}-dpo-e{args.dpo_epochs:g}-lr{args.dpo_lr:g}")
+        step("train", "train", "--method", "dpo", "--model", tuned_sft, "--data", pairs, "--out", tuned,
+             "--epochs", args.dpo_epochs, "--lr", args.dpo_lr, "--beta", args.beta, *common)
     eval_dir = Path(args.eval_dir) if args.eval_dir else out / "eval"
     step("eval", "eval", "--model", f"hf:{base}", "--model", f"hf:{tuned}", "--bench", "prompts,hhh",
          "--data", f"prompts={HELDOUT / 'prompts.jsonl'}", "--data", f"hhh={HELDOUT / 'preference_pairs.jsonl'}",
@@ -184,8 +191,13 @@ def main() -> None:
                         help="critique: the opening every revision is continued from ('' for none)")
     parser.add_argument("--temperature", type=float, default=0.3, help="critique: sampling temperature of every call")
     parser.add_argument("--max-tokens", type=int, default=64, help="per generated answer, critique and revision")
-    parser.add_argument("--trainer", choices=list(TRAINER_DATA), default="sft")
+    parser.add_argument("--trainer", choices=list(TRAINER_DATA), default="sft",
+                        help="sft-dpo: SFT, then DPO from it on the preference export (critique: with --revision-start, "
+                             "each look-alike's answer is preferred to the refusal)")
     parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--dpo-epochs", type=float, default=1, help="sft-dpo: the DPO pass's epochs")
+    parser.add_argument("--dpo-lr", type=float, default=1e-5, help="sft-dpo: the DPO pass's learning rate")
+    parser.add_argument("--beta", type=float, default=0.1, help="DPO beta")
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--lora", action="store_true", help="LoRA adapters instead of full fine-tuning")

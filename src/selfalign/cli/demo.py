@@ -1,8 +1,8 @@
 """`selfalign demo`: the whole loop on a small model. What `make demo` runs.
 
     1. generate   critique-revise, with its few-shot exemplars, on the bundled training prompts:
-                  12 red-team requests and 12 harmless look-alikes on the same topics, whose own
-                  answers are kept (exported as SFT and preference data); and a small MATRIX run
+                  8 red-team requests and 32 harmless look-alikes on the same topics (four a
+                  request), whose own answers are kept (exported as SFT and preference data)
     2. train      SFT on the critique-revise data (the align loop's recipe, smaller)
     3. evaluate   the base model against the trained one on held-out prompts and pairs never
                   used for training, with no judge: refusal of 20 harmful requests, over-refusal
@@ -39,16 +39,16 @@ HUB_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 # held-out prompts and answer pairs taken from benchmarks/data/heldout/
 PROMPTS, HELD_OUT, HELD_OUT_PAIRS = "demo_prompts.jsonl", "demo_eval_prompts.jsonl", "demo_eval_pairs.jsonl"
 SEED = 0
-# Tokens per answer of each step (--max-tokens gives one budget to all). MATRIX asks a cut answer
-# again with twice its budget, then fails the item: a cut answer never becomes training data.
-ANSWER_TOKENS = {"critique-revise": 64, "matrix": 512, "eval": 32}
+# Tokens per answer of each step (--max-tokens gives one budget to all).
+ANSWER_TOKENS = {"critique-revise": 64, "eval": 32}
 TINY_ANSWER_TOKENS = 32  # the tiny model's text is meaningless: short keeps the demo quick
 HARMLESS_PRINCIPLES = "demo_principles.jsonl"  # in selfalign/data/: the align loop's harmlessness principles
-# the align loop's recipe (docs/alignment.md, run 005): each red-team revision starts as the
-# exemplars' refusals do, and SmolLM2 writes the rest
+# the align loop's recipe (docs/alignment.md, run 007): each red-team revision starts as the
+# exemplars' refusals do, and SmolLM2 writes the rest; four look-alikes a red-team request keep
+# the tuned model from refusing everything. No MATRIX step: SmolLM2's first answers there run
+# past 1,024 tokens (docs/alignment.md), and the recipe does not need it.
 CRITIQUE = ("--temperature", 0.3, "--revision-start", "I'm sorry, but I can't help with that.")
-MATRIX = ("--limit", 2, "--roles", 2, "--steps", 2, "--revision-max-tokens", 1024)
-TRAIN = ("--method", "sft", "--epochs", 3, "--lr", "1e-4", "--batch-size", 8, "--max-length", 256)
+TRAIN = ("--method", "sft", "--epochs", 2, "--lr", "1e-4", "--batch-size", 8, "--max-length", 256)
 EVAL = ("--scorers", "refusal", "--resamples", 2000)  # judge-free figures
 
 
@@ -83,7 +83,7 @@ class Step:
 
 
 def run(args: argparse.Namespace) -> int:
-    from selfalign.cli import critique_revise, export, matrix, report, train
+    from selfalign.cli import critique_revise, export, report, train
     from selfalign.cli import eval as evaluate
 
     out = Path(args.out)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     data = resources.files("selfalign.data")
     prompts, held_out, pairs = data.joinpath(PROMPTS), data.joinpath(HELD_OUT), data.joinpath(HELD_OUT_PAIRS)
-    run_dir, matrix_dir, model_dir, eval_dir = out / "run", out / "matrix", out / "sft-model", out / "eval"
+    run_dir, model_dir, eval_dir = out / "run", out / "sft-model", out / "eval"
 
     print(f"1/4 generate: critique-revise with {spec} on {prompts} -> {run_dir}")
     critique_revise.run(_command_line(
@@ -105,11 +105,6 @@ def run(args: argparse.Namespace) -> int:
     steps = [_run_step("critique-revise", run_dir)]
     if not _rows(out / "sft.jsonl"):
         return _nothing_made(steps, "no SFT rows to train on")
-    print(f"1/4 generate: MATRIX on {MATRIX[1]} of the prompts -> {matrix_dir}")
-    matrix.run(_command_line(
-        "matrix", "--model", spec, "--prompts", prompts, "--out", matrix_dir, "--seed", SEED, *MATRIX, *budget("matrix")))
-    steps.append(_run_step("MATRIX", matrix_dir))
-
     print(f"2/4 train: SFT on {out / 'sft.jsonl'} -> {model_dir}")
     train.run(_command_line(
         "train", "--model", spec.removeprefix("hf:"), "--data", out / "sft.jsonl", "--out", model_dir, *TRAIN))
@@ -122,12 +117,11 @@ def run(args: argparse.Namespace) -> int:
 
     page = out / "report.html"
     print(f"4/4 report -> {page}")
-    report.run(_command_line("report", run_dir, matrix_dir, model_dir, eval_dir, "--out", page))
+    report.run(_command_line("report", run_dir, model_dir, eval_dir, "--out", page))
 
     print()
     print(f"run:        {run_dir / 'run.sqlite'}  ({steps[0].done} done, {len(steps[0].failures)} failed)")
     print(f"exports:    {out / 'sft.jsonl'}  {out / 'preference.jsonl'}")
-    print(f"matrix:     {matrix_dir}")
     print(f"trained:    {model_dir}  (load it with hf:{model_dir})")
     print(f"evaluation: {eval_dir / 'results.md'}")
     first = _rows(out / "sft.jsonl")[:1]
