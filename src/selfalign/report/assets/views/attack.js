@@ -3,8 +3,8 @@
 
 const ATTACK_METRICS = [["attack_success_rate", "attack success rate"], ["strongreject", "StrongREJECT score"],
   ["leak_rate", "leak rate (privacy)"], ["over_refusal", "over-refusal on benign behaviours (asked plainly)"],
-  ["exposure", "exposure of planted canaries (bits; scorer rank: the secret's rank in the sample, at most log2(sample + 1); "
-    + "skew-normal: extrapolated from a fitted distribution; per repetition count in the table below)", null],
+  ["exposure", "exposure of planted canaries, bits (rank: in the sample, at most log2(sample + 1); skew-normal: "
+    + "the fitted tail, beyond the sample; per repetition count below)", null],
   ["extraction_rate", "canaries extracted by greedy decoding"]];
 
 function attackLabel(f) {
@@ -15,7 +15,9 @@ function attackSections(results) {
   const figures = results.figures || [];
   const whole = figures.filter((f) => f.category === null || f.category === undefined);
   const out = [];
-  for (const [metric, title, max = 1] of ATTACK_METRICS)
+  for (const [metric, title, bound = 1] of ATTACK_METRICS) {
+    // an open-ended metric (exposure): one scale for all its charts, so models and scorers compare by length
+    const max = bound ?? Math.max(1e-9, ...whole.filter((f) => f.metric === metric).map((f) => Math.max(f.value ?? 0, f.ci ? f.ci[1] : 0)));
     for (const scorer of [...new Set(whole.filter((f) => f.metric === metric).map((f) => f.scorer))])
       for (const model of results.models || []) {
         const rows = whole.filter((f) => f.metric === metric && f.scorer === scorer && f.model === model);
@@ -24,6 +26,7 @@ function attackSections(results) {
           barChart(rows.map((f) => ({ label: attackLabel(f), value: f.value, ci: f.ci, color: f.attack === "none" ? "#8a8f99" : null,
             note: "n=" + f.n + (f.failed ? ", " + f.failed + " failed" : "") })), { width: 720, max })));
       }
+  }
   const byCategory = figures.filter((f) => f.category !== null && f.category !== undefined);
   if (byCategory.length) {
     out.push(h("h3", {}, "per harm category"));
