@@ -23,7 +23,7 @@ from selfalign.llm import Model, load_model
 from selfalign.llm.ray_pool import RayOptions
 from selfalign.methods import method_module
 from selfalign.runner import RunSummary, run_items
-from selfalign.store import RunStore, load_items
+from selfalign.store import Inputs, RunStore, check_inputs
 from selfalign.store.files import write_text_atomic
 from selfalign.store.inputs import Item
 
@@ -89,7 +89,8 @@ def run_generator(
     (with the method's `tally` of the records, when it has one); returns the exit code.
     `plain_format`: an hf: model without a chat template loads (for methods that prompt base
     models with raw text)."""
-    items = load_items(args.prompts, field_name=args.field, limit=args.limit, field_option="--field")  # before any model call
+    # every row checked before any model call, none kept: the run reads them again into its store
+    items = check_inputs(args.prompts, field_name=args.field, limit=args.limit, field_option="--field")
     store = RunStore(args.out, wait=args.wait)  # one writer per run folder
     try:
         settings = {"model": args.model, **config.model_dump(mode="json")}
@@ -137,7 +138,7 @@ def finish(out: str, method: str, failed: int, exports: str | None = None, kept:
 
 
 async def _run(
-    args: argparse.Namespace, store: RunStore, items: list[Item], make_run_item: MakeRunItem, bind: Callable[[], None],
+    args: argparse.Namespace, store: RunStore, items: Inputs, make_run_item: MakeRunItem, bind: Callable[[], None],
     plain_format: bool = False, label: str = "items",
 ) -> RunSummary:
     model = open_model(args.model, store, args, plain_format=plain_format)

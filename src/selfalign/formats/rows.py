@@ -15,6 +15,10 @@ Text files are UTF-8, with or without a byte-order mark, with LF or CRLF line en
 file is read as the file inside it (`train.jsonl.gz` as JSON lines). A broken JSON
 line does not stop the reading: its row is a `BrokenRow`, so a caller can report every bad line
 at once or stop at the first.
+
+`iter_rows` gives the same rows one at a time: JSON lines, CSV and text files (gzipped or not)
+are read a line at a time and Parquet a batch of rows at a time, so a file of any size is read in
+constant memory; a `.json` array and a datasets folder are read whole.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterable, Iterator
 
 from selfalign.errors import InputError
+
+PARQUET_BATCH = 4096  # rows of a Parquet file read at once
 
 
 @dataclass(frozen=True)
@@ -44,15 +50,24 @@ class BrokenRow:
 
 def read_rows(path: str | Path, fix: str = "each line must be one complete JSON object") -> list[Row]:
     """Every row of `path` (a file, or a datasets folder). `fix` ends the message of a broken line."""
+    return list(iter_rows(path, fix))
+
+
+def iter_rows(path: str | Path, fix: str = "each line must be one complete JSON object") -> Iterator[Row]:
+    """The rows of `read_rows`, one at a time, reading line formats a line at a time."""
     p = Path(path)
     if p.is_dir():
-        return _dataset_folder(p)
+        yield from _dataset_folder(p)
+        return
     if not p.is_file():
         raise InputError(f"{p}: no such file or folder")
     suffix = _suffix(p)
     if suffix == ".parquet":
-        return _parquet(p)
-    return rows_of_text(read_text(p), str(p), suffix, fix)
+        yield from _parquet(p)
+    elif suffix == ".json":
+        yield from rows_of_text(read_text(p), str(p), suffix, fix)
+    else:
+        yield from _rows_of_lines(text_lines(p), str(p), suffix, fix)
 
 
 def rows_of_text(text: str, where: str, suffix: str, fix: str = "each line must be one complete JSON object") -> list[Row]:
@@ -61,11 +76,16 @@ def rows_of_text(text: str, where: str, suffix: str, fix: str = "each line must 
         return _json_array(text, where)
     if suffix == ".json" and len(_nonblank_lines(text)) > 1 and _is_one_object(text):
         raise InputError(f"{where}: holds one JSON object; a .json file holds a JSON array of objects (or one object a line)")
+    return list(_rows_of_lines(enumerate(text.splitlines(), 1), where, suffix, fix))
+
+
+def _rows_of_lines(lines: Iterable[tuple[int, str]], where: str, suffix: str, fix: str) -> Iterator[Row]:
+    """The rows of a line format, from its numbered lines (`str.splitlines`'s lines, from 1)."""
     if suffix in (".jsonl", ".json"):
-        return [_json_line(where, n, line, fix) for n, line in _nonblank_lines(text)]
+        return (_json_line(where, n, line, fix) for n, line in lines if line.strip())
     if suffix == ".csv":
-        return _csv(text, where)
-    return [Row(f"{where}:{n}", line.strip()) for n, line in _nonblank_lines(text)]
+        return _csv((line for _, line in lines), where)
+    return (Row(f"{where}:{n}", line.strip()) for n, line in lines if line.strip())
 
 
 def _suffix(path: Path) -> str:
@@ -87,6 +107,30 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise InputError(f"{path}:{line}: not UTF-8 (byte {data[exc.start]:#x}); re-save the file as UTF-8") from exc
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The numbered lines of a text file as `read_text(path).splitlines()` gives them, read a
+    line at a time; the same errors, raised when the reading reaches them."""
+    n = 0
+    with _open_binary(path) as f:
+        try:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"{path}:{lineno}: not UTF-8 (byte {raw[exc.start]:#x}); re-save the file as UTF-8") from exc
+                for line in text.splitlines():  # "\r", "\f", "\u2028" ... end lines too, as in read_text's lines
+                    n += 1
+                    yield n, line
+        except (OSError, EOFError) as exc:
+            if path.suffix.lower() != ".gz":
+                raise
+            raise InputError(f"{path}: not a readable gzip file ({exc}); decompress it, or download it again") from exc
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")  # type: ignore[return-value]
 
 
 def _nonblank_lines(text: str) -> list[tuple[int, str]]:
@@ -124,23 +168,30 @@ def _is_one_object(text: str) -> bool:
         return False
 
 
-def _csv(text: str, where: str) -> list[Row]:
-    reader = csv.DictReader(text.splitlines())
-    return [Row(f"{where}:{reader.line_num}", row) for row in reader]
+def _csv(lines: Iterable[str], where: str) -> Iterator[Row]:
+    reader = csv.DictReader(lines)
+    return (Row(f"{where}:{reader.line_num}", row) for row in reader)
 
 
-def csv_header(text: str) -> list[str] | None:
-    return csv.DictReader(text.splitlines()).fieldnames  # type: ignore[return-value]
+def csv_header(path: Path) -> list[str] | None:
+    """A CSV file's column names, reading no further than its header."""
+    return csv.DictReader(line for _, line in text_lines(path)).fieldnames  # type: ignore[return-value]
 
 
-def _parquet(path: Path) -> list[Row]:
+def _parquet(path: Path) -> Iterator[Row]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        batches = pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH)
+        n = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                n += 1
+                yield Row(f"{path} row {n}", row)
+    except InputError:
+        raise
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise InputError(f"{path}: not a readable Parquet file ({exc}); re-write it, or use JSONL") from exc
-    return [Row(f"{path} row {i}", row) for i, row in enumerate(table.to_pylist(), 1)]
 
 
 def _dataset_folder(path: Path) -> list[Row]:

@@ -4,6 +4,14 @@ It knows a method only as an async function from an item to a JSON-able record. 
 marked done together with its record in one write, so a kill at any instant loses at most the
 items in flight (whose finished model calls stay cached), and a rerun never repeats a done item.
 
+Items are added to the store in chunks (one transaction each) by a task of their own, at the
+speed of reading them, while the items of the first chunks already run: a stream of items (a
+1,000,000-row prompts file as `selfalign.store.Inputs` reads it) starts its first model call
+after one chunk, and no more than a chunk and a few items are held in memory; the ids of the
+chunks added and not yet run are kept as one short text each. A kill while items are being added
+leaves the chunks before it in the store; a rerun adds the same items again, finds those there
+(refusing any whose content changed) and runs every item not yet done, once.
+
 A rerun retries failed items, and each retry counts: the model layer sees the item's retry count
 (`current_retry`) and draws new seeds for the calls that failed it (an answer cut at its budget,
 one that did not validate), so a retry is a new draw, not a replay of the same failure.
@@ -12,22 +20,25 @@ one that did not validate), so a retry is a new draw, not a replay of the same f
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from selfalign.errors import DiskFull
 from selfalign.progress import progress_bar
 from selfalign.llm.usage import Usage, current_retry, current_usage
-from selfalign.store.inputs import Item
+from selfalign.store.inputs import Inputs, Item
 from selfalign.store.run_store import RunStore
 
 log = logging.getLogger(__name__)
 RunItem = Callable[[Item], Awaitable[Any]]
 RETRIES = "item_retries"  # state namespace: item id -> how many times it was reopened after failing
+CHUNK = 2000  # items added to the store in one transaction
 
 
 @dataclass
@@ -49,7 +60,7 @@ class RunSummary:
 
 async def run_items(
     store: RunStore,
-    items: list[Item],
+    items: list[Item] | Inputs,
     run_item: RunItem,
     *,
     concurrency: int = 32,
@@ -57,41 +68,71 @@ async def run_items(
     progress: bool = True,
     label: str = "items",
 ) -> RunSummary:
-    """Add `items` to the run, then run every one of them not yet done, `concurrency` at a time;
-    `label` names them on the progress bar."""
-    store.add_items(items)
-    ids = [item.id for item in items]
-    retries = _count_retries(store, ids) if retry_failed else dict(store.state_items(RETRIES))
-    store.reopen_unfinished(retry_failed=retry_failed, ids=ids)
-    pending = store.pending(ids)
+    """Add `items` to the run (a list, or a stream read once), then run every one of them not
+    yet done, `concurrency` at a time; `label` names them on the progress bar."""
+    failed_before = {item_id for item_id, _ in store.failures()} if retry_failed else set()
+    retries = dict(store.state_items(RETRIES))
+    total = len(items)
     start = time.monotonic()
-    bar = _Progress(len(items), store.counts(), label, enabled=progress)
-    queue: asyncio.Queue[Item] = asyncio.Queue()
-    for item in pending:
-        queue.put_nowait(item)
+    bar = _Progress(total, store.counts(), label, enabled=progress)
+    added: asyncio.Queue[str | None] = asyncio.Queue()  # each chunk's ids, as a JSON array
+    work: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=2 * concurrency)
+    workers = max(1, min(concurrency, total))
+    ran = 0
+
+    async def add() -> None:
+        chunks = _chunks(items)
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:  # read off the event loop
+            await asyncio.wrap_future(store.queue_items(chunk))
+            ids = [item.id for item in chunk]
+            _count_retries(store, retries, [i for i in ids if i in failed_before])
+            store.reopen_unfinished(retry_failed=retry_failed, ids=ids)
+            added.put_nowait(json.dumps(ids))
+        added.put_nowait(None)
+
+    async def feed() -> None:
+        nonlocal ran
+        while (ids := await added.get()) is not None:
+            for item in store.pending(json.loads(ids)):
+                ran += 1
+                await work.put(item)
+        for _ in range(workers):
+            await work.put(None)
 
     async def worker() -> None:
-        while not queue.empty():
-            item = queue.get_nowait()
+        while (item := await work.get()) is not None:
             ok, usage = await _run_one(store, item, run_item, retries.get(item.id, 0))
             bar.update(ok, usage)
 
     with logging_redirect_tqdm():  # warnings print above the bar, not through it
-        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(pending))))))
+        await _all_or_none([add(), feed(), *(worker() for _ in range(workers))])
     bar.close()
     counts = store.counts()
-    return RunSummary(counts["done"], counts["failed"], len(pending), time.monotonic() - start, store.usage_totals())
+    return RunSummary(counts["done"], counts["failed"], ran, time.monotonic() - start, store.usage_totals())
 
 
-def _count_retries(store: RunStore, ids: list[str]) -> dict[str, int]:
-    """Each item's retry count, after counting one more for every failed item about to be reopened."""
-    counts = dict(store.state_items(RETRIES))
-    wanted = set(ids)
-    for item_id, _ in store.failures():
-        if item_id in wanted:
-            counts[item_id] = counts.get(item_id, 0) + 1
-            store.put_state(RETRIES, item_id, counts[item_id])
-    return counts
+def _chunks(items: Iterable[Item]) -> Iterator[list[Item]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, CHUNK)):
+        yield chunk
+
+
+async def _all_or_none(coroutines: list[Awaitable[None]]) -> None:
+    """Run the coroutines as tasks until all end; the first error cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _count_retries(store: RunStore, counts: dict[str, int], failed: list[str]) -> None:
+    """One more retry for each of the `failed` items about to be reopened (kept in `counts` and the store)."""
+    for item_id in failed:
+        counts[item_id] = counts.get(item_id, 0) + 1
+        store.put_state(RETRIES, item_id, counts[item_id])
 
 
 async def _run_one(store: RunStore, item: Item, run_item: RunItem, retry: int) -> tuple[bool, Usage]:

@@ -1,6 +1,6 @@
 """The run store (one SQLite file per run), input loading and dataset export."""
 
-from .inputs import Item, load_items
+from .inputs import Inputs, Item, check_inputs, load_items
 from .run_store import RunStore
 
-__all__ = ["Item", "RunStore", "load_items"]
+__all__ = ["Inputs", "Item", "RunStore", "check_inputs", "load_items"]

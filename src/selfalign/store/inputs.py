@@ -2,18 +2,23 @@
 prompt a line), Parquet, a `datasets` folder or a hub dataset name.
 
 Everything is read and checked before any model call: a bad file stops the run with the file,
-the line and the fix.
+the line and the fix. `check_inputs` does it in one pass that keeps no item (a 1,000,000-row
+JSONL file in a few seconds, in constant memory), and its `Inputs` reads the file again, item by
+item, as the run adds them to its store; `load_items` keeps them all, for inputs of a size to
+hold. An item's id is its position among the rows (`000000`, `000001`, ...), so a run resumed
+from the same file finds its items again.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from selfalign.errors import InputError
-from selfalign.formats.rows import BrokenRow, Row, csv_header, read_rows, read_text
+from selfalign.formats.rows import BrokenRow, Row, csv_header, iter_rows
 from selfalign.llm.types import ROLES
 
 FIX_JSONL = 'each line must be a JSON object like {"prompt": "..."} or {"messages": [{"role": "user", "content": "..."}]}'
@@ -41,36 +46,75 @@ class Item:
         return cls(data["id"], data["idx"], tuple(data["messages"]), data.get("extra", {}))
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """Inputs that `check_inputs` found good: iterating reads them again from their source, one
+    item at a time (the first `limit`); `len` is their number."""
+
+    source: str | Path
+    field_name: str | None
+    limit: int | None
+    field_option: str | None
+    count: int
+
+    def __iter__(self) -> Iterator[Item]:
+        items = _items(_rows(self.source, self.field_name, self.field_option), self.field_name, self.field_option)
+        return itertools.islice(items, self.limit) if self.limit else items
+
+    def __len__(self) -> int:
+        return min(self.count, self.limit) if self.limit else self.count
+
+
+def check_inputs(
+    source: str | Path, *, field_name: str | None = None, limit: int | None = None, field_option: str | None = None
+) -> Inputs:
+    """Read and check every input item of `source` once, keeping none, or raise InputError naming
+    the file and line (every row is checked, also past `limit`).
+    `field_option`: the command's option that names another prompt field (its errors suggest it)."""
+    count = sum(1 for _ in _items(_rows(source, field_name, field_option), field_name, field_option))
+    if not count:
+        raise InputError(f"{source}: no items; the file is empty (add one prompt per line or one JSON object per line)")
+    return Inputs(source, field_name, limit, field_option, count)
+
+
 def load_items(
     source: str | Path, *, field_name: str | None = None, limit: int | None = None, field_option: str | None = None
 ) -> list[Item]:
-    """Read every input item from `source`, or raise InputError naming the file and line.
-    `field_option`: the command's option that names another prompt field (its errors suggest it)."""
-    path = Path(source)
-    if path.exists():
-        rows = _read(path, field_name, field_option)
-    elif _looks_like_hub_name(str(source)):
-        rows = _read_hub_dataset(str(source))
-    else:
-        raise InputError(f"{source}: no such file or folder (inputs: .jsonl, .json, .csv, .txt, .parquet, a datasets folder or a hub dataset name)")
-    items = [_to_item(row.where, row.value, field_name, n, field_option) for n, row in enumerate(rows)]
+    """Every input item of `source` (the first `limit`), checked as `check_inputs` does."""
+    items = list(_items(_rows(source, field_name, field_option), field_name, field_option))
     if not items:
         raise InputError(f"{source}: no items; the file is empty (add one prompt per line or one JSON object per line)")
     return items[:limit] if limit else items
 
 
-def _read(path: Path, field_name: str | None, field_option: str | None) -> list[Row]:
+def _rows(source: str | Path, field_name: str | None, field_option: str | None) -> Iterator[Row]:
+    path = Path(source)
+    if path.exists():
+        return _read(path, field_name, field_option)
+    if _looks_like_hub_name(str(source)):
+        return iter(_read_hub_dataset(str(source)))
+    raise InputError(f"{source}: no such file or folder (inputs: .jsonl, .json, .csv, .txt, .parquet, a datasets folder or a hub dataset name)")
+
+
+def _items(rows: Iterable[Row], field_name: str | None, field_option: str | None) -> Iterator[Item]:
+    return (_to_item(row.where, row.value, field_name, n, field_option) for n, row in enumerate(rows))
+
+
+def _read(path: Path, field_name: str | None, field_option: str | None) -> Iterator[Row]:
     if path.suffix.lower() == ".csv":
         column = field_name or "prompt"
-        header = csv_header(read_text(path))
+        header = csv_header(path)
         if header is None or column not in header:
             fix = f"name the prompt column with {field_option}" if field_option else "call the prompt column 'prompt'"
             raise InputError(f"{path}:1: no column {column!r} in the header {header}; {fix}")
-    rows = read_rows(path, FIX_JSONL)
+    return _unbroken(iter_rows(path, FIX_JSONL))
+
+
+def _unbroken(rows: Iterable[Row]) -> Iterator[Row]:
     for row in rows:
         if isinstance(row.value, BrokenRow):
             raise InputError(row.value.problem)
-    return rows
+        yield row
 
 
 def _looks_like_hub_name(name: str) -> bool:
@@ -90,7 +134,7 @@ def _read_hub_dataset(name: str) -> list[Row]:
 def _to_item(where: str, row: Any, field_name: str | None, n: int, field_option: str | None) -> Item:
     messages = _messages_of(where, row, field_name, field_option)
     extra = {k: v for k, v in row.items() if k not in ("messages", field_name or "prompt")} if isinstance(row, dict) else {}
-    return Item(id=f"{n:06d}", idx=n, messages=messages, extra=_jsonable(extra))
+    return Item(id=f"{n:06d}", idx=n, messages=messages, extra=_jsonable(extra) if extra else {})
 
 
 def _messages_of(loc: str, row: Any, field_name: str | None, field_option: str | None) -> tuple[dict[str, str], ...]:

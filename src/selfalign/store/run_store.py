@@ -179,23 +179,27 @@ class RunStore:
 
     def add_items(self, items: list[Item]) -> int:
         """Insert items not yet in the run (by id); refuse ones whose content changed."""
-        payloads = [(item, json.dumps(item.to_json(), sort_keys=True)) for item in items]
+        return self.queue_items(items).result()
+
+    def queue_items(self, items: list[Item]) -> "Future[int]":
+        """`add_items` as one queued transaction; the future holds the number added, or the
+        error. Every item is inserted unless its id is there; only when some were there (a
+        resumed run) are the stored ones read back and compared."""
 
         def add(db: sqlite3.Connection) -> int:
-            added = 0
-            for item, payload in payloads:
-                row = db.execute("SELECT input FROM items WHERE id=?", (item.id,)).fetchone()
-                if row is None:
-                    db.execute("INSERT INTO items (id, idx, input) VALUES (?,?,?)", (item.id, item.idx, payload))
-                    added += 1
-                elif row[0] != payload:
-                    raise UserError(
-                        f"{self.folder}: input item {item.id} differs from the one this run started with; "
-                        "the input file changed. Restore it, or choose a new --out folder"
-                    )
+            payloads = {item.id: (item.id, item.idx, _payload(item)) for item in items}
+            added = db.executemany("INSERT OR IGNORE INTO items (id, idx, input) VALUES (?,?,?)", payloads.values()).rowcount
+            if added < len(payloads):
+                ids = json.dumps(list(payloads))
+                for item_id, stored in db.execute(f"SELECT id, input FROM items WHERE id IN {_IDS}", (ids,)):
+                    if stored != payloads[item_id][2]:
+                        raise UserError(
+                            f"{self.folder}: input item {item_id} differs from the one this run started with; "
+                            "the input file changed. Restore it, or choose a new --out folder"
+                        )
             return added
 
-        return self._write(add, awaited=True).result()
+        return self._write(add, awaited=True)
 
     def reopen_unfinished(self, retry_failed: bool = True, ids: list[str] | None = None) -> None:
         """Items left 'running' by a killed process (and failed ones, if asked) become pending;
@@ -205,8 +209,7 @@ class RunStore:
         if ids is None:
             self._queue(f"UPDATE items SET status='pending' WHERE status IN ({marks})", statuses)
         else:
-            rows = [(item_id, *statuses) for item_id in ids]
-            self._queue(f"UPDATE items SET status='pending' WHERE id=? AND status IN ({marks})", rows, many=True)
+            self._queue(f"UPDATE items SET status='pending' WHERE id IN {_IDS} AND status IN ({marks})", (json.dumps(ids), *statuses))
 
     def reopen_done(self, ids: list[str]) -> None:
         """Done items in `ids` become pending, to be run again (their model calls stay cached, so
@@ -215,9 +218,11 @@ class RunStore:
 
     def pending(self, ids: list[str] | None = None) -> list[Item]:
         """Pending items in input order; only those in `ids` when given."""
-        rows = self._read("SELECT id, input FROM items WHERE status='pending' ORDER BY idx")
-        keep = None if ids is None else set(ids)
-        return [Item.from_json(json.loads(inp)) for item_id, inp in rows if keep is None or item_id in keep]
+        if ids is None:
+            rows = self._read("SELECT input FROM items WHERE status='pending' ORDER BY idx")
+        else:
+            rows = self._read(f"SELECT input FROM items WHERE id IN {_IDS} AND status='pending' ORDER BY idx", (json.dumps(ids),))
+        return [Item.from_json(json.loads(inp)) for (inp,) in rows]
 
     def mark_running(self, item_id: str) -> None:
         self._queue("UPDATE items SET status='running', tries=tries+1, updated=? WHERE id=?", (time.time(), item_id))
@@ -316,6 +321,14 @@ class RunStore:
     def state_items(self, ns: str) -> list[tuple[str, Any]]:
         rows = self._read("SELECT key, value FROM state WHERE ns=? ORDER BY key", (ns,))
         return [(k, json.loads(v)) for k, v in rows]
+
+
+_IDS = "(SELECT value FROM json_each(?))"  # the ids of a JSON array bound to the statement
+
+
+def _payload(item: Item) -> str:
+    """An item as the store keeps it (and compares it on resume)."""
+    return json.dumps(item.to_json(), sort_keys=True)
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
