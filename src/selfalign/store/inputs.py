@@ -71,7 +71,10 @@ def check_inputs(
     """Read and check every input item of `source` once, keeping none, or raise InputError naming
     the file and line (every row is checked, also past `limit`).
     `field_option`: the command's option that names another prompt field (its errors suggest it)."""
-    count = sum(1 for _ in _items(_rows(source, field_name, field_option), field_name, field_option))
+    count = 0
+    for row in _rows(source, field_name, field_option):
+        _messages_of(row.where, row.value, field_name, field_option)
+        count += 1
     if not count:
         raise InputError(f"{source}: no items; the file is empty (add one prompt per line or one JSON object per line)")
     return Inputs(source, field_name, limit, field_option, count)
@@ -97,7 +100,8 @@ def _rows(source: str | Path, field_name: str | None, field_option: str | None) 
 
 
 def _items(rows: Iterable[Row], field_name: str | None, field_option: str | None) -> Iterator[Item]:
-    return (_to_item(row.where, row.value, field_name, n, field_option) for n, row in enumerate(rows))
+    for n, (where, value) in enumerate(rows):
+        yield _to_item(where, value, field_name, n, field_option)
 
 
 def _read(path: Path, field_name: str | None, field_option: str | None) -> Iterator[Row]:
@@ -107,14 +111,7 @@ def _read(path: Path, field_name: str | None, field_option: str | None) -> Itera
         if header is None or column not in header:
             fix = f"name the prompt column with {field_option}" if field_option else "call the prompt column 'prompt'"
             raise InputError(f"{path}:1: no column {column!r} in the header {header}; {fix}")
-    return _unbroken(iter_rows(path, FIX_JSONL))
-
-
-def _unbroken(rows: Iterable[Row]) -> Iterator[Row]:
-    for row in rows:
-        if isinstance(row.value, BrokenRow):
-            raise InputError(row.value.problem)
-        yield row
+    return iter_rows(path, FIX_JSONL)
 
 
 def _looks_like_hub_name(name: str) -> bool:
@@ -138,6 +135,8 @@ def _to_item(where: str, row: Any, field_name: str | None, n: int, field_option:
 
 
 def _messages_of(loc: str, row: Any, field_name: str | None, field_option: str | None) -> tuple[dict[str, str], ...]:
+    if isinstance(row, BrokenRow):
+        raise InputError(row.problem)
     if isinstance(row, str):
         return ({"role": "user", "content": row},)
     if not isinstance(row, dict):
