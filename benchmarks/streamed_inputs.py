@@ -1,7 +1,7 @@
 """Time and memory from a large prompts file to the run's first model call, old path vs new.
 
-    python benchmarks/streamed_inputs.py                          # 1,000,000 rows, this tree vs main's parent
-    python benchmarks/streamed_inputs.py --rows 200000 --baseline 294ccef --out benchmarks/results/streamed_inputs.json
+    python benchmarks/streamed_inputs.py                  # 1,000,000 rows, this tree vs the commit before streaming
+    python benchmarks/streamed_inputs.py --rows 200000 --after 10 --out benchmarks/results/streamed_inputs.json
 
 It writes a JSONL prompts file of `--rows` rows (about 115 bytes each), then runs
 `selfalign critique-revise --model scripted:FILE --prompts FILE --out DIR` as a user would (a
@@ -27,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+BEFORE_STREAMING = "294ccef"  # the last commit that read and added every input before the first model call
 
 # Runs inside the measured process: wraps the scripted provider, then runs the CLI.
 DRIVER = r"""
@@ -84,7 +85,7 @@ def measure(src: Path, prompts: Path, replies: Path, out: Path, after: float) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--baseline", default="HEAD~1", help="commit whose src/ is the old path ('' for none)")
+    parser.add_argument("--baseline", default=BEFORE_STREAMING, help="commit whose src/ is the old path ('' for none)")
     parser.add_argument("--after", type=float, default=20.0, help="seconds the run goes on after its first call")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
@@ -92,6 +93,7 @@ def main() -> None:
         tmp_path = Path(tmp)
         prompts, replies = tmp_path / "prompts.jsonl", tmp_path / "replies.jsonl"
         write_prompts(prompts, args.rows)
+        file_mb = prompts.stat().st_size / 1e6
         replies.write_text(json.dumps({"match": "", "replies": ["An answer.", "Another answer."]}) + "\n")
         trees = {"new": REPO / "src"}
         if args.baseline:
@@ -104,7 +106,7 @@ def main() -> None:
         "command": "python benchmarks/streamed_inputs.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, shared and loaded (load average {os.getloadavg()[0]:.2f} at the end)",
         "rows": args.rows,
-        "prompts_file_mb": round(prompts_size_mb(args.rows), 1),
+        "prompts_file_mb": round(file_mb, 1),
         "baseline": args.baseline or None,
         **results,
     }
@@ -115,10 +117,6 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
-
-
-def prompts_size_mb(rows: int) -> float:
-    return rows * 115 / 1e6
 
 
 if __name__ == "__main__":

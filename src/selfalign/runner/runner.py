@@ -7,8 +7,8 @@ items in flight (whose finished model calls stay cached), and a rerun never repe
 Items are added to the store in chunks (one transaction each) by a task of their own, at the
 speed of reading them, while the items of the first chunks already run: a stream of items (a
 1,000,000-row prompts file as `selfalign.store.Inputs` reads it) starts its first model call
-after one chunk, and no more than a chunk and a few items are held in memory; the ids of the
-chunks added and not yet run are kept as one short text each. A kill while items are being added
+after one chunk, and only a few chunks of items are held in memory at once (the ids of the
+chunks added and not yet run are kept as one short text each). A kill while items are being added
 leaves the chunks before it in the store; a rerun adds the same items again, finds those there
 (refusing any whose content changed) and runs every item not yet done, once.
 
