@@ -142,16 +142,7 @@ def test_a_helpfulness_prompt_is_answered_only_and_its_answer_kept(tmp_path, scr
     assert rows["look-alike"] in ("First answer.", "Another first answer.")
     assert rows["harmful"] in ("A safer answer.", "A kinder answer.")
     selfalign("export", out, "--format", "preference", "--to", tmp_path / "pref.jsonl")
-    assert len((tmp_path / "pref.jsonl").read_text().splitlines()) == 1  # no refusal to contrast the look-alike with
-    # with a revision start, the look-alike's answer is preferred to that refusal
-    started = tmp_path / "started"
-    selfalign("critique-revise", "--model", scripted, "--prompts", prompts, "--out", started, "--quiet",
-              "--revision-start", "I can't help with that.")
-    selfalign("export", started, "--format", "preference", "--to", tmp_path / "pref2.jsonl")
-    pairs = {r["prompt"][0]["content"]: r for r in map(json.loads, (tmp_path / "pref2.jsonl").read_text().splitlines())}
-    assert pairs["look-alike"]["chosen"][0]["content"] in ("First answer.", "Another first answer.")
-    assert pairs["look-alike"]["rejected"][0]["content"] == "I can't help with that."
-    assert pairs["harmful"]["chosen"][0]["content"].startswith("I can't help with that.")
+    assert len((tmp_path / "pref.jsonl").read_text().splitlines()) == 1
 
 
 def test_a_bad_exemplars_file_stops_before_any_work(tmp_path, scripted):

@@ -13,12 +13,6 @@ def sft(item: Item, record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def preference(item: Item, record: dict[str, Any]) -> list[dict[str, Any]] | str:
-    if not record.get("red_team", True):
-        # The contrast to the red-team pairs: a harmless request's answer over the refusal that
-        # red-team revisions start with, so preference training does not learn to refuse everything.
-        if not record.get("refusal", "").strip():
-            return "a helpfulness prompt has no refusal to prefer its answer to (run with --revision-start)"
-        return [preference_row(list(item.messages), chosen=record["initial"], rejected=record["refusal"])]
     if record["revision"].strip() == record["initial"].strip():
         return "revision identical to the initial answer"  # no preference
     return [preference_row(list(item.messages), chosen=record["revision"], rejected=record["initial"])]

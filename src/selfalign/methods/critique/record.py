@@ -6,12 +6,10 @@ from pydantic import BaseModel
 
 
 class CritiqueRecord(BaseModel):
-    """`red_team` False: a helpfulness prompt, answered only; its answer is also its revision,
-    and `refusal` (the run's revision start, when it has one) is what it must not get."""
+    """`red_team` False: a helpfulness prompt, answered only; its answer is also its revision."""
 
     red_team: bool = True
     principle: str
     initial: str
     critique: str
     revision: str
-    refusal: str = ""

@@ -5,8 +5,7 @@ critique and the revision are asked for after the few-shot exemplars, each given
 turns of a conversation (request, answer, critique request, critique, revision request,
 revision), so a small model copies the exemplars' behaviour rather than relying on its own
 judgement. A helpfulness prompt (`"red_team": false` in its row) is answered only. With
-`revision_start`, the revision is started with that text and the model continues it; a
-helpfulness prompt keeps that start as the refusal its answer is preferred to.
+`revision_start`, the revision is started with that text and the model continues it.
 """
 
 from __future__ import annotations
@@ -51,8 +50,7 @@ async def run_item(
 
     initial = await say(list(item.messages), "answer")
     if item.extra.get("red_team") is False:
-        return CritiqueRecord(red_team=False, principle="", initial=initial, critique="", revision=initial,
-                              refusal=config.revision_start or "")
+        return CritiqueRecord(red_team=False, principle="", initial=initial, critique="", revision=initial)
     shots = [turn for exemplar in exemplars for turn in exemplar.turns()]
     conversation = [*shots, *item.messages, {"role": "assistant", "content": initial}]
     conversation.append({"role": "user", "content": prompts.render("critique", principle=principle)})
