@@ -151,7 +151,7 @@ def run_method(method: str, base: Path, out: Path, args: argparse.Namespace, sec
     common = ["--batch-size", 8, "--max-length", args.max_length, "--seed", args.seed, "--logging-steps", 5, *lora]
     step("train", "train", "--method", first, "--model", base, "--data", data, "--out", tuned,
          "--epochs", args.epochs, "--lr", args.lr, *common)
-    if args.trainer == "sft-dpo":  # then DPO from the SFT model, on the red-team pairs and their look-alike contrasts
+    if args.trainer == "sft-dpo":  # then DPO from the SFT model, on the method's preference pairs
         pairs = out / f"preference-{size}.jsonl"
         step("export", "export", run, "--format", "preference", "--to", pairs)
         tuned_sft, tuned = tuned, Path(f"{tuned}-dpo-e{args.dpo_epochs:g}-lr{args.dpo_lr:g}")
@@ -192,8 +192,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.3, help="critique: sampling temperature of every call")
     parser.add_argument("--max-tokens", type=int, default=64, help="per generated answer, critique and revision")
     parser.add_argument("--trainer", choices=list(TRAINER_DATA), default="sft",
-                        help="sft-dpo: SFT, then DPO from it on the preference export (critique: with --revision-start, "
-                             "each look-alike's answer is preferred to the refusal)")
+                        help="sft-dpo: SFT, then DPO from the SFT model on the preference export")
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--dpo-epochs", type=float, default=1, help="sft-dpo: the DPO pass's epochs")
     parser.add_argument("--dpo-lr", type=float, default=1e-5, help="sft-dpo: the DPO pass's learning rate")
