@@ -2,7 +2,7 @@
 writes alignment data with one of the project's methods, is fine-tuned on it, and the base and
 tuned models are measured on held-out sets with no judge. On 2 CPU cores:
 
-    python benchmarks/align_loop.py --method critique --out runs/align            # the best recipe
+    python benchmarks/align_loop.py --method critique --out runs/align            # the best recipe (run 011)
     python benchmarks/align_loop.py --method all --out runs/align --red-team 40 --lookalikes 40
 
 Stages, each the command a user would type (printed before it runs; rerunning resumes each):
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--method", choices=[*METHODS, "all"], default="critique")
     parser.add_argument("--out", default="runs/align")
     parser.add_argument("--base", default=None, help="a Hugging Face folder of SmolLM2 to start from (default: save-model hf:smollm2)")
-    parser.add_argument("--red-team", type=int, default=130, help="red-team training prompts (of 130)")
+    parser.add_argument("--red-team", type=int, default=24, help="red-team training prompts (of 130; the best recipe: 24)")
     parser.add_argument("--lookalikes", type=int, default=130, help="look-alike training prompts (of 130)")
     parser.add_argument("--exemplars", default=None, help="critique: a few-shot exemplars file (default: shipped)")
     parser.add_argument("--principles", default=str(TRAIN / "principles-harmless.jsonl"),
@@ -197,11 +197,11 @@ def main() -> None:
     parser.add_argument("--dpo-epochs", type=float, default=1, help="sft-dpo: the DPO pass's epochs")
     parser.add_argument("--dpo-lr", type=float, default=1e-5, help="sft-dpo: the DPO pass's learning rate")
     parser.add_argument("--beta", type=float, default=0.1, help="DPO beta")
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--lora", action="store_true", help="LoRA adapters instead of full fine-tuning")
     parser.add_argument("--lora-r", type=int, default=16)
-    parser.add_argument("--eval-max-tokens", type=int, default=48, help="held-out answers' tokens (refusals show early)")
+    parser.add_argument("--eval-max-tokens", type=int, default=32, help="held-out answers' tokens (refusals show early)")
     parser.add_argument("--eval-dir", default=None, help="evaluation folder (default OUT/eval; share one to answer the base once)")
     parser.add_argument("--eval-limit", type=int, default=None, help="only the first N held-out prompts and pairs (a smoke test)")
     parser.add_argument("--judge", default=None, help="an extra LLM-judge column (a model spec); the figures above need none")
