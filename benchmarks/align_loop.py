@@ -2,7 +2,7 @@
 writes alignment data with one of the project's methods, is fine-tuned on it, and the base and
 tuned models are measured on held-out sets with no judge. On 2 CPU cores:
 
-    python benchmarks/align_loop.py --method critique --out runs/align            # the best recipe (run 011)
+    python benchmarks/align_loop.py --method critique --out runs/align            # the best recipe (run 012)
     python benchmarks/align_loop.py --method all --out runs/align --red-team 40 --lookalikes 40
 
 Stages, each the command a user would type (printed before it runs; rerunning resumes each):
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--method", choices=[*METHODS, "all"], default="critique")
     parser.add_argument("--out", default="runs/align")
     parser.add_argument("--base", default=None, help="a Hugging Face folder of SmolLM2 to start from (default: save-model hf:smollm2)")
-    parser.add_argument("--red-team", type=int, default=24, help="red-team training prompts (of 130; the best recipe: 24)")
+    parser.add_argument("--red-team", type=int, default=16, help="red-team training prompts (of 130; the best recipe: 16)")
     parser.add_argument("--lookalikes", type=int, default=130, help="look-alike training prompts (of 130)")
     parser.add_argument("--exemplars", default=None, help="critique: a few-shot exemplars file (default: shipped)")
     parser.add_argument("--principles", default=str(TRAIN / "principles-harmless.jsonl"),
