@@ -72,7 +72,9 @@ def generate(method: str, base: Path, prompts: Path, run: Path, args: argparse.N
         files += ["--revision-start", args.revision_start] if args.revision_start else []
         return ["critique-revise", *common, "--max-tokens", args.max_tokens, "--temperature", args.temperature, *files]
     if method == "self-align":  # principle-driven answers; engraving = training on them without the prompt
-        return ["principles", *common, "--max-tokens", args.max_tokens]
+        files = ["--exemplars", args.exemplars] if args.exemplars else []
+        # SmolLM2 answers with its thoughts again without the n-gram penalties (docs/self_align.md)
+        return ["principles", *common, "--max-tokens", args.principles_max_tokens, "--ngram-penalties", "3:4,4:8", *files]
     if method == "matrix":
         return ["matrix", *common, "--roles", 2, "--steps", 2, "--max-tokens", args.max_tokens,
                 "--revision-max-tokens", args.max_tokens, "--json-max-tokens", 400]
@@ -184,13 +186,14 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="a Hugging Face folder of SmolLM2 to start from (default: save-model hf:smollm2)")
     parser.add_argument("--red-team", type=int, default=16, help="red-team training prompts (of 130; the best recipe: 16)")
     parser.add_argument("--lookalikes", type=int, default=130, help="look-alike training prompts (of 130)")
-    parser.add_argument("--exemplars", default=None, help="critique: a few-shot exemplars file (default: shipped)")
+    parser.add_argument("--exemplars", default=None, help="critique and self-align: the method's exemplars file (default: shipped)")
     parser.add_argument("--principles", default=str(TRAIN / "principles-harmless.jsonl"),
                         help="critique: the principles drawn per red-team prompt (default: the harmlessness ones, as the paper's)")
     parser.add_argument("--revision-start", default="I'm sorry, but I can't help with that.",
                         help="critique: the opening every revision is continued from ('' for none)")
     parser.add_argument("--temperature", type=float, default=0.3, help="critique: sampling temperature of every call")
     parser.add_argument("--max-tokens", type=int, default=64, help="per generated answer, critique and revision")
+    parser.add_argument("--principles-max-tokens", type=int, default=200, help="self-align: thoughts and answer together")
     parser.add_argument("--trainer", choices=list(TRAINER_DATA), default="sft",
                         help="sft-dpo: SFT, then DPO from the SFT model on the preference export")
     parser.add_argument("--epochs", type=float, default=2)
