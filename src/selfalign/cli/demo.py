@@ -1,7 +1,7 @@
 """`selfalign demo`: the whole loop on a small model. What `make demo` runs.
 
     1. generate   critique-revise, with its few-shot exemplars, on the bundled training prompts:
-                  8 red-team requests and 32 harmless look-alikes on the same topics (four a
+                  8 red-team requests and 64 harmless look-alikes on the same topics (eight a
                   request), whose own answers are kept (exported as SFT and preference data)
     2. train      SFT on the critique-revise data (the align loop's recipe, smaller)
     3. evaluate   the base model against the trained one on held-out prompts and pairs never
@@ -43,8 +43,8 @@ SEED = 0
 ANSWER_TOKENS = {"critique-revise": 64, "eval": 32}
 TINY_ANSWER_TOKENS = 32  # the tiny model's text is meaningless: short keeps the demo quick
 HARMLESS_PRINCIPLES = "demo_principles.jsonl"  # in selfalign/data/: the align loop's harmlessness principles
-# the align loop's recipe (docs/alignment.md, run 007): each red-team revision starts as the
-# exemplars' refusals do, and SmolLM2 writes the rest; four look-alikes a red-team request keep
+# the align loop's recipe (docs/alignment.md, run 012): each red-team revision starts as the
+# exemplars' refusals do, and SmolLM2 writes the rest; eight look-alikes a red-team request keep
 # the tuned model from refusing everything. No MATRIX step: SmolLM2's first answers there run
 # past 1,024 tokens (docs/alignment.md), and the recipe does not need it.
 CRITIQUE = ("--temperature", 0.3, "--revision-start", "I'm sorry, but I can't help with that.")
