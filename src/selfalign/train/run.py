@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,11 @@ def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
     try:
         if main_process:
             planted.write(out)
-        return _train(cfg, records, out, main_process)
+        with warnings.catch_warnings():
+            # TRL and PEFT read `is_gradient_checkpointing`, which transformers 5 deprecates: their
+            # warning, nothing a user of selfalign can act on
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+            return _train(cfg, records, out, main_process)
     except Exception as exc:
         if is_disk_full(exc, out):  # the half-written checkpoint is removed on the rerun
             raise DiskFull(out) from exc
