@@ -60,11 +60,11 @@ def test_principled_answers_on_smollm2_keep_their_format(tmp_path, smollm2_dir):
     assert all(r["messages"][0]["role"] == "system" for r in rows)  # the short system prompt engraving keeps
 
 
-@pytest.mark.slow  # every stage, two trainings included: tens of minutes on 2 cores
-def test_self_align_on_smollm2_runs_every_stage_or_says_why_not(tmp_path, smollm2_dir):
-    """Measured (benchmarks/results/self_align_smollm2.json, 13 prompts): every stage kept data,
-    stage 2 one answer, which today's filters drop; so with more prompts it either runs to the
-    final checkpoint or stops after stage 2 naming the reasons."""
+@pytest.mark.slow  # every stage, two trainings included: about 15 minutes on 2 cores
+def test_self_align_on_smollm2_keeps_data_at_every_stage(tmp_path, smollm2_dir):
+    """Measured (benchmarks/results/self_align_smollm2_ngram.json): with stage 2's n-gram
+    penalties every stage keeps data to the final checkpoint (35 prompts, 2 principled answers,
+    35 verbose answers); without them stage 2 kept nothing usable."""
     config = tmp_path / "self-align.yaml"
     config.write_text(
         f"raw: true\nper_type: 2\nself_instruct: 30\nred_team_types: {three_types(tmp_path / 'types.jsonl')}\n"
@@ -77,8 +77,6 @@ def test_self_align_on_smollm2_runs_every_stage_or_says_why_not(tmp_path, smollm
     print(proc.stdout[-4000:])
     finished = json.loads((out / "stages.json").read_text())["finished"]
     assert finished["1-self-instruct"]["red_team"]["questions"] >= 1
-    if proc.returncode == 0:
-        assert list(finished) == ["1-self-instruct", "2-principles", "3-engrave", "4-verbose", "5-distill"]
-        assert finished["4-verbose"]["kept"] >= 1
-    else:
-        assert proc.returncode == 1 and "stage 2-principles kept nothing for the next stage" in proc.stdout
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert list(finished) == ["1-self-instruct", "2-principles", "3-engrave", "4-verbose", "5-distill"]
+    assert finished["2-principles"]["kept"] >= 1 and finished["4-verbose"]["kept"] >= 1
