@@ -76,7 +76,7 @@ def check_inputs(
         _messages_of(row.where, row.value, field_name, field_option)
         count += 1
     if not count:
-        raise InputError(f"{source}: no items; the file is empty (add one prompt per line or one JSON object per line)")
+        raise _no_items(source)
     return Inputs(source, field_name, limit, field_option, count)
 
 
@@ -86,8 +86,12 @@ def load_items(
     """Every input item of `source` (the first `limit`), checked as `check_inputs` does."""
     items = list(_items(_rows(source, field_name, field_option), field_name, field_option))
     if not items:
-        raise InputError(f"{source}: no items; the file is empty (add one prompt per line or one JSON object per line)")
+        raise _no_items(source)
     return items[:limit] if limit else items
+
+
+def _no_items(source: str | Path) -> InputError:
+    return InputError(f"{source}: no items; the file is empty (add one prompt per line or one JSON object per line)")
 
 
 def _rows(source: str | Path, field_name: str | None, field_option: str | None) -> Iterator[Row]:

@@ -229,13 +229,17 @@ def skip_rethinking(answer: str, identity: str) -> str:
     paragraphs = _PARAGRAPH_BREAK.split(answer.strip())
     skipped = False
     while paragraphs:
-        first = _ANSWER_LABEL.sub("", paragraphs[0], count=1)
-        if not ((identity and normalise(identity) in normalise(first)) or _RULE_CITED.search(first)):
+        if not is_thoughts(_ANSWER_LABEL.sub("", paragraphs[0], count=1), identity):
             break
         paragraphs.pop(0)
         skipped = True
     rest = "\n\n".join(paragraphs).strip()
     return _ANSWER_LABEL.sub("", rest, count=1) if skipped else rest
+
+
+def is_thoughts(text: str, identity: str) -> bool:
+    """The text holds the self-identification line or cites a rule by number: thoughts, not an answer."""
+    return bool((identity and normalise(identity) in normalise(text)) or _RULE_CITED.search(text))
 
 
 def identifies_itself(thoughts: str, identity: str) -> bool:
@@ -284,7 +288,7 @@ def answer_problem(answer: str, question: str, leaks: Iterable[str], finished: b
     answer already cut at its first repeated sentence (and, if cut, less its last word)."""
     if not answer:
         return "answer empty"
-    if (identity and normalise(identity) in normalise(answer)) or _RULE_CITED.search(answer):
+    if is_thoughts(answer, identity):
         return "thoughts repeated in the answer"
     if _APOLOGY.match(answer):
         return "starts with an apology"
