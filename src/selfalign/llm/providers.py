@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 SPEC_HELP = (
     "a model spec is one of: hf:ID_OR_PATH, openai:MODEL@BASE_URL[?structured=MODE] (or openai:MODEL "
-    "with OPENAI_BASE_URL / OPENAI_API_KEY set), vllm:ID_OR_PATH, scripted:FILE"
+    "with OPENAI_BASE_URL / OPENAI_API_KEY set), vllm:ID_OR_PATH, llamacpp:FILE.gguf, scripted:FILE"
 )
 #: Options an openai: spec may carry after `?`.
 OPENAI_SPEC_OPTIONS = ("structured",)
@@ -46,6 +46,10 @@ def open_provider(spec: str, **options: Any) -> Provider:
         from .vllm import VLLMProvider
 
         return VLLMProvider(target, **options)
+    if kind == "llamacpp":
+        from .llamacpp import LlamaCppProvider
+
+        return LlamaCppProvider(target, **options)
     if kind == "scripted":
         from .scripted import ScriptedProvider
 

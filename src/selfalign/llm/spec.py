@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 #: The kinds whose engine runs in Ray actors under `--ray` (scripted: stands in for one in tests
 #: and benchmarks); an openai: server already runs elsewhere, so its calls stay in the driver.
-RAY_KINDS = ("hf", "vllm", "scripted")
+RAY_KINDS = ("hf", "vllm", "llamacpp", "scripted")
 
 
 def load_provider(spec: str, *, ray: RayOptions | None = None, **options: Any) -> Provider:
