@@ -1,6 +1,6 @@
 """`selfalign serve` against the servers people run instead on a CPU: the same OpenAI-client work.
 
-    python benchmarks/peers.py --model hf:smollm2 --gguf GGUF \
+    python benchmarks/peers.py --model hf:smollm2 --gguf GGUF [--gguf GGUF2] \
         [--vllm-python .venv-vllm/bin/python --vllm-model models/smollm2] \
         [--peer NAME=URL ...] [--rounds 3] [--requests 8] [--max-tokens 64] [--threads 2]
 
@@ -89,9 +89,10 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
     if args.model:
         out["selfalign"] = [sys.executable, "-m", "selfalign.cli.main", "serve", "--model", args.model,
                             "--served-name", "smollm2", "--port", "{port}"]
-    if args.gguf:
-        out["llamacpp"] = [sys.executable, "-m", "llama_cpp.server", "--model", args.gguf, "--model_alias", "smollm2",
-                           "--n_ctx", "4096", "--n_threads", str(args.threads), "--host", "127.0.0.1", "--port", "{port}"]
+    for n, gguf in enumerate(args.gguf):
+        out["llamacpp" + (f"-{n + 1}" if n else "")] = [
+            sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2", "--n_ctx", "4096",
+            "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads), "--host", "127.0.0.1", "--port", "{port}"]
     if args.vllm_python:
         out["vllm"] = [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", args.vllm_model,
                        "--served-model-name", "smollm2", "--port", "{port}", "--enforce-eager", "--dtype", "float32",
@@ -103,7 +104,8 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
 def start(name: str, command: list[str], threads: int, logs: Path) -> Server:
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in command]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "VLLM_CPU_KVCACHE_SPACE": "2"}
+    # torch's and vLLM's threads as many as llama.cpp's; vLLM pins none to a core (another job may hold it)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "2"}
     log = open(logs / f"{name}.log", "w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return Server(name, f"http://127.0.0.1:{port}/v1", command=command, process=process)
@@ -166,8 +168,8 @@ async def one(client: openai.AsyncOpenAI, server: Server, prompt: str, max_token
     return {"ttft": (first or end) - started, "seconds": end - started, "usage": usage, "text": "".join(parts)}
 
 
-async def trial(server: Server, concurrency: int, args: argparse.Namespace, schema: bool, count) -> dict[str, Any]:
-    """`--requests` prompts, `concurrency` of them in flight at once."""
+async def trial(server: Server, concurrency: int, args: argparse.Namespace, schema: bool, count, requests: int = 0) -> dict[str, Any]:
+    """`--requests` prompts (or `requests`), `concurrency` of them in flight at once."""
     client = openai.AsyncOpenAI(base_url=server.url, api_key="EMPTY", max_retries=0, timeout=1800)
     gate = asyncio.Semaphore(concurrency)
 
@@ -175,7 +177,7 @@ async def trial(server: Server, concurrency: int, args: argparse.Namespace, sche
         async with gate:
             return await one(client, server, prompt, args.max_tokens, schema)
 
-    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.requests)]
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(requests or args.requests)]
     started = time.perf_counter()
     answers = await asyncio.gather(*(gated(p) for p in prompts))
     wall = time.perf_counter() - started
@@ -218,7 +220,7 @@ async def measure(servers: list[Server], args: argparse.Namespace, count) -> lis
     workloads = [(c, s) for s in (False, True) for c in args.concurrency]
     for server in servers:
         server.structured = await structured_mode(server)
-        await trial(server, 1, argparse.Namespace(**{**vars(args), "requests": 1}), False, count)  # warm-up
+        await trial(server, 1, args, False, count, requests=1)  # warm-up: first-call costs are not timed
     for round_no in range(args.rounds):
         order = servers if round_no % 2 == 0 else servers[::-1]
         for concurrency, schema in workloads:
@@ -279,7 +281,7 @@ def record(entry: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="selfalign serve's model spec (e.g. hf:smollm2)")
-    ap.add_argument("--gguf", help="GGUF file for llama-cpp-python's server")
+    ap.add_argument("--gguf", action="append", default=[], help="GGUF file for llama-cpp-python's server (repeat: one server each)")
     ap.add_argument("--vllm-python", help="the Python of vLLM's virtualenv")
     ap.add_argument("--vllm-model", help="the checkpoint folder vLLM serves (selfalign save-model hf:smollm2 DIR)")
     ap.add_argument("--peer", action="append", default=[], metavar="NAME=URL", help="a server started independently")
@@ -321,7 +323,8 @@ def main() -> None:
             "command": "python " + shlex.join(sys.argv),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": {**machine(), "load_before": load_before, "load_after": os.getloadavg()},
-            "servers": {s.name: {"url": s.url, "command": s.command or "started independently", "structured": s.structured}
+            "servers": {s.name: {"url": s.url, "command": s.command or "started independently", "structured": s.structured,
+                             "model": s.model}
                         for s in servers},
             "summary": table,
             "rows": rows,
