@@ -98,6 +98,30 @@ def test_values_cannot_be_changed_by_a_template():
     assert values == {"items": [1, 2]}
 
 
+class _Record:
+    """A value whose fields are named like a list's methods that change it."""
+
+    def __init__(self) -> None:
+        self.append, self.pop = "appended", "popped"
+
+
+@pytest.mark.parametrize("order", ["safe first", "unsafe first"])
+def test_attribute_decisions_are_remembered_per_type_of_value_not_per_name(order):
+    env = jinja_sandbox.BoundedSandbox()
+    safe = env.from_string("{{ record.append }} {{ record.pop }} {{ text.upper() }}")
+    unsafe = [env.from_string("{{ items.append(3) }}"), env.from_string("{{ text.format(1) }}")]
+    values = {"record": _Record(), "items": [1, 2], "text": "a{}"}
+    for _ in range(2):  # the second time from what was remembered
+        if order == "safe first":
+            assert jinja_sandbox.render_bounded(safe, values) == "appended popped A{}"
+        for template in unsafe:
+            with pytest.raises(jinja_sandbox.SecurityError):
+                jinja_sandbox.render_bounded(template, values)
+        if order == "unsafe first":
+            assert jinja_sandbox.render_bounded(safe, values) == "appended popped A{}"
+    assert values["items"] == [1, 2]
+
+
 def test_the_cli_refuses_an_escaping_template_before_any_model_call(tmp_path):
     planted = tmp_path / "pwned"
     prompts = tmp_path / "p.jsonl"

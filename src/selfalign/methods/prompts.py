@@ -55,10 +55,13 @@ class Prompts:
             for path in sorted(Path(override_dir).glob("*.j2")):
                 _check(path, Path(package_dir))
         self.env = _environment((*search, str(package_dir)))
+        self._templates: dict[str, jinja2.Template] = {}  # by name: jinja's own lookup takes a lock each time
 
     def render(self, name: str, **values: Any) -> str:
         try:
-            template = self.env.get_template(f"{name}.j2")
+            template = self._templates.get(name)
+            if template is None:
+                template = self._templates[name] = self.env.get_template(f"{name}.j2")
             return render_bounded(template, values).strip()
         except _RENDER_ERRORS as exc:
             where = _where(exc) or f"prompt template {name}.j2"
