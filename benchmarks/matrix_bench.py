@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import functools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -117,6 +118,15 @@ async def timed_run(make_model, config: MatrixConfig, work: list[Item], concurre
     }
 
 
+async def timers_alone(steps: int, latency: float) -> float:
+    """Seconds for `steps` waits of `latency` one after another: what the event loop's timers
+    alone cost on this machine (it wakes a little late, more so when the CPUs are busy)."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        await asyncio.sleep(latency)
+    return time.perf_counter() - start
+
+
 def ideal_seconds(run: dict, latency: float, max_calls: int) -> float:
     """The longest item's critical path, or the run's calls through `max_calls` slots."""
     return max(run["longest_path"] * latency, run["calls"] * latency / max_calls)
@@ -146,6 +156,7 @@ async def bench(args: argparse.Namespace) -> None:
     )
     sequential = config.model_copy(update={"sequential": True})
     work = items(args.items)
+    figures: dict[str, float] = {}
     if args.mode in ("scripted", "both"):
         from society import respond
 
@@ -162,10 +173,17 @@ async def bench(args: argparse.Namespace) -> None:
             report(f"scripted, {args.delay * 1000:.0f} ms per call, {len(work)} items, "
                    f"{args.roles} roles x {args.steps} steps", batched, single, per_item)
         ideal = ideal_seconds(batched, args.delay, args.max_calls)
+        floor = await timers_alone(batched["longest_path"], args.delay)
         print(f"{'critical path':>20}: {batched['longest_path']} dependent calls; ideal {ideal:.2f}s "
               f"(max of path x latency and {batched['calls']} calls x latency / {args.max_calls} in flight); "
               f"batched reaches {ideal / batched['seconds']:.3f} of it in {batched['seconds']:.2f}s; "
               f"{batched['cpu_ms_per_call']:.2f} ms of this process's CPU per call (the scripted model's included)")
+        print(f"{'timers alone':>20}: the path's {batched['longest_path']} waits one after another, nothing else, "
+              f"reach {args.delay * batched['longest_path'] / floor:.3f} of path x latency in {floor:.2f}s "
+              f"(how late this machine's event loop wakes); load average {os.getloadavg()[0]:.2f}")
+        figures = {"ratio": round(ideal / batched["seconds"], 4), "seconds": round(batched["seconds"], 3),
+                   "ideal": round(ideal, 3), "timers_alone_ratio": round(args.delay * batched["longest_path"] / floor, 4),
+                   "cpu_ms_per_call": round(batched["cpu_ms_per_call"], 3), "load_average": round(os.getloadavg()[0], 2)}
     if args.mode in ("tiny", "both"):
         spec = args.model
         if spec is None:
@@ -182,7 +200,7 @@ async def bench(args: argparse.Namespace) -> None:
                f"json_max_tokens {args.json_max_tokens}", batched, single)
         if batched["calls_per_item"] != single["calls_per_item"]:
             print("note: the two runs made different numbers of calls (batched float noise changed a verdict)")
-    print(json.dumps({"args": vars(args)}))
+    print(json.dumps({"args": vars(args), **figures}))
 
 
 def main() -> None:
