@@ -7,7 +7,11 @@ name and traits, so the cache keys and the methods' choices are the same). Each 
 spec's provider (`hf:` or `vllm:`; `scripted:` stands in for one in tests and benchmarks) once
 and takes many calls at once, which the engine batches.
 
-A call goes to the actor with the fewest calls in flight. An actor that dies (a lost node, an
+A call goes to the actor with the fewest calls in flight. The calls queued for one actor in one
+turn of the driver's event loop leave as one batch, in one remote call; the actor runs them
+together and streams their answers back as they finish, those that finish together in one part
+(a Ray streaming generator). So the driver pays Ray's cost per batch and per part, not per call,
+and the busier it is, the more calls each batch and part carries. An actor that dies (a lost node, an
 out-of-memory kill) is replaced by a new one and its calls are sent again, so the items they
 belong to still finish, each once. What the engine itself raises reaches the driver as the same
 exception a local engine raises, so retries and failed items read as they do locally.
@@ -16,11 +20,13 @@ exception a local engine raises, so retries and failed items read as they do loc
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from selfalign.errors import UserError
@@ -42,6 +48,13 @@ TRAITS = ("name", "constrained", "chat_format", "continues_final_message", "samp
 #: Seconds a new pool waits for room freed by actors killed just before.
 ROOM_WAIT = 10.0
 
+#: The engine's methods a batch may call.
+CALLS = frozenset({"complete", "complete_text", "loglikelihood"})
+
+#: Remote calls one actor takes at once (its answers stream and the batches arriving); its model
+#: calls at once are `calls_per_actor`.
+BATCHES_AT_ONCE = 1000
+
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -56,16 +69,21 @@ class RayOptions:
 
 
 class EngineActor:
-    """One engine in one Ray actor (made remote by `RayPool`). Async methods: the actor takes
-    up to `calls_per_actor` calls at once on its own event loop."""
+    """One engine in one Ray actor (made remote by `RayPool`). The driver sends calls in batches
+    (`submit`) and reads every answer from one stream (`answers`); the actor runs at most
+    `calls_at_once` calls together, which its engine batches."""
 
-    def __init__(self, spec: str, options: dict[str, Any]) -> None:
+    def __init__(self, spec: str, options: dict[str, Any], calls_at_once: int) -> None:
         from .providers import open_provider
 
         try:
             self.provider, self.load_error = open_provider(spec, **options), None
         except Exception as exc:  # raised by `describe`, so the driver sees the error a local load gives
             self.provider, self.load_error = None, exc
+        self._room = asyncio.Semaphore(calls_at_once)
+        self._running: set[asyncio.Task[None]] = set()
+        self._finished: list[tuple[int, bool, Any]] = []
+        self._some_finished = asyncio.Event()
 
     def describe(self) -> dict[str, Any]:
         if self.load_error is not None:
@@ -74,26 +92,52 @@ class EngineActor:
         traits = {t: getattr(p, t) for t in TRAITS if hasattr(p, t)}
         return {**traits, "text": hasattr(p, "complete_text"), "scoring": hasattr(p, "loglikelihood")}
 
-    async def complete(self, request: ChatRequest) -> Completion:
-        return await self.provider.complete(request)
+    async def submit(self, calls: list[tuple[int, str, Any]]) -> None:
+        """Start `calls` ((call id, method, request)); their answers come out of `answers`."""
+        for call_id, method, request in calls:
+            task = asyncio.ensure_future(self._one(call_id, method, request))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
-    async def complete_text(self, request: TextRequest) -> Completion:
-        return await self.provider.complete_text(request)  # type: ignore[attr-defined]
+    async def answers(self) -> AsyncIterator[list[tuple[int, bool, Any]]]:
+        """Every call's outcome as it finishes: (call id, True, answer) or (call id, False, the
+        engine's exception), those that finished since the last part together. The driver reads
+        a part before the next is made (backpressure of one), so the busier it is, the more
+        answers a part carries, and a slow call never holds a fast one."""
+        while True:
+            await self._some_finished.wait()
+            self._some_finished.clear()
+            part, self._finished = self._finished, []
+            yield part
 
-    async def loglikelihood(self, request: LoglikelihoodRequest) -> list[Loglikelihood]:
-        return await self.provider.loglikelihood(request)  # type: ignore[attr-defined]
+    async def _one(self, call_id: int, method: str, request: Any) -> None:
+        async with self._room:
+            try:
+                if method not in CALLS:
+                    raise ValueError(f"no engine method {method!r}")
+                outcome = (call_id, True, await getattr(self.provider, method)(request))
+            except Exception as exc:  # the driver raises it for this call alone, as a local engine would
+                outcome = (call_id, False, _portable(exc))
+        self._finished.append(outcome)
+        self._some_finished.set()
 
     async def close(self) -> None:
         if self.provider is not None:
             await self.provider.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Slot:
-    """One place in the pool: the actor now in it and the calls sent to it, unanswered."""
+    """One place in the pool: the actor now in it, the calls queued for its next batch (sent at
+    the end of this turn of the event loop), and the calls sent to it and not yet answered."""
 
     actor: Any
-    in_flight: int = 0
+    queued: list[tuple[int, str, Any]] = field(default_factory=list)
+    waiting: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.queued) + len(self.waiting)
 
 
 class RayPool:
@@ -106,10 +150,10 @@ class RayPool:
         self.spec, self.options, self.provider_options = spec, options, dict(provider_options or {})
         _connect(self.ray, spec, options)
         _check_room(self.ray, spec, options)
-        self._lost = (self.ray.exceptions.RayActorError, self.ray.exceptions.OutOfMemoryError)
+        self._lost = (self.ray.exceptions.RayActorError, self.ray.exceptions.OutOfMemoryError, _StreamBroke)
         self._actor_class = self.ray.remote(EngineActor).options(
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor,
-            max_concurrency=options.calls_per_actor, max_restarts=0,
+            max_concurrency=BATCHES_AT_ONCE, max_restarts=0,
         )
         self._slots = [_Slot(self._start()) for _ in range(options.actors)]
         try:
@@ -121,7 +165,11 @@ class RayPool:
             if trait in described[0]:
                 setattr(self, trait, described[0][trait])
         self._capabilities = described[0]
+        self._call_ids = itertools.count()
+        self._receivers: dict[int, asyncio.Task[None]] = {}  # by id of the slot whose answers it reads
         self.replaced = 0  # actors started again after one died
+        self.batches = 0  # remote calls that carried calls to an actor
+        self.parts = 0  # parts of the actors' answer streams read (answers that finished together)
 
     @property
     def actors(self) -> list[Any]:
@@ -146,45 +194,130 @@ class RayPool:
         return await self._call("loglikelihood", request)
 
     async def _call(self, method: str, request: Any) -> Any:
-        """Send to the least busy actor; if that actor dies, replace it and send again."""
+        """Queue for the least busy actor; if that actor dies, it is replaced and the call sent again."""
         for _ in range(RESENDS + 1):
+            if not self._slots:
+                raise TransientError(f"{self.name}: the Ray pool is closed")
             slot = min(self._slots, key=lambda s: s.in_flight)
-            actor = slot.actor
-            slot.in_flight += 1
             try:
-                return await getattr(actor, method).remote(request)
+                return await self._queue(slot, method, request)
             except self._lost as exc:
                 lost = exc
-                self._replace(slot, actor)
-            except self.ray.exceptions.RayTaskError as exc:  # the engine's own error, as a local call raises it
-                raise _original(exc) from None
-            finally:
-                slot.in_flight -= 1
         raise TransientError(f"{self.name}: the Ray actors holding this call died {RESENDS + 1} times ({lost})")
 
-    def _start(self) -> Any:
-        return self._actor_class.remote(self.spec, self.provider_options)
+    def _queue(self, slot: _Slot, method: str, request: Any) -> asyncio.Future[Any]:
+        """The call's answer-to-be; the calls queued for an actor in one turn of the event loop
+        leave together, as one batch."""
+        loop = asyncio.get_running_loop()
+        receiver = self._receivers.get(id(slot))
+        if receiver is None or receiver.get_loop() is not loop:  # the first call on this loop
+            self._receive_from(slot)
+        if not slot.queued:
+            loop.call_soon(self._send, slot)
+        call_id = next(self._call_ids)
+        slot.queued.append((call_id, method, request))
+        slot.waiting[call_id] = answer = loop.create_future()
+        return answer
 
-    def _replace(self, slot: _Slot, dead: Any) -> None:
-        """A new actor in the dead one's place (once, however many calls saw it die)."""
-        if slot.actor is not dead:
+    def _send(self, slot: _Slot) -> None:
+        batch, slot.queued = slot.queued, []
+        batch = [call for call in batch if not _gave_up(slot, call[0])]
+        if batch:
+            slot.actor.submit.remote(batch)  # its outcome comes through the answers stream, which sees a dead actor
+            self.batches += 1
+
+    def _receive_from(self, slot: _Slot) -> None:
+        self._receivers[id(slot)] = asyncio.ensure_future(self._receive(slot, slot.actor))
+
+    async def _receive(self, slot: _Slot, actor: Any) -> None:
+        """Hand each answer to its caller as the actor's stream brings it. If the stream breaks,
+        every call the actor held is sent again, to a new actor in its place."""
+        # Backpressure of one part (a private option, used by Ray Data the same way): the actor
+        # gathers answers while the driver is busy, instead of sending one part per answer.
+        stream = actor.answers.options(_generator_backpressure_num_objects=1).remote()
+        try:
+            async for ref in stream:
+                part = await ref
+                self.parts += 1
+                for call_id, ok, value in part:
+                    answer = slot.waiting.pop(call_id, None)
+                    if answer is None or answer.done():  # its caller gave up
+                        continue
+                    if ok:
+                        answer.set_result(value)
+                    else:
+                        answer.set_exception(value)
+            raise _StreamBroke("the answers of a Ray actor ended")
+        except self._lost as exc:
+            self._replace(slot, actor, exc)
+        except Exception as exc:  # noqa: BLE001 (the stream broke some other way: the same remedy)
+            self._replace(slot, actor, _StreamBroke(f"the answers of a Ray actor broke off: {exc}"))
+
+    def _start(self) -> Any:
+        return self._actor_class.remote(self.spec, self.provider_options, self.options.calls_per_actor)
+
+    def _replace(self, slot: _Slot, dead: Any, why: BaseException) -> None:
+        """A new actor in the dead one's place; the calls it held fail with `why`, and `_call`
+        sends them again."""
+        if slot.actor is not dead or not any(s is slot for s in self._slots):
             return
         log.warning("a Ray actor of %s died; starting another in its place", self.name)
         self.ray.kill(dead, no_restart=True)  # an actor that is only unreachable must not come back beside its replacement
         slot.actor = self._start()
         self.replaced += 1
+        _fail(slot, why, keep_queued=True)
+        self._receive_from(slot)
 
     async def close(self) -> None:
+        receivers = [r for r in self._receivers.values() if r.get_loop() is asyncio.get_running_loop()]
+        for receiver in receivers:
+            receiver.cancel()
         closing = [s.actor.close.remote() for s in self._slots]
         try:
-            await asyncio.gather(*closing, return_exceptions=True)
+            await asyncio.gather(*closing, *receivers, return_exceptions=True)
         finally:
             self._kill_all()
 
     def _kill_all(self) -> None:
         for slot in self._slots:
             self.ray.kill(slot.actor)
+            _fail(slot, TransientError(f"{self.spec}: the Ray pool closed with this call unanswered"), keep_queued=False)
         self._slots = []
+
+
+def _gave_up(slot: _Slot, call_id: int) -> bool:
+    """Whether the caller of `call_id` stopped waiting (cancelled) or the call already failed."""
+    answer = slot.waiting.get(call_id)
+    return answer is None or answer.done()
+
+
+class _StreamBroke(Exception):
+    """An actor's answers stream ended other than by the actor's death; handled as a death."""
+
+
+def _fail(slot: _Slot, exc: BaseException, *, keep_queued: bool) -> None:
+    """Fail the calls `slot`'s actor held, and those queued for it unless `keep_queued` (they go
+    to the next actor in its place)."""
+    keep = {call_id for call_id, *_ in slot.queued} if keep_queued else set()
+    if not keep_queued:
+        slot.queued = []
+    waiting, slot.waiting = slot.waiting, {}
+    for call_id, answer in waiting.items():
+        if call_id in keep:
+            slot.waiting[call_id] = answer
+        elif not answer.done():
+            answer.set_exception(exc)
+
+
+def _portable(exc: Exception) -> Exception:
+    """`exc` if it crosses to the driver intact, else a RuntimeError with its words."""
+    from ray import cloudpickle
+
+    try:
+        cloudpickle.loads(cloudpickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 (an exception whose class cannot be rebuilt from its arguments)
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _connect(ray: Any, spec: str, options: RayOptions) -> None:
