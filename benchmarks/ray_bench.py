@@ -165,7 +165,8 @@ def main() -> None:
         if args.ceiling_only:
             print(json.dumps(ceiling(folder, args.ceiling_items)))
             return
-        entry = {"command": " ".join(["python", "benchmarks/ray_bench.py", *sys.argv[1:]]),
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        entry = {"command": " ".join(["python", "benchmarks/ray_bench.py", *sys.argv[1:]]), "commit": commit,
                  "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before"}
         print(entry["machine"], flush=True)
         try:

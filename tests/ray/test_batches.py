@@ -127,7 +127,7 @@ def test_calls_sent_together_leave_as_one_batch_and_come_back_as_each_finishes(t
     rules = tmp_path / "rules.jsonl"
     rules.write_text(json.dumps({"match": "slow", "reply": "late", "delay": 600}) + "\n"
                      + json.dumps({"match": "", "reply": "soon"}) + "\n")
-    pool = RayPool(f"scripted:{rules}", RayOptions(actors=1))
+    pool = RayPool(f"scripted:{rules}", RayOptions(actors=2))  # 256 calls at once each: one batch fills first
     broken = ChatRequest((), Sampling())  # no message: the scripted engine fails on it (IndexError), as an engine fails on a bad prompt
 
     async def main():
@@ -144,4 +144,4 @@ def test_calls_sent_together_leave_as_one_batch_and_come_back_as_each_finishes(t
         return fast_answer.text, slow_pending
 
     assert asyncio.run(main()) == ("soon", True)
-    assert pool.batches == 1
+    assert pool.batches == 1  # three calls, one remote call
