@@ -141,9 +141,10 @@ def saturation(folder: Path, engines: int, engine_actors: int, items: int, laten
 
 
 def record(path: Path, entry: dict) -> None:
-    """Append `entry` to the list of runs in `path`."""
-    runs = json.loads(path.read_text())["runs"] if path.exists() else []
-    path.write_text(json.dumps({"runs": [*runs, entry]}, indent=2) + "\n")
+    """Append `entry` to the list of runs in `path` (the rest of the file kept)."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["runs"] = [*results.get("runs", []), entry]
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main() -> None:
