@@ -23,7 +23,9 @@ not a real model. `scripted` mode answers every call after a fixed latency (--de
 shows the concurrency gain independent of compute. It also prints how close the batched run
 comes to its ideal, computed from the records: each item's critical path (its chain of calls
 that wait for one another, as the algorithm orders them) times the latency, or the run's calls
-times the latency over `--max-calls` (the calls in flight at most), whichever is longer.
+times the latency over `--max-calls` (the calls in flight at most), whichever is longer; and,
+timed in the same run, the longest chain's waits alone, one after another with nothing else to
+do: how late this machine's event loop wakes, a floor no handling of the calls can beat.
 """
 
 from __future__ import annotations
