@@ -7,12 +7,13 @@ name and traits, so the cache keys and the methods' choices are the same). Each 
 spec's provider (`hf:` or `vllm:`; `scripted:` stands in for one in tests and benchmarks) once
 and takes many calls at once, which the engine batches.
 
-A call goes to the actor with the fewest calls in flight (or to the one whose batch is filling,
-while it holds only a little more). The calls queued for one actor in one turn of the driver's
-event loop leave as one batch, in one remote call; the actor runs them with all it holds, and
-every answer comes back on the actor's one answers stream (a Ray streaming generator) as it
-finishes, those that finished together in one part. So the driver pays Ray's cost per batch and
-per part, not per call, and the busier it is, the more calls each carries. An actor that dies (a lost node, an
+A call goes to the actor with the fewest calls in flight, or to the one whose batch is filling
+in this turn of the driver's event loop (up to a quarter of the calls an actor takes at once).
+The calls queued for one actor in one turn leave as one batch, in one remote call; the actor runs
+them with all it holds, and every answer comes back on the actor's one answers stream (a Ray
+streaming generator) as it finishes, those that finished together in one part. So the driver
+pays Ray's cost per batch and per part, not per call, and the busier it is, the more calls each
+carries. An actor that dies (a lost node, an
 out-of-memory kill) is replaced by a new one and its calls are sent again, so the items they
 belong to still finish, each once. What the engine itself raises reaches the driver as the same
 exception a local engine raises, so retries and failed items read as they do locally.
@@ -54,8 +55,8 @@ ROOM_WAIT = 10.0
 #: more (12 answers a part instead of 6 at 256 simulated engines, benchmarks/results/ray_dispatch.json).
 ANSWER_BACKPRESSURE = 1
 
-#: The calls of one turn keep going to one actor while it holds at most `calls_per_actor /
-#: STICKY_SHARE` more than the least busy: fewer, larger batches, at a bounded imbalance.
+#: The calls of one turn keep going to one actor until its batch holds `calls_per_actor /
+#: STICKY_SHARE`: fewer, larger batches, at a bounded imbalance.
 STICKY_SHARE = 4
 
 #: The engine's methods a batch may call.
@@ -217,13 +218,14 @@ class RayPool:
         raise TransientError(f"{self.name}: the Ray actors holding this call died {RESENDS + 1} times ({lost})")
 
     def _least_busy(self) -> _Slot:
-        """The actor with the fewest calls in flight, or the one whose batch is filling in this
-        turn while it holds at most `calls_per_actor / STICKY_SHARE` more."""
-        least, filling = min(self._slots, key=lambda s: s.in_flight), self._filling
-        slack = self.options.calls_per_actor // STICKY_SHARE
-        if filling is not None and filling.queued and filling.in_flight <= least.in_flight + slack:
+        """The actor whose batch is filling in this turn, until it holds `calls_per_actor /
+        STICKY_SHARE` calls; then the actor with the fewest calls in flight (so no actor gets
+        more than that many calls beyond the least busy, and the driver looks over the actors
+        once a batch, not once a call)."""
+        filling = self._filling
+        if filling is not None and 0 < len(filling.queued) < self.options.calls_per_actor // STICKY_SHARE:
             return filling
-        self._filling = least
+        self._filling = least = min(self._slots, key=lambda s: s.in_flight)
         return least
 
     def _queue(self, slot: _Slot, method: str, request: Any) -> asyncio.Future[Any]:
