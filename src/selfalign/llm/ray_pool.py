@@ -13,10 +13,10 @@ The calls queued for one actor in one turn leave as one batch, in one remote cal
 them with all it holds, and every answer comes back on the actor's one answers stream (a Ray
 streaming generator) as it finishes, those that finished together in one part. So the driver
 pays Ray's cost per batch and per part, not per call, and the busier it is, the more calls each
-carries. An actor that dies (a lost node, an
-out-of-memory kill) is replaced by a new one and its calls are sent again, so the items they
-belong to still finish, each once. What the engine itself raises reaches the driver as the same
-exception a local engine raises, so retries and failed items read as they do locally.
+carries. An actor that dies (a lost node, an out-of-memory kill) is replaced by a new one and
+its calls are sent again, so the items they belong to still finish, each once. What the engine
+itself raises reaches the driver as the same exception a local engine raises, so retries and
+failed items read as they do locally.
 """
 
 from __future__ import annotations
