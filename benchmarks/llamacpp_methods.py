@@ -8,8 +8,10 @@ Each engine loads once; then critique-revise runs on the same `--items` prompts 
 critique, revision per item; sampled at temperature 0.7 with the run's seed), one item at a
 time and all items at once, through the runner as `selfalign critique-revise` runs them, with
 no call cache. Rounds alternate the engines' order, so a load from elsewhere on the machine falls
-on both alike. Prints generated tokens per second of each (engine, concurrency), the median
-over rounds, and each engine's ratio to the first; appends the run to
+on both alike. Prints generated tokens per second of wall time and per second of this process's
+CPU time (both engines compute on this process's threads; on a machine shared with other jobs
+the CPU figure moves less), the median over rounds, and each engine's ratio to the first;
+appends the run to
 benchmarks/results/llamacpp_methods.json.
 """
 
@@ -55,15 +57,16 @@ async def timed(model: Model, work: list[Item], concurrency: int, config: Critiq
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)
         try:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             summary = await run_items(store, work, step, concurrency=concurrency, progress=False)
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             texts = [record["revision"] for _, record in store.done_records()]
         finally:
             store.close()
     tokens = summary.usage.get("completion_tokens", 0)
-    return {"done": summary.done, "failed": summary.failed, "seconds": round(seconds, 2),
-            "completion_tokens": tokens, "tokens_per_s": round(tokens / seconds, 2), "revisions": texts}
+    return {"done": summary.done, "failed": summary.failed, "seconds": round(seconds, 2), "cpu_s": round(cpu, 2),
+            "completion_tokens": tokens, "prompt_tokens": summary.usage.get("prompt_tokens", 0),
+            "tokens_per_s": round(tokens / seconds, 2), "tokens_per_cpu_s": round(tokens / cpu, 2), "revisions": texts}
 
 
 def engine_options(spec: str, threads: int) -> dict[str, Any]:
@@ -86,6 +89,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                            **await timed(model, work, concurrency, config)}
                     rows.append(row)
                     print(f"round {round_no} {spec:28} c={concurrency} {row['tokens_per_s']:7.1f} tok/s "
+                          f"{row['tokens_per_cpu_s']:7.1f} tok/CPU-s "
                           f"{row['seconds']:7.1f}s done {row['done']}/{args.items} load {os.getloadavg()[0]:.2f}", flush=True)
     finally:
         for model in models.values():
@@ -96,11 +100,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def summarise(rows: list[dict[str, Any]], engines: list[str]) -> list[dict[str, Any]]:
     out = []
     for concurrency in sorted({r["concurrency"] for r in rows}):
-        speeds = {e: statistics.median(r["tokens_per_s"] for r in rows if r["engine"] == e and r["concurrency"] == concurrency)
-                  for e in engines}
-        base = speeds[engines[0]]
-        out.append({"concurrency": concurrency, "tokens_per_s": speeds,
-                    "ratio_to_first": {e: round(v / base, 2) if base else None for e, v in speeds.items()}})
+        entry: dict[str, Any] = {"concurrency": concurrency}
+        for key in ("tokens_per_s", "tokens_per_cpu_s"):
+            speeds = {e: statistics.median(r[key] for r in rows if r["engine"] == e and r["concurrency"] == concurrency)
+                      for e in engines}
+            base = speeds[engines[0]]
+            entry[key] = speeds
+            entry[key + "_ratio_to_first"] = {e: round(v / base, 2) if base else None for e, v in speeds.items()}
+        out.append(entry)
     return out
 
 
@@ -116,10 +123,11 @@ def main() -> None:
     args.engine = args.engine or ["hf:smollm2", "llamacpp:smollm2"]
     load_before = os.getloadavg()
     result = asyncio.run(main_async(args))
-    print("\n| concurrency | " + " | ".join(args.engine) + " | ratio to " + args.engine[0] + " |")
+    print("\n| concurrency | measure | " + " | ".join(args.engine) + " | ratio to " + args.engine[0] + " |")
     for s in result["summary"]:
-        ratios = ", ".join(f"{e}: {r}" for e, r in s["ratio_to_first"].items())
-        print(f"| {s['concurrency']} | " + " | ".join(f"{v:.1f} tok/s" for v in s["tokens_per_s"].values()) + f" | {ratios} |")
+        for key in ("tokens_per_s", "tokens_per_cpu_s"):
+            ratios = ", ".join(f"{r}" for r in s[key + "_ratio_to_first"].values())
+            print(f"| {s['concurrency']} | {key} | " + " | ".join(f"{v:.1f}" for v in s[key].values()) + f" | {ratios} |")
     if not args.no_record:
         runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         runs.append({"command": "python " + shlex.join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

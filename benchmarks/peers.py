@@ -15,7 +15,8 @@ Work, the same for every server: `--requests` fixed prompts, greedy (temperature
 schema (`response_format`: json_schema, or json_object with the schema where the server refuses
 that). Each row: completion tokens per second of wall time (tokens from the server's usage, else
 the text's tokens counted with the model's tokenizer) and the median time to the first content
-chunk. Rounds alternate the servers' order, so a load from elsewhere on the machine falls on all
+chunk; for a server started here, also tokens per second of its processes' CPU time (on a
+machine shared with other jobs that figure moves less than the wall clock). Rounds alternate the servers' order, so a load from elsewhere on the machine falls on all
 of them alike; the median round is reported, with each server's speed as a ratio to selfalign's.
 Every run is appended to benchmarks/results/peers.json with its command and machine.
 """
@@ -55,7 +56,7 @@ PROMPTS = [
 SCHEMA = {
     "type": "object",
     "properties": {
-        "answer": {"type": "string"},
+        "answer": {"type": "string", "maxLength": 80},  # bounded: the object ends within max_tokens
         "confidence": {"type": "string", "enum": ["low", "medium", "high"]},
     },
     "required": ["answer", "confidence"],
@@ -140,6 +141,22 @@ def stop(server: Server) -> None:
         server.process.wait()
 
 
+def cpu_seconds(server: Server) -> float | None:
+    """CPU time of every process of a started server (its session: the server and the workers it
+    forks), from /proc; None for a server started independently."""
+    if server.process is None:
+        return None
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if int(fields[3]) == server.process.pid:  # pgid (the server leads its own session)
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # -- the work -------------------------------------------------------------------------------
 
 
@@ -178,15 +195,18 @@ async def trial(server: Server, concurrency: int, args: argparse.Namespace, sche
             return await one(client, server, prompt, args.max_tokens, schema)
 
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(requests or args.requests)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(server)
     answers = await asyncio.gather(*(gated(p) for p in prompts))
     wall = time.perf_counter() - started
+    cpu = cpu_seconds(server) - cpu if cpu is not None else None
     await client.close()
     tokens = [a["usage"] if a["usage"] is not None else count(a["text"]) for a in answers]
     return {
         "server": server.name, "concurrency": concurrency, "schema": schema, "requests": len(answers),
         "tokens": sum(tokens), "tokens_from": "usage" if all(a["usage"] is not None for a in answers) else "tokenizer",
         "wall_s": round(wall, 3), "tokens_per_s": round(sum(tokens) / wall, 2),
+        "server_cpu_s": round(cpu, 2) if cpu is not None else None,
+        "tokens_per_cpu_s": round(sum(tokens) / cpu, 2) if cpu else None,
         "ttft_median_s": round(statistics.median(a["ttft"] for a in answers), 3),
         "valid_json": sum(valid(a["text"]) for a in answers) if schema else None,
         "texts": [a["text"] for a in answers],
@@ -246,8 +266,10 @@ def summary(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]
         for name in names:
             mine = [r for r in rows if r["server"] == name and r["schema"] == schema and r["concurrency"] == concurrency]
             if mine:
+                per_cpu = [r["tokens_per_cpu_s"] for r in mine if r["tokens_per_cpu_s"] is not None]
                 cell[name] = {
                     "tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in mine), 2),
+                    "tokens_per_cpu_s": round(statistics.median(per_cpu), 2) if per_cpu else None,
                     "ttft_median_s": round(statistics.median(r["ttft_median_s"] for r in mine), 3),
                     "valid_json": f"{sum(r['valid_json'] for r in mine)}/{sum(r['requests'] for r in mine)}" if schema else None,
                 }
@@ -259,11 +281,13 @@ def summary(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]
 
 
 def print_table(table: list[dict[str, Any]]) -> None:
-    print("\n| work | server | tokens/s | TTFT (s) | selfalign / server | valid JSON |\n| --- | --- | --- | --- | --- | --- |")
+    print("\n| work | server | tokens/s | tokens/CPU-s | TTFT (s) | selfalign / server | valid JSON |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for entry in table:
         work = f"{entry['concurrency']} at a time" + (", JSON schema" if entry["schema"] else "")
         for name, v in entry["servers"].items():
-            print(f"| {work} | {name} | {v['tokens_per_s']} | {v['ttft_median_s']} | {v['selfalign_over_it']} | {v['valid_json'] or ''} |")
+            print(f"| {work} | {name} | {v['tokens_per_s']} | {v['tokens_per_cpu_s'] or ''} | {v['ttft_median_s']} | "
+                  f"{v['selfalign_over_it']} | {v['valid_json'] or ''} |")
 
 
 def machine() -> dict[str, Any]:

@@ -15,8 +15,11 @@ GBNF grammar (llama-cpp-python's converter) that constrains decoding. A prompt l
 context is refused (UserError) before decoding, and `max_tokens` is capped at what is left.
 
 One llama.cpp context decodes one sequence at a time, so calls are serialised on one worker
-thread (the event loop stays free), and each starts from an empty KV cache: a call's text does
-not depend on the calls before it. A call whose caller is gone stops at its next token.
+thread (the event loop stays free). A call reuses the KV cache of the longest prefix it shares
+with the call before it (llama-cpp-python's prefix match): a method's next step extends the
+conversation of its last, so most of its prompt is not evaluated again. A call's text is the same
+after any other call, up to the float noise of evaluating its prompt in other pieces (as `hf:`'s
+rows alone or batched). A call whose caller is gone stops at its next token.
 
 No retries, no cache: the `Model` wrapper does those.
 """
@@ -45,7 +48,7 @@ class LlamaCppProvider:
 
     Options:
         n_ctx: tokens the context holds, prompt and answer together (default 0: the model's own).
-        n_threads: threads llama.cpp computes with (default: every core).
+        n_threads: threads llama.cpp computes with, prompts and decoding alike (default: every core).
         n_batch: prompt tokens evaluated per step.
     """
 
@@ -57,9 +60,10 @@ class LlamaCppProvider:
         llama_cpp = require("llama_cpp", "llamacpp")
         self.name = "llamacpp:" + target
         path = _gguf_path(target)
+        threads = n_threads or os.cpu_count()
         try:
             self._llama = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), n_batch=n_batch, verbose=False
+                model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch, verbose=False
             )
         except ValueError as exc:  # llama-cpp-python's word for a file it cannot load
             raise UserError(f"{self.name}: llama.cpp could not load {path}: {exc}") from exc
@@ -120,7 +124,6 @@ class LlamaCppProvider:
         grammar = _grammar(schema) if schema is not None else None
         max_tokens = min(sampling.max_tokens, self.context_length - len(prompt_ids))
         stops = tuple(s for s in sampling.stop if s)
-        llama.reset()  # an empty KV cache: the text does not depend on earlier calls
         llama.set_seed(sampling.seed if sampling.seed is not None else 0)
         tokens: list[int] = []
         finish, body = "length", None
