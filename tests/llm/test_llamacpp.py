@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 
 import pytest
 from pydantic import BaseModel
@@ -151,3 +152,13 @@ def test_concurrent_calls_are_answered_one_by_one_as_when_sent_alone(provider):
 def test_a_prompt_longer_than_the_context_is_refused(provider):
     with pytest.raises(UserError, match="shorten the messages"):
         complete(provider, ask("word " * 3000))
+
+
+def test_threads_follow_omp_num_threads_as_torch_does(monkeypatch):
+    from selfalign.llm.llamacpp import _default_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _default_threads() == 1
+    for unset in ("", "0", "two"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert _default_threads() == (os.cpu_count() or 1)

@@ -37,7 +37,7 @@ EXIT_ALL_DONE, EXIT_SOME_FAILED = 0, 1  # 2: bad usage or input (selfalign.cli.m
 def add_generator_options(p: argparse.ArgumentParser, *, inputs: str | None = "prompts") -> None:
     """The options every generator shares (critique-revise, matrix, sandbox, the SELF-ALIGN
     stages); `inputs=None` for a generator that reads no prompts (self-instruct)."""
-    p.add_argument("--model", required=True, help="model spec: hf:PATH, openai:MODEL@URL[?structured=MODE], vllm:PATH, scripted:FILE")
+    p.add_argument("--model", required=True, help="model spec: hf:PATH, openai:MODEL@URL[?structured=MODE], vllm:PATH, llamacpp:FILE.gguf, scripted:FILE")
     if inputs is not None:
         p.add_argument("--prompts", "--questions", dest="prompts", required=True, metavar="FILE",
                        help=f"the {inputs}: .jsonl/.json/.csv/.txt/.parquet, a datasets folder or hub name")

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "openai.OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='EMPTY')"
         ),
     )
-    p.add_argument("--model", required=True, help="model spec: hf:PATH, openai:MODEL@URL, vllm:PATH, scripted:FILE")
+    p.add_argument("--model", required=True, help="model spec: hf:PATH, openai:MODEL@URL, vllm:PATH, llamacpp:FILE.gguf, scripted:FILE")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on; a taken port stops at once")
     p.add_argument("--served-name", default=None, help="model id reported by /v1/models (default: the spec)")

@@ -48,7 +48,8 @@ class LlamaCppProvider:
 
     Options:
         n_ctx: tokens the context holds, prompt and answer together (default 0: the model's own).
-        n_threads: threads llama.cpp computes with, prompts and decoding alike (default: every core).
+        n_threads: threads llama.cpp computes with, prompts and decoding alike (default:
+            OMP_NUM_THREADS when set, as torch takes it for `hf:`, else every core).
         n_batch: prompt tokens evaluated per step.
     """
 
@@ -60,7 +61,7 @@ class LlamaCppProvider:
         llama_cpp = require("llama_cpp", "llamacpp")
         self.name = "llamacpp:" + target
         path = _gguf_path(target)
-        threads = n_threads or os.cpu_count()
+        threads = n_threads or _default_threads()
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=n_batch, verbose=False
@@ -149,6 +150,12 @@ class LlamaCppProvider:
     def _text(self, tokens: list[int]) -> str:
         """Generated tokens as text, special tokens left out (as hf: decodes)."""
         return self._llama.detokenize(tokens, special=False).decode("utf-8", errors="replace")
+
+
+def _default_threads() -> int:
+    """OMP_NUM_THREADS when it is a positive number (what torch computes with), else every core."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else os.cpu_count() or 1
 
 
 def _gguf_path(target: str) -> Path:
