@@ -148,7 +148,7 @@ class _Slot:
 
     @property
     def in_flight(self) -> int:
-        return len(self.queued) + len(self.waiting)
+        return len(self.waiting)  # every call queued or sent, until answered
 
 
 class RayPool:
