@@ -33,8 +33,9 @@ def test_an_unknown_dtype_is_refused_with_the_choices(capsys):
 
 @pytest.mark.parametrize("command", ["critique-revise", "matrix", "sandbox", "serve"])
 def test_the_commands_that_load_a_model_take_it(command):
-    sub = build_parser()._subparsers._group_actions[0].choices[command]
-    assert any(a.dest == "dtype" for a in sub._actions)
+    inputs = [] if command == "serve" else ["--prompts", "prompts.jsonl", "--out", "runs/x"]
+    args = build_parser().parse_args([command, "--model", "hf:models/tiny", *inputs, "--dtype", "bfloat16"])
+    assert args.dtype == "bfloat16"
 
 
 def test_a_generator_loads_the_weights_in_that_dtype(tiny_model_dir, tmp_path):

@@ -1,7 +1,7 @@
 """`--ray` dispatch in batches: an actor runs the calls it was sent together and streams their
 outcomes back as each finishes, a slow call never holding a fast one and a failing call failing
-only its own item. The actor's side runs here without Ray (quick); the pool's side on a local
-Ray instance (marked `ray`)."""
+only its own item. The actor's side runs here without a Ray instance (quick); the pool's side on
+a local one."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import json
 
 import pytest
 
-# Not `importorskip("ray")`: where Ray is not installed, `import ray` finds this tests/ray folder
-# as a namespace package. Marked `ray` so that make test-ray, which installs Ray, runs them all.
-pytest.importorskip("ray.cloudpickle")
+pytest.importorskip("ray.cloudpickle")  # not "ray": see conftest.py
+# Marked `ray` so that make test-ray, which installs Ray, runs them all.
 pytestmark = pytest.mark.ray
 
 from selfalign.llm.ray_pool import EngineActor  # noqa: E402
@@ -111,15 +110,6 @@ def test_an_engine_error_that_cannot_cross_to_the_driver_keeps_its_words(tmp_pat
     errors = asyncio.run(main())
     assert type(errors[0]) is RuntimeError and str(errors[0]) == "Unrebuildable: 7: no room in the cache"
     assert isinstance(errors[1], ValueError) and "no_such_method" in str(errors[1])
-
-
-@pytest.fixture
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_calls_sent_together_leave_as_one_batch_and_come_back_as_each_finishes(tmp_path, local_ray):

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from clitools import selfalign
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray.cloudpickle")  # not "ray": see conftest.py
+import ray  # noqa: E402
+
 pytestmark = pytest.mark.ray
 
 PROMPTS = ["How do I fix a bike?", "Write a haiku about rain", "Is lying ever kind?", "Name three rivers",
@@ -121,13 +123,6 @@ def _command(run) -> list[str]:
         args = ["sandbox", "--model", f"scripted:{folder / 'sandbox.jsonl'}", "--questions", str(folder / "questions.jsonl"),
                 "--grid", "3", "--rounds", "3", "--radius", "2", "--raters", "3", "--quiet"]
     return args
-
-
-@pytest.fixture
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_an_actor_killed_mid_run_is_replaced_and_every_item_ends_done_once(tmp_path, local_ray):
