@@ -12,6 +12,7 @@ import pytest
 from selfalign.errors import UserError
 from selfalign.llm.errors import TransientError
 from selfalign.llm.ray_pool import RESENDS, STICKY_SHARE, RayPool, _Slot
+from selfalign.llm.ray_wire import pack_outcomes, unpack_calls
 
 
 class Died(Exception):
@@ -29,7 +30,8 @@ class Actor:
         self.submit = SimpleNamespace(remote=self._submit)
         self.answers = SimpleNamespace(options=lambda **_: SimpleNamespace(remote=self._stream))
 
-    def _submit(self, batch):
+    def _submit(self, packed):
+        batch = unpack_calls(packed)
         self.batches.append([request for _, _, request in batch])
         self.calls += self.batches[-1]
         self.inbox.put_nowait(batch)
@@ -44,7 +46,7 @@ class Actor:
                     raise
                 except Exception as exc:  # noqa: BLE001 (the engine's error, for this call alone)
                     part.append((call_id, False, exc))
-            yield _ready(part)
+            yield _ready(pack_outcomes(part))
 
 
 async def _ready(value):
@@ -123,4 +125,5 @@ def test_an_engines_error_is_raised_as_the_engine_raised_it_and_fails_only_its_c
         return await asyncio.gather(pool.complete("long"), pool.complete("short"), return_exceptions=True)
 
     long, short = asyncio.run(main())
-    assert long is refused and short == "a: short" and pool.replaced == 0
+    assert type(long) is UserError and str(long) == str(refused)  # as the engine raised it, across the wire
+    assert short == "a: short" and pool.replaced == 0

@@ -15,6 +15,7 @@ pytest.importorskip("ray.cloudpickle")  # not "ray": see conftest.py
 pytestmark = pytest.mark.ray
 
 from selfalign.llm.ray_pool import EngineActor  # noqa: E402
+from selfalign.llm.ray_wire import pack_calls, unpack_outcomes  # noqa: E402
 from selfalign.llm.types import ChatRequest, Completion, Message, Sampling  # noqa: E402
 
 
@@ -57,10 +58,10 @@ def test_a_batch_streams_each_answer_as_it_finishes_and_a_failure_stays_with_its
 
     async def main():
         answers = actor.answers()
-        await actor.submit([(10, "complete", chat("slow")), (11, "complete", chat("fast")), (12, "complete", chat("bad"))])
-        first = sorted(await anext(answers), key=lambda outcome: outcome[0])
+        await actor.submit(pack_calls([(10, "complete", chat("slow")), (11, "complete", chat("fast")), (12, "complete", chat("bad"))]))
+        first = sorted(unpack_outcomes(await anext(answers)), key=lambda outcome: outcome[0])
         engine.gate.set()
-        second = await anext(answers)
+        second = unpack_outcomes(await anext(answers))
         return first, second
 
     first, second = asyncio.run(main())
@@ -76,14 +77,14 @@ def test_an_actor_runs_at_most_its_calls_at_once(tmp_path):
 
     async def main():
         answers = actor.answers()
-        await actor.submit([(0, "complete", chat("slow")), (1, "complete", chat("fast"))])
+        await actor.submit(pack_calls([(0, "complete", chat("slow")), (1, "complete", chat("fast"))]))
         for _ in range(20):  # plenty of turns for the fast call, were it not waiting for room
             await asyncio.sleep(0)
         waited = not actor._finished
         engine.gate.set()
-        parts = [await anext(answers)]
+        parts = [unpack_outcomes(await anext(answers))]
         while sum(map(len, parts)) < 2:
-            parts.append(await anext(answers))
+            parts.append(unpack_outcomes(await anext(answers)))
         return waited, [call_id for part in parts for call_id, *_ in part]
 
     waited, order = asyncio.run(main())
@@ -101,10 +102,10 @@ def test_an_engine_error_that_cannot_cross_to_the_driver_keeps_its_words(tmp_pat
 
     async def main():
         answers = actor.answers()
-        await actor.submit([(0, "complete", chat("x")), (1, "no_such_method", chat("x"))])
+        await actor.submit(pack_calls([(0, "complete", chat("x")), (1, "no_such_method", chat("x"))]))
         outcomes = []
         while len(outcomes) < 2:
-            outcomes += await anext(answers)
+            outcomes += unpack_outcomes(await anext(answers))
         return dict((call_id, error) for call_id, _, error in outcomes)
 
     errors = asyncio.run(main())

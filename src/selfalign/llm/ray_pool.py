@@ -35,6 +35,7 @@ from selfalign.errors import UserError
 
 from .errors import TransientError
 from .extras import require
+from .ray_wire import pack_calls, pack_outcomes, portable, unpack_calls, unpack_outcomes
 from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, TextRequest
 
 log = logging.getLogger(__name__)
@@ -103,23 +104,24 @@ class EngineActor:
         traits = {t: getattr(p, t) for t in TRAITS if hasattr(p, t)}
         return {**traits, "text": hasattr(p, "complete_text"), "scoring": hasattr(p, "loglikelihood")}
 
-    async def submit(self, calls: list[tuple[int, str, Any]]) -> None:
-        """Start `calls` ((call id, method, request)); their answers come out of `answers`."""
-        for call_id, method, request in calls:
+    async def submit(self, calls: bytes) -> None:
+        """Start the packed `calls` ((call id, method, request), ray_wire.py); their answers come
+        out of `answers`."""
+        for call_id, method, request in unpack_calls(calls):
             task = asyncio.ensure_future(self._one(call_id, method, request))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def answers(self) -> AsyncIterator[list[tuple[int, bool, Any]]]:
+    async def answers(self) -> AsyncIterator[bytes]:
         """Every call's outcome as it finishes: (call id, True, answer) or (call id, False, the
-        engine's exception), those that finished since the last part together. The driver reads
+        engine's exception), those that finished since the last part packed together. The driver reads
         a part before the next is made (backpressure of one), so the busier it is, the more
         answers a part carries, and a slow call never holds a fast one."""
         while True:
             await self._some_finished.wait()
             self._some_finished.clear()
             part, self._finished = self._finished, []
-            yield part
+            yield pack_outcomes(part)
 
     async def _one(self, call_id: int, method: str, request: Any) -> None:
         async with self._room:
@@ -128,7 +130,7 @@ class EngineActor:
                     raise ValueError(f"no engine method {method!r}")
                 outcome = (call_id, True, await getattr(self.provider, method)(request))
             except Exception as exc:  # the driver raises it for this call alone, as a local engine would
-                outcome = (call_id, False, _portable(exc))
+                outcome = (call_id, False, portable(exc))
         self._finished.append(outcome)
         self._some_finished.set()
 
@@ -246,7 +248,7 @@ class RayPool:
         batch, slot.queued = slot.queued, []
         batch = [call for call in batch if not _gave_up(slot, call[0])]
         if batch:
-            slot.actor.submit.remote(batch)  # its outcome comes through the answers stream, which sees a dead actor
+            slot.actor.submit.remote(pack_calls(batch))  # its outcome comes through the answers stream, which sees a dead actor
             self.batches += 1
 
     def _receive_from(self, slot: _Slot) -> None:
@@ -259,7 +261,7 @@ class RayPool:
         stream = actor.answers.options(_generator_backpressure_num_objects=ANSWER_BACKPRESSURE).remote()
         try:
             async for ref in stream:
-                part = await ref
+                part = unpack_outcomes(await ref)
                 self.parts += 1
                 for call_id, ok, value in part:
                     answer = slot.waiting.pop(call_id, None)
@@ -329,17 +331,6 @@ def _fail(slot: _Slot, exc: BaseException, *, keep_queued: bool) -> None:
             slot.waiting[call_id] = answer
         elif not answer.done():
             answer.set_exception(exc)
-
-
-def _portable(exc: Exception) -> Exception:
-    """`exc` if it crosses to the driver intact, else a RuntimeError with its words."""
-    from ray import cloudpickle
-
-    try:
-        cloudpickle.loads(cloudpickle.dumps(exc))
-        return exc
-    except Exception:  # noqa: BLE001 (an exception whose class cannot be rebuilt from its arguments)
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _connect(ray: Any, spec: str, options: RayOptions) -> None:
