@@ -121,6 +121,34 @@ def left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[
     return input_ids.to(device), attention_mask.to(device)
 
 
+def prefill(model: Any, name: str, ids: list[list[int]], pad_id: int, device: torch.device, **extra: Any) -> tuple[Any, torch.Tensor]:
+    """One forward pass over the rows' tokens, left-padded, into a fresh DynamicCache: the
+    model's output and the attention mask (rows, length). `name`: see `cache_name`."""
+    from transformers import DynamicCache
+
+    input_ids, mask = left_pad(ids, pad_id, device)
+    positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+    out = model(
+        input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+        **{name: DynamicCache(config=model.config)}, **extra,
+    )
+    return out, mask
+
+
+def step_dynamic(model: Any, name: str, run: RunningBatch) -> torch.Tensor:
+    """One decode step of every row over the batch's DynamicCache, which grows by a column:
+    the next-token logits (rows, vocab). Today's path; static_decode.py runs the same step at
+    fixed shapes."""
+    positions = run.mask.sum(-1, keepdim=True)  # real tokens so far = the new token's position
+    run.mask = torch.cat([run.mask, run.mask.new_ones((run.mask.shape[0], 1))], dim=-1)
+    out = model(
+        input_ids=run.last[:, None], attention_mask=run.mask, position_ids=positions,
+        use_cache=True, **{name: run.cache},
+    )
+    run.cache = out[name]
+    return out.logits[:, -1, :]
+
+
 def cache_name(model: Any) -> str:
     """The name of the KV cache in `model`'s forward pass, as argument and as output field:
     `cache` where transformers has renamed `past_key_values`."""

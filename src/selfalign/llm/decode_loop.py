@@ -21,10 +21,11 @@ from typing import Any, Callable
 
 import torch
 
-from .batch import LiveRow, Pending, Row, RunningBatch, cache_name, left_pad, plain_dynamic_cache, read_completion
+from .batch import LiveRow, Pending, Row, RunningBatch, cache_name, plain_dynamic_cache, prefill, read_completion, step_dynamic
 from .checkpoints import attention_without_cudnn
 from .decoding import adjust_row, control_token_mask, mask_grammar_rows, sample_rows, stop_reached
 from .generate_batch import generate_batch
+from .static_decode import StaticDecoder, open_static_decoder
 from .types import Completion
 
 #: Tokens a row decodes after joining the batch before it may step aside for waiting requests.
@@ -47,6 +48,7 @@ class DecodeLoop:
         pad_token_id: int,
         max_batch_size: int,
         jobs_waiting: Callable[[], bool],
+        compile_decode: str = "off",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -71,10 +73,14 @@ class DecodeLoop:
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._bitmask: torch.Tensor | None = None
         self._forbidden_in_json: torch.Tensor | None = None  # see decoding.control_token_mask
+        #: Decode steps at fixed shapes, compiled or captured (static_decode.py); None: today's path.
+        self.static: StaticDecoder | None = open_static_decoder(model, compile_decode, self._cache_name, self.continuous)
 
     def reset(self) -> None:
         """Drop every row (after a failed forward pass: their callers were answered with it)."""
         self.running, self.paused = None, []
+        if self.static is not None:
+            self.static.forget()
 
     def advance(self, admit: list[Pending]) -> list[tuple[Pending, Completion]]:
         """Admit new rows, then decode until a row finishes or new work can be admitted.
@@ -134,16 +140,9 @@ class DecodeLoop:
     def _admit(self, lives: list[LiveRow]) -> None:
         """Prefill the rows and join them to the running batch. A new row chooses its first
         token; a paused one prefills its prompt and tokens but the last, which is its next input."""
-        from transformers import DynamicCache
-
         ids = [live.row.prompt_ids + live.tokens[:-1] for live in lives]
-        input_ids, mask = left_pad(ids, self.pad_token_id, self.device)
-        positions = (mask.cumsum(-1) - 1).clamp_(min=0)
         extra = {"logits_to_keep": 1} if self._logits_to_keep else {}
-        out = self.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-            **{self._cache_name: DynamicCache(config=self.model.config)}, **extra,
-        )
+        out, mask = prefill(self.model, self._cache_name, ids, self.pad_token_id, self.device, **extra)
         self.generate_calls += 1
         self.generated_rows += len(lives)
         last = torch.tensor([live.tokens[-1] if live.tokens else 0 for live in lives], device=self.device)
@@ -154,20 +153,18 @@ class DecodeLoop:
         for live in lives:
             live.turn = 0
         new = RunningBatch(lives, out[self._cache_name], mask, last)
+        if self.running is not None and self.static is not None:
+            self.static.release(self.running)  # merge reads the cache's layers
         self.running = new if self.running is None else self.running.merge(new)
 
     def _step(self) -> None:
         """One decode step of every row in the running batch."""
         run = self.running
         assert run is not None
-        positions = run.mask.sum(-1, keepdim=True)  # real tokens so far = the new token's position
-        run.mask = torch.cat([run.mask, run.mask.new_ones((run.mask.shape[0], 1))], dim=-1)
-        out = self.model(
-            input_ids=run.last[:, None], attention_mask=run.mask, position_ids=positions,
-            use_cache=True, **{self._cache_name: run.cache},
-        )
-        run.cache = out[self._cache_name]
-        run.last = self._choose(out.logits[:, -1, :], run.rows)
+        logits = self.static.step(run) if self.static is not None else None
+        if logits is None:  # today's path: shapes that grow every step
+            logits = step_dynamic(self.model, self._cache_name, run)
+        run.last = self._choose(logits, run.rows)
 
     def _choose(self, logits: torch.Tensor, lives: list[LiveRow]) -> torch.Tensor:
         """Each row's next token (logit bias and n-gram penalties, grammar mask, then seeded
@@ -243,6 +240,8 @@ class DecodeLoop:
     def _keep(self, keep: list[int]) -> None:
         """Keep only these rows of the running batch, and the cache columns they use."""
         assert self.running is not None
+        if self.static is not None:
+            self.static.release(self.running)  # keep slices the cache's layers
         if keep:
             self.running.keep(keep)
         else:

@@ -59,6 +59,8 @@ class BatchEngine:
         max_batch_size: most rows decoded together.
         batch_wait_ms: how long the first request to an idle engine waits for others to join.
         name: how errors name the engine (the provider's spec).
+        compile_decode: "off" (today's decode steps), or decode steps at fixed shapes: "eager",
+            "compile" (torch.compile) or "graphs" (CUDA graphs); see static_decode.py.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class BatchEngine:
         max_batch_size: int = 32,
         batch_wait_ms: float = 5,
         name: str = "engine",
+        compile_decode: str = "off",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -83,6 +86,7 @@ class BatchEngine:
         self.decoder = DecodeLoop(
             model, tokenizer, eos_token_ids=eos_token_ids, pad_token_id=pad_token_id,
             max_batch_size=max_batch_size, jobs_waiting=lambda: self._jobs_waiting > 0,
+            compile_decode=compile_decode,
         )
         # One thread: forward passes run one after another, never racing for the device.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfalign-engine")
@@ -232,7 +236,7 @@ class BatchEngine:
                 _fail([self._queue.get_nowait()], ModelError(f"{self.name}: the provider is closed"))
         _fail([live.pending for live in self.decoder.paused], ModelError(f"{self.name}: the provider is closed"))
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.model = self.decoder.model = None  # drop our references so the weights can be freed
+        self.model = self.decoder.model = self.decoder.static = None  # drop our references so the weights can be freed
 
 
 def _fail(batch: list[Pending], exc: Exception) -> None:

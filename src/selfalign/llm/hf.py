@@ -32,6 +32,7 @@ from .engine import BatchEngine, Row
 from .errors import ModelError
 from .grammars import GrammarCache
 from .scoring import Batcher, ScoreRow, encode_pair, prompt_logprobs, score_rows
+from .static_decode import MODES
 from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, PromptLogprobs, Sampling, TextRequest
 
 # How a model without a chat template is asked: "Question: ...\nAnswer:" (a system message as
@@ -59,6 +60,10 @@ class HFProvider:
         trust_remote_code: passed to transformers, for models with their own code.
         plain_format: a model without a chat template (a base model) is asked in the plain
             "Question: ...\nAnswer:" format instead of refused; `chat_format` says which was used.
+        compile_decode: "off" (default): decode steps as always, at shapes that grow every step.
+            "graphs" (CUDA graphs, a GPU), "compile" (torch.compile) or "eager": decode steps at
+            fixed shapes over a static KV cache (static_decode.py); unmeasured on a GPU so far,
+            hence opt-in. Where a model cannot, decoding stays as always, with a log line.
     """
 
     constrained = True
@@ -77,9 +82,12 @@ class HFProvider:
         batch_wait_ms: float = 5,
         trust_remote_code: bool = False,
         plain_format: bool = False,
+        compile_decode: str = "off",
     ) -> None:
         if max_batch_size < 1:
             raise UserError(f"hf: max_batch_size must be at least 1, got {max_batch_size}")
+        if compile_decode not in MODES:
+            raise UserError(f"hf: compile_decode must be one of {', '.join(MODES)}, got {compile_decode!r}")
         self.name = "hf:" + target
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model, self.tokenizer = load_pretrained(
@@ -105,6 +113,7 @@ class HFProvider:
             max_batch_size=max_batch_size,
             batch_wait_ms=batch_wait_ms,
             name=self.name,
+            compile_decode=compile_decode,
         )
         self._tokenizer_info: Any | None = None
         self._info_lock = threading.Lock()
