@@ -21,6 +21,7 @@ from selfalign.cli.quiet import add_quiet_option
 from selfalign.errors import UserError
 from selfalign.llm import Model, load_model
 from selfalign.llm.ray_pool import RayOptions
+from selfalign.llm.types import COMPILE_DECODE_MODES
 from selfalign.methods import method_module
 from selfalign.runner import RunSummary, run_items
 from selfalign.store import Inputs, RunStore, check_inputs
@@ -53,6 +54,7 @@ def add_generator_options(p: argparse.ArgumentParser, *, inputs: str | None = "p
     p.add_argument("--templates", default=None, help="folder of .j2 prompt files replacing the shipped ones")
     p.add_argument("--device", default=None, help="hf: models: cpu, cuda, cuda:1 ... (default: cuda if available)")
     add_dtype_option(p)
+    add_compile_decode_option(p)
     p.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of stopping")
     p.add_argument("--no-retry-failed", action="store_true", help="on resume, leave failed items failed")
     add_quiet_option(p)
@@ -171,6 +173,19 @@ def hf_dtype(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"dtype": dtype} if dtype and spec.startswith("hf:") else {}
 
 
+def add_compile_decode_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile-decode", default=None, choices=COMPILE_DECODE_MODES,
+                   help="hf: models' decode steps: off (default) as always, or at fixed shapes over a static KV "
+                        "cache: graphs (CUDA graphs, a GPU), compile (torch.compile) or eager; not yet measured on a "
+                        "GPU (docs/gpu.md)")
+
+
+def hf_options(spec: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The provider options of `--dtype` and `--compile-decode`, for an hf: model."""
+    mode = getattr(args, "compile_decode", None)
+    return hf_dtype(spec, args) | ({"compile_decode": mode} if mode and spec.startswith("hf:") else {})
+
+
 def open_model(
     spec: str, store: RunStore, args: argparse.Namespace, flag: str = "--model", *, plain_format: bool = False
 ) -> Model:
@@ -178,7 +193,7 @@ def open_model(
     `--device` when it is an hf: model (other providers have no device). `plain_format`: an
     hf: model without a chat template loads rather than being refused."""
     options: dict[str, Any] = {"device": args.device} if args.device and spec.startswith("hf:") else {}
-    options |= hf_dtype(spec, args)
+    options |= hf_options(spec, args)
     if plain_format and spec.startswith("hf:"):
         options["plain_format"] = True
     try:

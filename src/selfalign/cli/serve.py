@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .generate import add_dtype_option, hf_dtype
+from .generate import add_compile_decode_option, add_dtype_option, hf_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port to listen on; a taken port stops at once")
     p.add_argument("--served-name", default=None, help="model id reported by /v1/models (default: the spec)")
     add_dtype_option(p)
+    add_compile_decode_option(p)
     p.add_argument("--max-concurrency", type=int, default=64, help="requests answered at once (default 64)")
     p.add_argument("--queue-timeout", type=float, default=30.0,
                    help="seconds a request waits for a free slot before a 503 with Retry-After (default 30)")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if min(args.max_concurrency, args.max_tokens_limit, args.max_body_bytes) < 1 or min(args.queue_timeout, args.read_timeout) <= 0:
         raise UserError("--max-concurrency, --max-tokens-limit and --max-body-bytes must be at least 1, the timeouts above 0")
     sock = bind_port(args.host, args.port)  # before the model loads: a taken port stops at once
-    model = load_model(args.model, max_concurrency=args.max_concurrency, sampling=sampling, **hf_dtype(args.model, args))
+    model = load_model(args.model, max_concurrency=args.max_concurrency, sampling=sampling, **hf_options(args.model, args))
     served_name = args.served_name or args.model
     app = create_app(
         build_answerer(args, model),

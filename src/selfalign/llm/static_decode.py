@@ -38,11 +38,10 @@ import torch
 from transformers.cache_utils import Cache, StaticLayer
 
 from .batch import RunningBatch, prefill, step_dynamic
+from .types import COMPILE_DECODE_MODES as MODES
 
 log = logging.getLogger(__name__)
 
-#: `compile_decode` values: "off" is today's path.
-MODES = ("off", "eager", "compile", "graphs")
 #: Smallest length bucket (KV columns); the next ones double.
 MIN_WIDTH = 64
 #: Largest relative difference allowed between a static and a dynamic step's logits at the

@@ -29,6 +29,9 @@ class Message(BaseModel):
 #: Sampling fields a provider may not honour; it lists those it does in `sampling_fields`, and
 #: the model wrapper says so at the first call that asks another provider for one.
 OPTIONAL_SAMPLING = ("logit_bias", "ngram_penalties")
+#: `hf:`'s decode steps (its `compile_decode` option, `--compile-decode`; static_decode.py):
+#: "off" is the default path, the others run steps at fixed shapes.
+COMPILE_DECODE_MODES = ("off", "eager", "compile", "graphs")
 
 
 class Sampling(BaseModel):
