@@ -274,10 +274,12 @@ class StaticDecoder:
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         torch.cuda.current_stream(self.device).wait_stream(side)
+        logits.record_stream(torch.cuda.current_stream(self.device))  # read there, after this
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()  # buckets share memory: one runs at a time
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
+        # thread_local: other threads' CUDA calls (a scoring job's tensors, say) may go on meanwhile
+        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
             b.logits = self._forward(b.input_ids, b.mask, b.cache)
         b.graph = graph
         return logits
