@@ -92,7 +92,7 @@ def test_fixed_shape_steps_give_todays_texts_as_rows_join_and_leave(request, tod
     assert any(reason == "stop" for _, reason, _ in done)
     assert static.steps > 40 and static.relayouts >= 6  # laid out again as rows came and went
     if model == "random":  # the longest rows outgrew the first length bucket
-        assert {width for _, width in static.buckets_used} >= {MIN_WIDTH, 2 * MIN_WIDTH}
+        assert len({width for _, width in static.buckets_used}) >= 2
         assert {rows for rows, _ in static.buckets_used} >= {1, 2, 4}
 
 

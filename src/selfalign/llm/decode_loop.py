@@ -4,7 +4,9 @@
 running batch, batch.py), then decodes step by step until a row finishes, new requests wait
 with room for them, or a scoring job waits for the thread. Each step chooses every row's next
 token with that row's own settings (decoding.py): its grammar's mask, then seeded sampling or
-greedy; then checks its stop strings. A finished row leaves the batch with its cache rows.
+greedy; then checks its stop strings. A finished row leaves the batch with its cache rows. The
+forward pass of a step is `batch.step_dynamic`, or with `compile_decode` the fixed-shape step of
+static_decode.py, which holds the cache in its own buffers between the batch's joins and leaves.
 
 Fairness: when new requests wait and the batch is full, the row that has run longest since it
 joined (at least `PREEMPT_AFTER` tokens) steps aside, keeping its tokens, grammar state and

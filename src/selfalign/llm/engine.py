@@ -7,7 +7,9 @@ advances step by step over the model's KV cache, in a dedicated thread so the ev
 free. A row leaves the batch the step it finishes; requests arriving meanwhile are prefilled and
 joined to the running batch at once, so short calls never wait for a long one and the engine
 stays busy on mixed-length work. Models whose cache is not a plain `DynamicCache` (sliding
-windows, linear attention...) fall back to one `model.generate` call per batch.
+windows, linear attention...) fall back to one `model.generate` call per batch. With
+`compile_decode` the decode steps run at fixed shapes, compiled or as CUDA graphs
+(static_decode.py); the default runs them at the shapes of the moment.
 
 Every setting of a row is applied per row (see `decoding.py`): temperature, top_p and seed
 through a seeded Gumbel-max sampler, max_tokens and stop strings through a per-row stop check,
