@@ -25,7 +25,10 @@ comes to its ideal, computed from the records: each item's critical path (its ch
 that wait for one another, as the algorithm orders them) times the latency, or the run's calls
 times the latency over `--max-calls` (the calls in flight at most), whichever is longer; and,
 timed in the same run, the longest chain's waits alone, one after another with nothing else to
-do: how late this machine's event loop wakes, a floor no handling of the calls can beat.
+do: how late this machine's event loop wakes, a floor no handling of the calls can beat. With
+`--ideal-only` it also gives the main thread's CPU time per call (the same items without latency,
+five runs, median; the scripted model's own work included) and the longest garbage collection
+during the batched run.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -129,6 +134,37 @@ async def timers_alone(steps: int, latency: float) -> float:
     return time.perf_counter() - start
 
 
+async def main_thread_us_per_call(make_model, config: MatrixConfig, work: list[Item], runs: int = 5) -> float:
+    """Median over `runs` of the event loop thread's CPU time per model call, without latency."""
+    per_call = []
+    for _ in range(runs):
+        start = time.thread_time()
+        run = await timed_run(make_model, config, work, concurrency=len(work))
+        per_call.append(1e6 * (time.thread_time() - start) / run["calls"])
+    return statistics.median(per_call)
+
+
+class LongestCollection:
+    """The longest garbage collection while it is active (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._start = 0.0
+
+    def __enter__(self) -> "LongestCollection":
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._note)
+
+    def _note(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._start)
+
+
 def ideal_seconds(run: dict, latency: float, max_calls: int) -> float:
     """The longest item's critical path, or the run's calls through `max_calls` slots."""
     return max(run["longest_path"] * latency, run["calls"] * latency / max_calls)
@@ -168,7 +204,8 @@ async def bench(args: argparse.Namespace) -> None:
         # One item without latency first: the process's first-time costs (imports inside tqdm,
         # pydantic's and jinja's first calls) are not the run's.
         await timed_run(lambda: Model(ScriptedProvider(respond)), config, work[:1], concurrency=1)
-        batched = await timed_run(make, config, work, concurrency=len(work))
+        with LongestCollection() as collection:
+            batched = await timed_run(make, config, work, concurrency=len(work))
         if not args.ideal_only:
             single = await timed_run(make, sequential, work, concurrency=1)
             per_item = await timed_run(make, config, work, concurrency=1)
@@ -183,9 +220,16 @@ async def bench(args: argparse.Namespace) -> None:
         print(f"{'timers alone':>20}: the path's {batched['longest_path']} waits one after another, nothing else, "
               f"reach {args.delay * batched['longest_path'] / floor:.3f} of path x latency in {floor:.2f}s "
               f"(how late this machine's event loop wakes); load average {os.getloadavg()[0]:.2f}")
-        figures = {"ratio": round(ideal / batched["seconds"], 4), "seconds": round(batched["seconds"], 3),
+        print(f"{'garbage collection':>20}: the longest during the batched run {1000 * collection.longest:.1f} ms")
+        if args.ideal_only:
+            us = await main_thread_us_per_call(lambda: Model(ScriptedProvider(respond)), config, work)
+            figures["main_thread_us_per_call"] = round(us)
+            print(f"{'CPU per call':>20}: {us:.0f} us of the event loop thread's CPU per call without latency "
+                  f"({len(work)} items, median of 5 runs, the scripted model's work included)")
+        figures |= {"ratio": round(ideal / batched["seconds"], 4), "seconds": round(batched["seconds"], 3),
                    "ideal": round(ideal, 3), "timers_alone_ratio": round(args.delay * batched["longest_path"] / floor, 4),
-                   "cpu_ms_per_call": round(batched["cpu_ms_per_call"], 3), "load_average": round(os.getloadavg()[0], 2)}
+                   "cpu_ms_per_call": round(batched["cpu_ms_per_call"], 3), "load_average": round(os.getloadavg()[0], 2),
+                   "gc_longest_ms": round(1000 * collection.longest, 1)}
     if args.mode in ("tiny", "both"):
         spec = args.model
         if spec is None:

@@ -78,3 +78,32 @@ def test_state_survives_reopen(tmp_path):
     store.put_state("memory", "agent-3", [{"q": "a", "a": "b"}])
     store.close()
     assert RunStore(tmp_path).state_items("memory") == [("agent-3", [{"q": "a", "a": "b"}])]
+
+
+def test_objects_from_before_a_run_are_left_out_of_collections_during_it(tmp_path):
+    """A full collection during a run walks only what the run made (the loaded model and the
+    rest from before would stall every call in flight); garbage the run makes is still freed,
+    and the objects from before are back under the collector once the run ends."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    from_before = []
+    seen, freed = [], []
+
+    async def run_item(item):
+        seen.append(any(o is from_before for o in gc.get_objects()))
+        cycle = Node()
+        cycle.me = cycle
+        gone = weakref.ref(cycle)
+        del cycle
+        gc.collect()
+        freed.append(gone() is None)
+        return {}
+
+    store = RunStore(tmp_path / "run")
+    asyncio.run(run_items(store, make_items(tmp_path, 2), run_item, progress=False))
+    assert seen == [False, False] and freed == [True, True]
+    assert any(o is from_before for o in gc.get_objects())
