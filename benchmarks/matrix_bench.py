@@ -37,11 +37,14 @@ import argparse
 import asyncio
 import functools
 import gc
+import heapq
+import itertools
 import json
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -165,6 +168,56 @@ class LongestCollection:
             self.longest = max(self.longest, time.perf_counter() - self._start)
 
 
+class ClockThread:
+    """Ends waits at their deadline from a thread of its own, through the event loop's
+    call_soon_threadsafe (its self-pipe wakes the loop at once), as an engine's thread or a
+    socket ends a real model's calls; the loop's own timers wake it up to a millisecond late
+    (epoll's resolution), once for each of the few calls of an item that end within a
+    millisecond of each other. Waits due together are ended in one pass."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def wait(self, seconds: float) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        with self._changed:
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), loop, done))
+            self._changed.notify()
+        return done
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                now, ended = time.monotonic(), []
+                while self._due and self._due[0][0] <= now:
+                    ended.append(heapq.heappop(self._due))
+            for _, _, loop, done in ended:
+                loop.call_soon_threadsafe(_end, done)
+
+
+def _end(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
+def clocked(provider_class: type, clock: ClockThread, latency: float) -> type:
+    """`provider_class` (the scripted model) answering after `latency`, ended by `clock`."""
+
+    class Clocked(provider_class):
+        async def complete(self, request):
+            completion = await super().complete(request)
+            await clock.wait(latency)
+            return completion
+
+    return Clocked
+
+
 def ideal_seconds(run: dict, latency: float, max_calls: int) -> float:
     """The longest item's critical path, or the run's calls through `max_calls` slots."""
     return max(run["longest_path"] * latency, run["calls"] * latency / max_calls)
@@ -222,6 +275,14 @@ async def bench(args: argparse.Namespace) -> None:
               f"(how late this machine's event loop wakes); load average {os.getloadavg()[0]:.2f}")
         print(f"{'garbage collection':>20}: the longest during the batched run {1000 * collection.longest:.1f} ms")
         if args.ideal_only:
+            clock = ClockThread()
+            provider = clocked(ScriptedProvider, clock, args.delay)
+            by_clock = await timed_run(lambda: Model(provider(respond), max_concurrency=args.max_calls), config, work,
+                                       concurrency=len(work))
+            figures["ratio_clock_thread"] = round(ideal / by_clock["seconds"], 4)
+            print(f"{'ended by a thread':>20}: the same run with each call ended by a clock thread instead of the loop's "
+                  f"timers (as an engine's thread or a socket ends them): {ideal / by_clock['seconds']:.3f} of the ideal "
+                  f"in {by_clock['seconds']:.2f}s")
             us = await main_thread_us_per_call(lambda: Model(ScriptedProvider(respond)), config, work)
             figures["main_thread_us_per_call"] = round(us)
             print(f"{'CPU per call':>20}: {us:.0f} us of the event loop thread's CPU per call without latency "
