@@ -182,6 +182,8 @@ async def compare_mode(args, model: str, mode: str, requests, today: HFProvider,
                   f"texts differing from today's: {differ}")
         static = provider.engine.decoder.static
         out["fell_back"] = "not opened, see the log line" if static is None else static.failed
+        if static is not None:  # how often the cache was copied in, and the shapes met
+            out |= {"steps": static.steps, "relayouts": static.relayouts, "buckets": sorted(static.buckets_used)}
         if out["fell_back"]:
             print(f"{mode:8} FELL BACK to today's steps: {out['fell_back']}")
     finally:

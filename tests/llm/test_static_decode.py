@@ -3,8 +3,9 @@ today's steps while rows join, leave, step aside and outgrow their length bucket
 path, with one log line, where a model or device cannot take them.
 
 The default suite runs the fixed-shape steps as they are ("eager"); torch.compile on a CPU
-takes a minute or more, so the compiled run is marked slow. CUDA graphs need a GPU
-(benchmarks/decode_attention.py and hf_batching.py --compile-decode run them there)."""
+takes a minute or more, so the compiled run is marked slow. CUDA graphs need a GPU: their test
+is skipped without one (benchmarks/decode_attention.py and hf_batching.py --compile-decode time
+them there)."""
 
 from __future__ import annotations
 
@@ -61,9 +62,9 @@ async def staggered(provider: HFProvider, batch: list[ChatRequest]):
     return await asyncio.gather(*tasks)
 
 
-def answers(model_dir, mode: str):
+def answers(model_dir, mode: str, device: str = "cpu"):
     # max_batch_size 3: with six requests, rows also step aside and rejoin (decode_loop.PREEMPT_AFTER)
-    provider = HFProvider(str(model_dir), device="cpu", max_batch_size=3, compile_decode=mode)
+    provider = HFProvider(str(model_dir), device=device, max_batch_size=3, compile_decode=mode)
     static = provider.engine.decoder.static
     try:
         done = asyncio.run(staggered(provider, requests()))
@@ -102,6 +103,15 @@ def test_compiled_steps_give_todays_texts(random_model_dir, todays):
     done, static = answers(random_model_dir, "compile")
     assert static.failed is None and static.steps > 100
     assert done == todays["random"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graphs_give_todays_texts(random_model_dir):
+    """On a GPU (float32, the tiny model's own dtype): one graph per bucket, the texts of today's steps."""
+    expected, _ = answers(random_model_dir, "off", device="cuda")
+    done, static = answers(random_model_dir, "graphs", device="cuda")
+    assert static.failed is None and static.steps > 100
+    assert done == expected
 
 
 def test_buckets_are_powers_of_two():

@@ -240,9 +240,10 @@ class StaticDecoder:
             if self.device.type == "cuda":
                 torch.compiler.cudagraph_mark_step_begin()  # the last step's output is consumed
             return self._compiled(b.input_ids, b.mask, b.cache)
-        if b.graph is None:
-            return self._capture(b)
-        b.graph.replay()
+        with torch.cuda.device(self.device):  # graphs capture and replay on the current device
+            if b.graph is None:
+                return self._capture(b)
+            b.graph.replay()
         assert b.logits is not None
         return b.logits
 
