@@ -107,3 +107,23 @@ def test_objects_from_before_a_run_are_left_out_of_collections_during_it(tmp_pat
     asyncio.run(run_items(store, make_items(tmp_path, 2), run_item, progress=False))
     assert seen == [False, False] and freed == [True, True]
     assert any(o is from_before for o in gc.get_objects())
+
+
+def test_a_run_inside_a_run_leaves_the_outer_run_frozen(tmp_path):
+    import gc
+
+    from_before = []
+    seen_after_inner = []
+
+    async def inner_item(item):
+        return {}
+
+    async def outer_item(item):
+        inner = RunStore(tmp_path / f"inner{item.id}")
+        await run_items(inner, make_items(tmp_path, 1), inner_item, progress=False)
+        seen_after_inner.append(any(o is from_before for o in gc.get_objects()))
+        return {}
+
+    asyncio.run(run_items(RunStore(tmp_path / "outer"), make_items(tmp_path, 1), outer_item, progress=False))
+    assert seen_after_inner == [False]
+    assert any(o is from_before for o in gc.get_objects())

@@ -25,6 +25,7 @@ import gc
 import itertools
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Iterator
@@ -106,33 +107,41 @@ async def run_items(
             ok, usage = await _run_one(store, item, run_item, retries.get(item.id, 0))
             bar.update(ok, usage)
 
-    with logging_redirect_tqdm(), _heap_frozen():  # warnings print above the bar, not through it
+    with logging_redirect_tqdm(), _heap.during_run():  # warnings print above the bar, not through it
         await _all_or_none([add(), feed(), *(worker() for _ in range(workers))])
     bar.close()
     counts = store.counts()
     return RunSummary(counts["done"], counts["failed"], ran, time.monotonic() - start, store.usage_totals())
 
 
-_runs_frozen = 0  # runs under way in this process that froze the heap (runs may nest)
-
-
-@contextlib.contextmanager
-def _heap_frozen() -> Iterator[None]:
+class _FrozenHeap:
     """The objects alive when a run starts (the model, its tokenizer, the store, the inputs
     read) are moved out of the garbage collector's sight until the run ends: otherwise each
-    full collection during the run walks them all (25 ms for MATRIX's benchmark alone, more
-    with a model loaded), and every model call in flight waits for it. Objects the run creates
-    are collected as usual; those of before are back under the collector after the run."""
-    global _runs_frozen
-    if _runs_frozen == 0:
-        gc.freeze()
-    _runs_frozen += 1
-    try:
-        yield
-    finally:
-        _runs_frozen -= 1
-        if _runs_frozen == 0:
-            gc.unfreeze()
+    full collection during the run walks them all (20-56 ms in MATRIX's benchmark, more with a
+    model loaded), and every model call in flight waits for it. Objects the run creates are
+    collected as usual; those of before are back under the collector once the last run under
+    way (runs may nest, or run in several threads) has ended."""
+
+    def __init__(self) -> None:
+        self._runs = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def during_run(self) -> Iterator[None]:
+        with self._lock:
+            if self._runs == 0:
+                gc.freeze()
+            self._runs += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._runs -= 1
+                if self._runs == 0:
+                    gc.unfreeze()
+
+
+_heap = _FrozenHeap()
 
 
 def _chunks(items: Iterable[Item]) -> Iterator[list[Item]]:
