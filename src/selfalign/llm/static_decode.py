@@ -8,8 +8,8 @@ buffers of fixed shape: rows rounded up to a power of two (the batch bucket), KV
 power of two of at least MIN_WIDTH (the length bucket). The layout is batch.py's: rows
 left-padded, so every row writes its new token's keys and values at the same column, `width`,
 and a boolean mask (rows, columns) says which columns each row attends to; the rows that only
-pad the bucket attend to their own column and are never read. A step is then the same
-computation, on the same buffers, every time, so it can be:
+pad the bucket attend only to the columns written while they pad (finite values) and are never
+read. A step is then the same computation, on the same buffers, every time, so it can be:
 
 - "eager": run as is (fixed shapes, no compilation; tests and reference);
 - "compile": `torch.compile` (mode "reduce-overhead" on CUDA, which replays it as CUDA graphs;
@@ -44,9 +44,9 @@ log = logging.getLogger(__name__)
 
 #: Smallest length bucket (KV columns); the next ones double.
 MIN_WIDTH = 64
-#: Largest relative difference allowed between a static and a dynamic step's logits at the
-#: start-up check, by dtype (bf16 and fp16 differ by their rounding; a wrong mask or position
-#: differs by the logits' own size).
+#: Largest difference allowed between a static and a dynamic step's logits at the start-up
+#: check, relative to the largest logit, by dtype. Measured with random Qwen2 weights on a CPU:
+#: float32 agrees to 3e-7, bfloat16 to 5e-3; a mask the model ignores differs by about 0.2.
 CHECK_TOLERANCE = {torch.float32: 1e-3, torch.float64: 1e-6}
 HALF_TOLERANCE = 5e-2
 
@@ -279,7 +279,7 @@ class StaticDecoder:
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()  # buckets share memory: one runs at a time
         graph = torch.cuda.CUDAGraph()
-        # thread_local: other threads' CUDA calls (a scoring job's tensors, say) may go on meanwhile
+        # thread_local: other threads' CUDA calls (another engine's, say) may go on meanwhile
         with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
             b.logits = self._forward(b.input_ids, b.mask, b.cache)
         b.graph = graph
