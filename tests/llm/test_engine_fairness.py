@@ -30,6 +30,17 @@ def test_a_short_row_is_answered_while_a_full_batch_of_long_rows_decodes(random_
     longs = [row(engine, f"long {i}", max_tokens=300, temperature=0.8, seed=i) for i in range(3)]
     finished: list[str] = []
 
+    async def until_full_and_past(tokens):
+        """Until the batch holds all three long rows, each with at least `tokens` decoded (a fixed
+        sleep raced the decode: on a fast machine the long rows could all but end first)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            running = engine._running  # the decode thread's batch (a snapshot is enough here)
+            if running is not None and len(running.rows) == 3 and min(len(r.tokens) for r in running.rows) >= tokens:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("the long rows never filled the batch")
+
     async def go(with_short):
         async def named(name, r):
             result = await engine.generate(r)
@@ -39,7 +50,7 @@ def test_a_short_row_is_answered_while_a_full_batch_of_long_rows_decodes(random_
         running = [asyncio.ensure_future(named(f"long{i}", r)) for i, r in enumerate(longs)]
         short = None
         if with_short:
-            await asyncio.sleep(0.3)  # the batch is full and decoding
+            await until_full_and_past(8)  # every long row may step aside: the short one must not wait
             short = await named("short", row(engine, "short", max_tokens=4))
         return short, await asyncio.gather(*running)
 
