@@ -125,6 +125,10 @@ class LlamaCppProvider:
         grammar = _grammar(schema) if schema is not None else None
         max_tokens = min(sampling.max_tokens, self.context_length - len(prompt_ids))
         stops = tuple(s for s in sampling.stop if s)
+        # A stop string appears within the last tokens: one of n characters spans at most n
+        # tokens, plus a few for partial UTF-8 (the hf: engine's rule, decoding.stop_window, whose
+        # module would load torch here).
+        window = max((len(s) for s in stops), default=0) + 8
         llama.set_seed(sampling.seed if sampling.seed is not None else 0)
         tokens: list[int] = []
         finish, body = "length", None
@@ -136,7 +140,7 @@ class LlamaCppProvider:
             if self._lib.llama_vocab_is_eog(llama._model.vocab, token):
                 finish, body = "stop", tokens[:-1]
                 break
-            if stops and any(s in self._text(tokens) for s in stops):
+            if stops and any(s in self._text(tokens[-window:]) for s in stops):
                 finish = "stop"
                 break
             if len(tokens) >= max_tokens or gone.is_set():
