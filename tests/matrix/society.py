@@ -11,6 +11,12 @@ from selfalign.llm.scripted import ScriptedProvider
 from selfalign.llm.types import ChatRequest, Completion
 
 
+STEP = re.compile(r"this is step (\d+)")
+PERCEIVER = re.compile(r"\n(.+?) is a (?:person|social object) in this scene")
+PERCEIVED = re.compile(r"now notices this: (.+?): (.+)")
+ATTEMPT = re.compile(r"now attempts: (.+)")
+
+
 def respond(request: ChatRequest, forbidden_steps=(2,), forbid_retry=False, object_role=True, harmless=False):
     schema = request.json_schema or {}
     title = schema.get("title")
@@ -39,15 +45,15 @@ def respond(request: ChatRequest, forbidden_steps=(2,), forbid_retry=False, obje
         n_steps = schema["properties"]["plan"]["minItems"]
         return {"plan": [f"plan step {k}{' FORBIDDEN' if k in forbidden_steps else ''}" for k in range(1, n_steps + 1)]}
     if title == "EgoAction":
-        step = int(re.search(r"this is step (\d+)", prompt).group(1))
+        step = int(STEP.search(prompt).group(1))
         forbidden = step in forbidden_steps and forbid_retry
         return {"action": f"ego retries step {step}{' FORBIDDEN' if forbidden else ''}"}
     if title == "Reaction":
-        who = re.search(r"\n(.+?) is a (?:person|social object) in this scene", prompt).group(1)
-        seen = re.search(r"now notices this: (.+?): (.+)", prompt)
+        who = PERCEIVER.search(prompt).group(1)
+        seen = PERCEIVED.search(prompt)
         return {"action": f"{who} reacts to [{seen.group(2)}]"}
     if title == "Verdict":
-        action = re.search(r"now attempts: (.+)", prompt).group(1)
+        action = ATTEMPT.search(prompt).group(1)
         items = schema["properties"]["perceivers"].get("items", {})
         candidates = items.get("enum", [])
         feasible = "FORBIDDEN" not in action

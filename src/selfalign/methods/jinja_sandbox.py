@@ -11,7 +11,8 @@ Python's globals), no methods that change a value. The bounds keep one render sm
   `wordwrap`) check what they would make before they make it, and a string's own methods are
   limited to those that make no more than they are given (SAFE_STR_METHODS);
 - MAX_STEPS: steps per render (loop iterations, calls, filters, operators), all together;
-- MAX_SECONDS: a render that runs longer than this stops at its next step or output.
+- MAX_SECONDS: a render that runs longer than this stops at its next step, or at the next check
+  of what it wrote (every PARTS_PER_CHECK parts).
 
 A template over a bound raises TemplateBounds (a SecurityError) naming it; `prompts.py` adds
 the file and line.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import itertools
 import re
 import time
 from typing import Any, Iterable, Iterator
@@ -33,6 +35,7 @@ MAX_CHARS = 1_000_000
 MAX_NUMBER = 100_000
 MAX_STEPS = 1_000_000
 MAX_SECONDS = 5.0
+PARTS_PER_CHECK = 64  # parts a render writes between checks of its text's length and its time
 
 MAX_REMEMBERED = 10_000  # attribute decisions kept per environment (types x names a template reads)
 MAX_WRAPPED = 20_000  # characters `wordwrap` takes: textwrap's time grows with a long word's square
@@ -67,8 +70,8 @@ class _Budget:
             raise TemplateBounds(f"it took more than {MAX_STEPS:,} steps (loop turns, calls, filters) in one render")
         self.check_time()
 
-    def output(self, text: str) -> None:
-        self.chars += len(text)
+    def output(self, chars: int) -> None:
+        self.chars += chars
         if self.chars > MAX_CHARS:
             raise TemplateBounds(f"it renders more than {MAX_CHARS:,} characters")
         self.check_time()
@@ -82,23 +85,30 @@ _budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("templa
 
 
 def render_bounded(template: jinja2.Template, values: dict[str, Any]) -> str:
-    """The template's text, rendered within the bounds. Each part it writes is counted and timed
-    in this loop itself (a prompt writes about fifty, and two method calls for each cost as much
-    as the rest of its render); past a bound, `_Budget.output` raises, naming it."""
+    """The template's text, rendered within the bounds. What it writes is counted and timed
+    every PARTS_PER_CHECK parts (a prompt writes about fifty: a check of each part cost a third
+    of its render), the steps between (loop turns, calls, filters) each; past a bound,
+    `_Budget` raises, naming it."""
     budget = _Budget()
     token = _budget.set(budget)
     try:
-        parts = []
-        chars, deadline, clock = 0, budget.deadline, time.monotonic
-        for part in template.generate(**values):
-            chars += len(part)
-            if chars > MAX_CHARS or clock() > deadline:
-                budget.chars = chars - len(part)
-                budget.output(part)  # raises
-            parts.append(part)
-        return "".join(parts)
+        parts = template.root_render_func(template.new_context(values))  # what Template.render runs
+        written: list[str] = []
+        while run := _next_parts(template, parts):
+            budget.output(sum(map(len, run)))
+            written += run
+        return "".join(written)
     finally:
         _budget.reset(token)
+
+
+def _next_parts(template: jinja2.Template, parts: Iterator[str]) -> list[str]:
+    """The next parts a render writes; its errors as jinja reports them (template lines in the
+    traceback), as `Template.render` does."""
+    try:
+        return list(itertools.islice(parts, PARTS_PER_CHECK))
+    except Exception:
+        template.environment.handle_exception()  # raises
 
 
 def _step() -> None:
