@@ -187,7 +187,8 @@ class Model:
         """A provider that cannot constrain its decoding is told the schema in the prompt."""
         if json_schema is None:
             return msgs
-        await self._find_structured_mode()
+        if not self._structured_known:
+            await self._find_structured_mode()
         if not self.provider.constrained:
             instruction = schema_instruction_of(schema) if schema else schema_instruction(json_schema)
             return with_instruction(msgs, instruction)
@@ -198,6 +199,7 @@ class Model:
         the mode is kept in the run's cache, so a resumed run sends the same prompts."""
         find = getattr(self.provider, "find_structured_mode", None)
         if find is None or self._structured_known:
+            self._structured_known = True  # nothing to find out
             return
         key = call_key(self.provider.name, None)
         remembered = self.cache.get_call(key) if self.cache is not None else None
