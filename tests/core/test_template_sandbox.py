@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import jinja2
 import pytest
 from clitools import selfalign
 
@@ -133,3 +134,18 @@ def test_the_cli_refuses_an_escaping_template_before_any_model_call(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{d / 'critique.j2'}:2: reaches for the attribute '__class__'" in proc.stderr
     assert not planted.exists() and not out.exists()
+
+
+class _Row(dict):
+    """A dict whose instances may carry an attribute of their own."""
+
+
+def test_an_attribute_remembered_safe_on_one_value_is_still_looked_up_on_the_next():
+    env = jinja_sandbox.BoundedSandbox(undefined=jinja2.StrictUndefined)
+    template = env.from_string("{{ row.note }}")
+    with_attribute = _Row(note="an item")
+    with_attribute.note = "an attribute"
+    assert jinja_sandbox.render_bounded(template, {"row": with_attribute}) == "an attribute"
+    assert jinja_sandbox.render_bounded(template, {"row": _Row(note="an item")}) == "an item"  # no attribute: the item
+    with pytest.raises(jinja2.UndefinedError):
+        jinja_sandbox.render_bounded(template, {"row": _Row()})
