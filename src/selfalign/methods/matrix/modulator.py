@@ -90,8 +90,9 @@ class World:
     def known_to(self, name: str, bound: int, now: int | None = None) -> str:
         """What a role did and perceived so far (the newest `bound` events), `now` (the event it
         is reacting to) left out."""
-        known = [i for i in self.role_memory.get(name, []) if i != now]
-        lines = [f"- {self.events[i].actor}: {self.events[i].action}" for i in known[-bound:]]  # type: ignore[union-attr]
+        recent = self.role_memory.get(name, [])[-(bound + 1) :]  # `now` is in a role's memory once at most
+        known = [i for i in recent if i != now][-bound:]
+        lines = [f"- {self.events[i].actor}: {self.events[i].action}" for i in known]  # type: ignore[union-attr]
         return "\n".join(lines) or "(nothing yet)"
 
     def log(self) -> list[Event]:
