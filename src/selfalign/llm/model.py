@@ -224,8 +224,9 @@ class Model:
             self.stats.cached_calls += 1
             record_usage(hit.prompt_tokens, hit.completion_tokens, cached=True)
             return hit, True
+        complete = self.provider.complete_text if isinstance(request, TextRequest) else self.provider.complete  # type: ignore[attr-defined]
         async with self._limit:
-            completion = await self._complete_with_retries(request)
+            completion = await self._with_retries(functools.partial(complete, request))
         self.stats.calls += 1
         self.stats.prompt_tokens += completion.prompt_tokens
         self.stats.completion_tokens += completion.completion_tokens
@@ -262,11 +263,6 @@ class Model:
         key = call_key(self.provider.name, request, structured)
         hit = self.cache.get_call(key)
         return key, Completion(**hit) if hit is not None else None
-
-    async def _complete_with_retries(self, request: ChatRequest | TextRequest) -> Completion:
-        if isinstance(request, TextRequest):
-            return await self._with_retries(lambda: self.provider.complete_text(request))  # type: ignore[attr-defined]
-        return await self._with_retries(lambda: self.provider.complete(request))
 
     async def _with_retries(self, call: Callable[[], Awaitable[R]]) -> R:
         """`call`'s result, retried on transient failures. Its errors leave here with secrets
