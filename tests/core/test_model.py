@@ -111,6 +111,20 @@ def test_cache_in_run_store_avoids_paying_twice(tmp_path):
     assert len(provider.requests) == 2
 
 
+def test_a_model_loaded_another_way_does_not_replay_the_first_ones_answers(tmp_path):
+    """The cache knows a model by its provider's `cache_identity` where it has one (an hf: model
+    in bfloat16), so a run resumed with other weights asks again."""
+    provider = ScriptedProvider(lambda req: "float32 answer")
+    first = Model(provider, cache=RunStore(tmp_path), retry=FAST)
+    asyncio.run(first.chat("hi", seed=1))
+    first.cache.close()
+    half = ScriptedProvider(lambda req: "bfloat16 answer")
+    half.cache_identity = f"{half.name}@bfloat16"
+    again = Model(half, cache=RunStore(tmp_path), retry=FAST)
+    answer = asyncio.run(again.chat("hi", seed=1))
+    assert not answer.cached and answer.text == "bfloat16 answer"
+
+
 def test_concurrency_limit_is_respected():
     in_flight, peak = 0, 0
 

@@ -155,6 +155,15 @@ def test_missing_path_says_what_to_do(tmp_path):
         HFProvider(str(tmp_path / "nope"), device="cpu")
 
 
+def test_the_cache_knows_a_model_in_bfloat16_apart_from_float32(tiny_model_dir, provider):
+    half = HFProvider(str(tiny_model_dir), device="cpu", dtype="bfloat16")
+    try:
+        assert provider.cache_identity == provider.name  # float32: the keys runs made before kept
+        assert half.cache_identity == f"{half.name}@bfloat16"
+    finally:
+        asyncio.run(half.close())
+
+
 def test_closed_provider_refuses_calls(tiny_model_dir):
     p = HFProvider(str(tiny_model_dir), device="cpu")
     asyncio.run(p.close())

@@ -104,6 +104,10 @@ class HFProvider:
             self.chat_format = "plain"
         self.model.to(self.device)
         self.model.eval()
+        #: The call cache's name for this model (model.py): a dtype other than float32 writes
+        #: other texts, so a run resumed in another dtype does not take the first one's answers.
+        weights = str(self.model.dtype).removeprefix("torch.")
+        self.cache_identity = self.name if weights == "float32" else f"{self.name}@{weights}"
         eos_token_ids = _eos_ids(self.model, self.tokenizer)
         self.engine = BatchEngine(
             self.model,

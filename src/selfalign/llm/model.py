@@ -96,6 +96,9 @@ class Model:
         self._limit = asyncio.Semaphore(max_concurrency)
         self._structured_known = False
         self._warned: set[str] = set()  # optional sampling fields the provider was said to ignore
+        #: What the call cache knows the model by: its name, or where answers also depend on how
+        #: it is loaded (an hf: model's weights in bfloat16), the provider's `cache_identity`.
+        self._identity: str = getattr(provider, "cache_identity", None) or provider.name
 
     @property
     def name(self) -> str:
@@ -160,7 +163,7 @@ class Model:
         if not isinstance(self.provider, ScoringProvider):
             raise ModelError(f"{self.provider.name} cannot score continuations (log-likelihoods); use an hf:, vllm: or openai: model")
         score = self.provider.loglikelihood
-        key = loglikelihood_key(self.provider.name, request)
+        key = loglikelihood_key(self._identity, request)
         if self.cache is not None and (hit := self.cache.get_call(key)) is not None:
             self.stats.cached_calls += 1
             return [Loglikelihood(**r) for r in hit["loglikelihoods"]]
@@ -201,7 +204,7 @@ class Model:
         if find is None or self._structured_known:
             self._structured_known = True  # nothing to find out
             return
-        key = call_key(self.provider.name, None)
+        key = call_key(self._identity, None)
         remembered = self.cache.get_call(key) if self.cache is not None else None
         try:
             mode = await find(remembered.get("structured") if remembered else None)
@@ -260,7 +263,7 @@ class Model:
             return None, None
         schema = request.json_schema if isinstance(request, ChatRequest) else None
         structured = getattr(self.provider, "structured", None) if schema is not None else None
-        key = call_key(self.provider.name, request, structured)
+        key = call_key(self._identity, request, structured)
         hit = self.cache.get_call(key)
         return key, Completion(**hit) if hit is not None else None
 

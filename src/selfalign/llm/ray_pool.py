@@ -44,9 +44,10 @@ log = logging.getLogger(__name__)
 #: died; past that the call fails with a TransientError, which the model wrapper retries later.
 RESENDS = 2
 
-#: The provider's traits the methods read (`Model.completes_text`, prompt formats, attacks'
-#: prefills), copied onto the pool so a run on Ray takes the local run's paths.
-TRAITS = ("name", "constrained", "chat_format", "continues_final_message", "sampling_fields")
+#: The provider's traits the methods and the call cache read (`Model.completes_text`, prompt
+#: formats, attacks' prefills, the cache's name for the model), copied onto the pool so a run on
+#: Ray takes the local run's paths and cache keys.
+TRAITS = ("name", "cache_identity", "constrained", "chat_format", "continues_final_message", "sampling_fields")
 
 #: Seconds a new pool waits for room freed by actors killed just before.
 ROOM_WAIT = 10.0
