@@ -16,7 +16,7 @@ import asyncio
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -43,10 +43,12 @@ class Row:
 
 @dataclass
 class Pending:
-    """A queued request: its row and the future its caller awaits."""
+    """A queued request: its row, the future its caller awaits, and what is told of each token
+    the row chooses (in the engine's thread), if anything."""
 
     row: Row
     future: asyncio.Future[Completion]
+    on_token: Callable[[int], None] | None = None
 
 
 @dataclass

@@ -189,6 +189,8 @@ class DecodeLoop:
         for live, token in zip(lives, chosen.tolist(), strict=True):
             live.tokens.append(token)
             live.turn += 1
+            if live.pending.on_token is not None:
+                live.pending.on_token(token)
             if live.grammar_live and not live.row.matcher.is_terminated():
                 live.grammar_live = bool(live.row.matcher.accept_token(token))
             if live.row.stop and token not in self.eos_token_ids:

@@ -137,14 +137,15 @@ class BatchEngine:
 
     # -- the async side: queue and batching worker ------------------------------------------
 
-    async def generate(self, row: Row) -> Completion:
-        """Queue the row and wait for the step that finishes it."""
+    async def generate(self, row: Row, on_token: Callable[[int], None] | None = None) -> Completion:
+        """Queue the row and wait for the step that finishes it. `on_token` is called on this
+        event loop with each token the row chooses, before the row's completion is returned."""
         if self._closed:
             raise ModelError(f"{self.name}: the provider is closed")
         loop = asyncio.get_running_loop()
         queue = self._ensure_worker(loop)
         future: asyncio.Future[Completion] = loop.create_future()
-        queue.put_nowait(Pending(row, future))
+        queue.put_nowait(Pending(row, future, None if on_token is None else _on_loop(loop, on_token)))
         self.decoder.arrived.set()
         return await future
 
@@ -239,6 +240,17 @@ class BatchEngine:
         _fail([live.pending for live in self.decoder.paused], ModelError(f"{self.name}: the provider is closed"))
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.model = self.decoder.model = self.decoder.static = None  # drop our references so the weights can be freed
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[int], None]) -> Callable[[int], None]:
+    """`fn` called on `loop` from the decode thread, in order: the tokens of a step reach the
+    loop before the answers that step finished (they come back through the same queue)."""
+
+    def call(token: int) -> None:
+        if not loop.is_closed():  # a loop that ended under a row: nobody reads its tokens
+            loop.call_soon_threadsafe(fn, token)
+
+    return call
 
 
 def _fail(batch: list[Pending], exc: Exception) -> None:

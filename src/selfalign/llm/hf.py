@@ -4,6 +4,7 @@ A thin adapter: it loads the model (a Hugging Face folder, hub id or GGUF file, 
 `checkpoints.py`), turns each chat request into token ids with the model's chat template and,
 for structured output, an xgrammar matcher compiled from the JSON schema, and hands the row to
 the continuous-batching engine (`engine.py`), which decodes all concurrent requests together.
+`stream` also tells a caller the answer's text as it is decoded (`selfalign serve`'s streams).
 A request without a seed samples with seed 0. A prompt longer than the model's context is
 refused (UserError) before any decoding, and `max_tokens` is capped at what the context holds
 after the prompt. Grammars are compiled on a pool of their own and kept within a memory bound
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -33,6 +34,7 @@ from .errors import ModelError
 from .grammars import GrammarCache
 from .scoring import Batcher, ScoreRow, encode_pair, prompt_logprobs, score_rows
 from .static_decode import MODES
+from .text_stream import TextStream
 from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, PromptLogprobs, Sampling, TextRequest
 
 # How a model without a chat template is asked: "Question: ...\nAnswer:" (a system message as
@@ -132,6 +134,11 @@ class HFProvider:
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Tokenise the request and wait for the engine's batch that answers it."""
+        return await self.stream(request, None)
+
+    async def stream(self, request: ChatRequest, on_text: Callable[[str], None] | None) -> Completion:
+        """`complete`, telling `on_text` each piece of the answer's text as soon as later tokens
+        can no longer change it (text_stream.py); what it was told starts the completion's text."""
         if self._closed:
             raise ModelError(f"{self.name}: the provider is closed")
         row = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self._prepare, request)
@@ -139,7 +146,16 @@ class HFProvider:
             import xgrammar as xgr
 
             row.matcher = xgr.GrammarMatcher(await self._grammars.get(request.json_schema))
-        return await self.engine.generate(row)
+        return await self.engine.generate(row, None if on_text is None else self._teller(row, on_text))
+
+    def _teller(self, row: Row, on_text: Callable[[str], None]) -> Callable[[int], None]:
+        text = TextStream(self.tokenizer, self.engine.eos_token_ids, row.stop)
+
+        def tell(token: int) -> None:
+            if piece := text.push(token):
+                on_text(piece)
+
+        return tell
 
     async def complete_text(self, request: TextRequest) -> Completion:
         """Continue a raw prompt (no chat template; the tokenizer adds BOS where the model uses one)."""

@@ -13,7 +13,7 @@ import json
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,7 +22,7 @@ from selfalign.redact import redact, redact_exception
 
 from .errors import ModelError, SchemaError, TransientError
 from .structured import json_schema_of, read_json, schema_instruction, schema_instruction_of, with_instruction
-from .provider import PromptScoringProvider, Provider, ScoringProvider, TextProvider
+from .provider import PromptScoringProvider, Provider, ScoringProvider, StreamingProvider, TextProvider
 from .types import (
     OPTIONAL_SAMPLING,
     CallStats,
@@ -148,12 +148,19 @@ class Model:
         return _result(completion, None, cached, 1)
 
     async def complete(
-        self, messages: Any, sampling: Sampling, json_schema: dict[str, Any] | None = None
+        self,
+        messages: Any,
+        sampling: Sampling,
+        json_schema: dict[str, Any] | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> tuple[Completion, bool]:
         """One raw call (cache, concurrency limit, retries), its text not validated: what an
-        OpenAI-compatible server does with a `response_format`. Returns (completion, cached)."""
+        OpenAI-compatible server does with a `response_format`. Returns (completion, cached).
+        Where the provider streams (hf:), `on_text` is told each piece of the text once it is
+        final, each piece once even when the call is retried; the pieces start the completion's
+        text (a cached answer tells nothing)."""
         msgs = await self._prepare(as_messages(messages), json_schema)
-        return await self._complete(ChatRequest(msgs, sampling, json_schema))
+        return await self._complete(ChatRequest(msgs, sampling, json_schema), on_text=on_text)
 
     async def loglikelihood(self, context: str, continuations: Any) -> list[Loglikelihood]:
         """Each continuation's summed log-probability after `context` (plain text, no chat
@@ -215,7 +222,10 @@ class Model:
         self._structured_known = True
 
     async def _complete(
-        self, request: ChatRequest | TextRequest, usable: Callable[[Completion], bool] = lambda c: True
+        self,
+        request: ChatRequest | TextRequest,
+        usable: Callable[[Completion], bool] = lambda c: True,
+        on_text: Callable[[str], None] | None = None,
     ) -> tuple[Completion, bool]:
         self._say_unsupported(request.sampling)
         key, hit = self._lookup(request)
@@ -227,9 +237,8 @@ class Model:
             self.stats.cached_calls += 1
             record_usage(hit.prompt_tokens, hit.completion_tokens, cached=True)
             return hit, True
-        complete = self.provider.complete_text if isinstance(request, TextRequest) else self.provider.complete  # type: ignore[attr-defined]
         async with self._limit:
-            completion = await self._with_retries(functools.partial(complete, request))
+            completion = await self._with_retries(self._provider_call(request, on_text))
         self.stats.calls += 1
         self.stats.prompt_tokens += completion.prompt_tokens
         self.stats.completion_tokens += completion.completion_tokens
@@ -237,6 +246,17 @@ class Model:
         if key is not None:
             self.cache.put_call(key, completion.to_json())
         return completion, False
+
+    def _provider_call(
+        self, request: ChatRequest | TextRequest, on_text: Callable[[str], None] | None
+    ) -> Callable[[], Awaitable[Completion]]:
+        """The provider's method for the request, each call one attempt."""
+        if isinstance(request, TextRequest):
+            return functools.partial(self.provider.complete_text, request)  # type: ignore[attr-defined]
+        if on_text is None or not isinstance(self.provider, StreamingProvider):
+            return functools.partial(self.provider.complete, request)
+        tellers = _told_once(on_text)
+        return lambda: self.provider.stream(request, next(tellers))  # type: ignore[attr-defined]
 
     def _say_unsupported(self, sampling: Sampling) -> None:
         """Warn once per field when a call asks for a sampling field the provider ignores."""
@@ -338,6 +358,27 @@ def _attempt_sampling(base: Sampling, attempt: int) -> Sampling:
             "temperature": max(base.temperature, RETRY_TEMPERATURE),
         }
     )
+
+
+def _told_once(on_text: Callable[[str], None]) -> Iterator[Callable[[str], None]]:
+    """One teller per attempt of a call, each passing on only the text beyond what the attempts
+    before it passed on: a retried call tells its text from the start again."""
+    sent = 0
+
+    def teller() -> Callable[[str], None]:
+        seen = 0
+
+        def tell(piece: str) -> None:
+            nonlocal seen, sent
+            seen += len(piece)
+            if seen > sent:
+                on_text(piece[len(piece) - (seen - sent) :])
+                sent = seen
+
+        return tell
+
+    while True:
+        yield teller()
 
 
 def _resampled(request: R, retry: int) -> R:

@@ -3,7 +3,7 @@ the provider's job: they live once, in `selfalign.llm.model.Model`."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 from .types import ChatRequest, Completion, Loglikelihood, LoglikelihoodRequest, PromptLogprobs, TextRequest
 
@@ -52,4 +52,15 @@ class PromptScoringProvider(Provider, Protocol):
 
     async def prompt_logprobs(self, prompts: list[str | list[int]], top_k: int) -> list[PromptLogprobs]:
         """Each prompt's token log-probabilities, top tokens per position, greedy next token."""
+        ...
+
+
+@runtime_checkable
+class StreamingProvider(Provider, Protocol):
+    """A provider that tells a caller the answer's text while it is decoded (hf:);
+    `Model.complete(..., on_text=)` calls it, and `selfalign serve` streams that text."""
+
+    async def stream(self, request: ChatRequest, on_text: Callable[[str], None] | None) -> Completion:
+        """`complete`, calling `on_text` with each new piece of the text once it is final: the
+        pieces joined start the completion's text. Raise TransientError for failures worth retrying."""
         ...

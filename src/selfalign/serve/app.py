@@ -7,6 +7,9 @@
     GET  /v1/models              the one model served
     GET  /health                 200 when up, with the requests running and waiting
 
+With `stream` an answerer that can (`ModelAnswerer` over an hf: model) sends the text while it
+is decoded, each piece once it is final (llm/text_stream.py); others send it whole at the end.
+
 A request names the served model (or the spec or path it was loaded from; another name is a
 404, as OpenAI answers). At most `slots` requests are answered at once; one that finds no
 free slot within `slot_wait_s` gets a 503 with Retry-After. A client that disconnects cancels
@@ -16,8 +19,9 @@ its request, so its generation stops. `max_tokens` is capped at `max_tokens_limi
 server's address or key, goes (redacted) to this server's log only.
 
 The app does not know how an answer is made: it calls an *answerer*,
-`answer(messages, sampling, json_schema) -> (Completion, extra)`. The default one asks a
-`Model` (concurrency limit, retries, cache); another (e.g. `serve --matrix`, which answers each
+`answer(messages, sampling, json_schema) -> (Completion, extra)`; one with `streams` true also has
+`stream(messages, sampling, json_schema)`, an async iterator of text pieces then the completion.
+The default one asks a `Model` (concurrency limit, retries, cache); another (e.g. `serve --matrix`, which answers each
 request through a simulation) can plug in its own, and its `extra` dict is returned in the
 response body under a `selfalign` field. `/v1/completions` calls a *prompt scorer*,
 `score(prompts, top_k) -> [PromptLogprobs]` (the model's `prompt_logprobs`), where the served
@@ -39,7 +43,7 @@ from selfalign.errors import UserError
 from selfalign.llm.errors import ModelError, TransientError
 from selfalign.llm.extras import require
 from selfalign.llm.model import Model
-from selfalign.llm.provider import PromptScoringProvider
+from selfalign.llm.provider import PromptScoringProvider, StreamingProvider
 from selfalign.llm.types import Completion, Message, PromptLogprobs, Sampling
 from selfalign.redact import redact
 
@@ -56,18 +60,41 @@ Answerer = Callable[[tuple[Message, ...], Sampling, Optional[dict[str, Any]]], A
 PromptScorer = Callable[[list[Any], int], Awaitable[list[PromptLogprobs]]]
 
 
-def model_answerer(model: Model) -> Answerer:
-    """Answer each request with one call through the Model wrapper: its concurrency limit
+class ModelAnswerer:
+    """Answers each request with one call through the Model wrapper: its concurrency limit
     (which also keeps a batching provider fed), its retries on transient failures, its cache.
     A JSON schema goes to the provider; a provider that cannot constrain its decoding gets the
     schema as an instruction in the prompt, as `Model.chat` does. The text is returned as the
-    model wrote it: like any OpenAI-compatible server, this one does not validate it."""
+    model wrote it: like any OpenAI-compatible server, this one does not validate it.
 
-    async def answer(messages: tuple[Message, ...], sampling: Sampling, json_schema: Extra) -> tuple[Completion, Extra]:
-        completion, _cached = await model.complete(messages, sampling, json_schema)
+    Where the provider streams (hf:), `stream` gives the text while it is decoded."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.streams = isinstance(model.provider, StreamingProvider)
+
+    async def __call__(self, messages: tuple[Message, ...], sampling: Sampling, json_schema: Extra) -> tuple[Completion, Extra]:
+        completion, _cached = await self.model.complete(messages, sampling, json_schema)
         return completion, None
 
-    return answer
+    async def stream(self, messages: tuple[Message, ...], sampling: Sampling, json_schema: Extra) -> AsyncIterator[str | Completion]:
+        """The answer's text in pieces as each becomes final, then its completion."""
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        call = asyncio.ensure_future(self.model.complete(messages, sampling, json_schema, on_text=pieces.put_nowait))
+        call.add_done_callback(lambda _: pieces.put_nowait(None))  # after every piece (engine.generate)
+        try:
+            while (piece := await pieces.get()) is not None:
+                yield piece
+            yield call.result()[0]
+        finally:
+            if not call.done():  # the client left: its generation stops
+                call.cancel()
+                await asyncio.wait({call})
+
+
+def model_answerer(model: Model) -> ModelAnswerer:
+    """The default answerer: one call through `model` per request (see ModelAnswerer)."""
+    return ModelAnswerer(model)
 
 
 def app_for_model(model: Model, served_name: str | None = None, **options: Any) -> Any:
@@ -167,6 +194,8 @@ def create_app(
         except ValidationError as exc:
             message, param = validation_message(exc.errors())
             return error(400, message, param)
+        if body.stream and getattr(answer, "streams", False):
+            return await stream_in_slot(request, body, sampling)
         outcome = await run_in_slot(request, answer(body.to_messages(), sampling, body.to_json_schema()))
         if isinstance(outcome, JSONResponse):
             return outcome
@@ -175,11 +204,29 @@ def create_app(
         completion, extra = outcome
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         now = int(time.time())
-        if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            chunks = stream_chunks(completion_id, now, model_name, completion, extra, include_usage)
+        if body.stream:  # an answerer that does not stream: the whole answer in one piece
+            chunks = stream_chunks(completion_id, now, model_name, _one(completion), extra, _usage_asked(body), failure_body)
             return StreamingResponse(chunks, media_type="text/event-stream")
         return completion_body(completion_id, now, model_name, completion, extra)
+
+    async def stream_in_slot(request: Any, body: ChatCompletionRequest, sampling: Sampling) -> Any:
+        """The answer streamed while it is decoded, holding a slot until the stream ends. What
+        fails before the first piece of text gets its status code (400, 502, 503); what fails
+        after it ends the stream with an error event."""
+        held = contextlib.AsyncExitStack()
+        if not await held.enter_async_context(queue.take()):
+            await held.aclose()
+            return busy()
+        parts = answer.stream(body.to_messages(), sampling, body.to_json_schema())  # type: ignore[attr-defined]
+        held.push_async_callback(parts.aclose)
+        first = await answered(request, anext(parts))
+        if first is None or isinstance(first, JSONResponse):
+            await held.aclose()
+            return first if first is not None else error(499, "client closed the request")
+        chunks = stream_chunks(
+            f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model_name, _chain(first, parts), None, _usage_asked(body), failure_body
+        )
+        return StreamingResponse(_closing(chunks, held), media_type="text/event-stream")
 
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Any:
@@ -205,17 +252,34 @@ def create_app(
             if not admitted:
                 if asyncio.iscoroutine(work):
                     work.close()
-                retry = str(max(1, round(slot_wait_s)))
-                busy = f"the server is busy ({queue.running} requests running, {queue.waiting} waiting); retry later"
-                return error(503, busy, headers={"Retry-After": retry})
-            try:
-                return await until_disconnected(request, work)
-            except UserError as exc:  # e.g. an option this answerer does not support, a prompt too long
-                return error(400, redact(str(exc)))
-            except Exception as exc:  # noqa: BLE001 (a failed model or an answerer's bug must not kill the server)
-                return failed(exc)
+                return busy()
+            return await answered(request, work)
+
+    def busy() -> Any:
+        retry = str(max(1, round(slot_wait_s)))
+        message = f"the server is busy ({queue.running} requests running, {queue.waiting} waiting); retry later"
+        return error(503, message, headers={"Retry-After": retry})
+
+    async def answered(request: Any, work: Awaitable[Any]) -> Any:
+        """`work`'s result; an error response for what the model refuses or fails; None when the
+        client left (`work` is then cancelled)."""
+        try:
+            return await until_disconnected(request, work)
+        except UserError as exc:  # e.g. an option this answerer does not support, a prompt too long
+            return error(400, redact(str(exc)))
+        except Exception as exc:  # noqa: BLE001 (a failed model or an answerer's bug must not kill the server)
+            return failed(exc)
 
     def failed(exc: Exception) -> Any:
+        status, message = failure(exc)
+        retry = {"Retry-After": str(max(1, round(slot_wait_s)))} if status == 503 else None
+        return error(status, message, headers=retry)
+
+    def failure_body(exc: Exception) -> dict[str, Any]:
+        """The error event that ends a stream the model failed in."""
+        return error_body(*failure(exc))
+
+    def failure(exc: Exception) -> tuple[int, str]:
         """The model failed: the client gets a request id, never the failure's text (an upstream
         server's error body, its URL, a key it quoted); the server's log gets the details, redacted."""
         request_id = f"req-{uuid.uuid4().hex[:16]}"
@@ -225,12 +289,33 @@ def create_app(
         else:
             log.error("request %s: the answer failed: %s", request_id, redact(f"{type(exc).__name__}: {exc}"), exc_info=exc)
         if transient:
-            message = f"the model is unavailable for now; retry later (request {request_id})"
-            return error(503, message, headers={"Retry-After": str(max(1, round(slot_wait_s)))})
+            return 503, f"the model is unavailable for now; retry later (request {request_id})"
         if isinstance(exc, ModelError):
-            return error(502, f"the model failed to answer (request {request_id}); the server's log has the details")
-        return error(500, f"internal error (request {request_id}); the server's log has the details")
+            return 502, f"the model failed to answer (request {request_id}); the server's log has the details"
+        return 500, f"internal error (request {request_id}); the server's log has the details"
 
     return app
 
 
+def _usage_asked(body: ChatCompletionRequest) -> bool:
+    return bool(body.stream_options and body.stream_options.include_usage)
+
+
+async def _one(completion: Completion) -> AsyncIterator[Completion]:
+    yield completion
+
+
+async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for part in rest:
+        yield part
+
+
+async def _closing(chunks: AsyncIterator[str], held: contextlib.AsyncExitStack) -> AsyncIterator[str]:
+    """`chunks`, then what `held` holds let go (the slot, the answer's generation), however the
+    stream ends: a client that hangs up cancels it."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await held.aclose()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Callable, Optional
 
+from selfalign.llm.errors import ModelError
 from selfalign.llm.types import Completion, PromptLogprobs, TokenLogprob
 
 from .schemas import CompletionRequest
@@ -92,12 +93,15 @@ async def stream_chunks(
     completion_id: str,
     created: int,
     model_name: str,
-    completion: Completion,
+    parts: AsyncIterator[str | Completion],
     extra: Extra,
     include_usage: bool,
+    failure_body: Callable[[Exception], dict[str, Any]],
 ) -> AsyncIterator[str]:
-    """The finished answer as server-sent `chat.completion.chunk` events: the role, the whole
-    text, the finish reason (with `selfalign` extra), usage if asked for, then `[DONE]`."""
+    """The answer as server-sent `chat.completion.chunk` events: the role, each piece of text as
+    `parts` gives it, what the completion that ends `parts` holds beyond them, the finish reason
+    (with `selfalign` extra), usage if asked for, then `[DONE]`. A failure ends the stream with
+    `failure_body`'s error event, as OpenAI's streams report one."""
 
     def chunk(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
         return {
@@ -108,17 +112,34 @@ async def stream_chunks(
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
         }
 
-    events = [chunk({"role": "assistant", "content": ""}, None)]
-    if completion.text:
-        events.append(chunk({"content": completion.text}, None))
+    def event(body: dict[str, Any]) -> str:
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield event(chunk({"role": "assistant", "content": ""}, None))
+    sent: list[str] = []
+    try:
+        async for part in parts:
+            if isinstance(part, str):
+                sent.append(part)
+                yield event(chunk({"content": part}, None))
+            else:
+                completion, text = part, "".join(sent)
+                if not completion.text.startswith(text):  # the pieces only hold text that stays (text_stream.py)
+                    raise ModelError("the streamed text is not the start of the answer's text")
+                if rest := completion.text[len(text) :]:
+                    yield event(chunk({"content": rest}, None))
+                break
+        else:
+            raise ModelError("the answer ended without a completion")
+    except Exception as exc:  # noqa: BLE001 (the client is told in the stream, the log gets the details)
+        yield event(failure_body(exc))
+        return
     last = chunk({}, completion.finish_reason)
     if extra is not None:
         last["selfalign"] = extra
-    events.append(last)
+    yield event(last)
     if include_usage:
-        events.append({**chunk({}, None), "choices": [], "usage": usage(completion)})
-    for event in events:
-        yield f"data: {json.dumps(event)}\n\n"
+        yield event({**chunk({}, None), "choices": [], "usage": usage(completion)})
     yield "data: [DONE]\n\n"
 
 
