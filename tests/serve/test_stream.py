@@ -3,7 +3,9 @@ the same text a plain request gets, and the stream's failures and hang-ups are h
 
 import asyncio
 import json
+import logging
 import re
+import socket
 import time
 
 import httpx
@@ -155,3 +157,37 @@ def test_a_cached_answer_streams_whole(serve, tmp_path):
     for expected in (["Hel", "lo", "!"], ["Hello!"]):
         chunks = list(client(server).chat.completions.create(model="m", messages=USER, stream=True, seed=1))
         assert [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content] == expected
+
+
+class Flood(FailsMidway):
+    """Streams 32 MB of text at once, then decodes on until it is cancelled."""
+
+    cancelled = False
+
+    async def stream(self, request, on_text):
+        for _ in range(32):
+            on_text("x" * 1_000_000)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            Flood.cancelled = True
+            raise
+
+
+def test_a_client_that_reads_nothing_of_its_stream_is_cut_off(caplog):
+    """Its answer fills the buffers; once nothing could be written for `read_timeout`, the
+    connection is closed, and the request's generation and slot are let go."""
+    caplog.set_level(logging.INFO, logger="selfalign.serve.server")
+    body = json.dumps({"model": "m", "messages": USER, "stream": True}).encode()
+    with BackgroundServer(app_for_model(Model(Flood()), "m"), read_timeout=1.0) as server:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)  # and never reads
+            deadline = time.monotonic() + 10
+            while not running(server) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert idle(server, seconds=10)
+            assert Flood.cancelled
+        assert any("read nothing of its answer" in r.getMessage() for r in caplog.records)

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queue-timeout", type=float, default=30.0,
                    help="seconds a request waits for a free slot before a 503 with Retry-After (default 30)")
     p.add_argument("--read-timeout", type=float, default=30.0,
-                   help="seconds a client has to send a whole request before its connection is closed (default 30)")
+                   help="seconds a client has to send a whole request, and most seconds its answer may go unread, "
+                        "before its connection is closed (default 30)")
     p.add_argument("--max-body-bytes", type=int, default=4 * 2**20,
                    help="largest request body accepted; a larger one gets 413 before it is read (default 4 MiB)")
     p.add_argument("--temperature", type=float, default=0.7, help="default when a request sends none")

@@ -3,6 +3,10 @@
 - A request must arrive whole (headers and body) within `read_timeout` seconds of its first
   byte, or of the connection opening: uvicorn's h11 protocol times out idle keep-alive
   connections but not a client that sends its headers one byte a minute, or nothing at all.
+- A client must also read what it is sent: a connection whose answer could not be written for
+  `read_timeout` seconds (the client reads nothing, so the buffers stay full) is closed, and its
+  request cancelled; else a stream (or a long /v1/completions body) nobody reads would hold its
+  slot for good.
 - TCP keep-alive probes find clients that vanished without closing (half-open connections),
   so their requests are cancelled like those of clients that hang up.
 - On SIGTERM or SIGINT, requests in flight get `GRACE_S` seconds to finish; the process ends
@@ -26,12 +30,14 @@ EXIT_WITHIN_S = 4.5
 
 
 def timed_protocol(read_timeout: float) -> type:
-    """uvicorn's h11 protocol, closing connections whose request is not read within `read_timeout`."""
+    """uvicorn's h11 protocol, closing connections whose request is not read within `read_timeout`,
+    or whose answer cannot be written for as long."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class TimedH11Protocol(H11Protocol):
         _read_timer: Any = None
+        _write_timer: Any = None
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -47,7 +53,27 @@ def timed_protocol(read_timeout: float) -> type:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_read_timer()
+            self._stop_write_timer()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:  # the transport's buffer is full: the client is not reading
+            super().pause_writing()
+            if self._write_timer is None:
+                self._write_timer = self.loop.call_later(read_timeout, self._write_timed_out)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._stop_write_timer()
+
+        def _stop_write_timer(self) -> None:
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+                self._write_timer = None
+
+        def _write_timed_out(self) -> None:
+            self._write_timer = None
+            log.info("closing a connection whose client read nothing of its answer for %gs", read_timeout)
+            self.transport.abort()  # close() would wait to write the buffer out first
 
         def _start_read_timer(self) -> None:
             if self._read_timer is None:
