@@ -191,3 +191,28 @@ def test_a_client_that_reads_nothing_of_its_stream_is_cut_off(caplog):
             assert idle(server, seconds=10)
             assert Flood.cancelled
         assert any("read nothing of its answer" in r.getMessage() for r in caplog.records)
+
+
+def test_clients_that_hang_up_at_any_moment_leave_no_slot_held(tiny):
+    """64 streams whose clients go at random moments (before the first piece, during the stream,
+    after it): the server and the engine end up idle with every slot free."""
+    import random
+
+    server, model = tiny
+    delays = random.Random(0).choices([0.0, 0.001, 0.01, 0.05, 0.1, 0.3, 1.0], k=64)
+    body = {"model": "tiny", "messages": USER, "max_tokens": 200, "temperature": 0.7, "stop": ["never"], "stream": True}
+
+    async def go():
+        async with httpx.AsyncClient(timeout=60) as client:
+            async def one(i, delay):
+                async with client.stream("POST", server.url + "/v1/chat/completions", json={**body, "seed": i}) as response:
+                    await asyncio.sleep(delay)
+                    async for _ in response.aiter_lines():
+                        break
+
+            tasks = [asyncio.ensure_future(asyncio.wait_for(one(i, d), d + 0.002)) for i, d in enumerate(delays)]
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(go())
+    assert idle(server, model, seconds=20)
+    assert httpx.get(server.url + "/health").json() == {"status": "ok", "running": 0, "waiting": 0, "slots": 64}

@@ -148,6 +148,21 @@ def create_app(
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
 
+    class HeldStream(StreamingResponse):  # type: ignore[misc, valid-type]
+        """Server-sent events that let go of what `held` holds (the slot, the answer's generation)
+        when the response ends, however it ends: sent whole, or cut by a client that hangs up
+        before or during its chunks."""
+
+        def __init__(self, chunks: AsyncIterator[str], held: contextlib.AsyncExitStack) -> None:
+            super().__init__(chunks, media_type="text/event-stream")
+            self.held = held
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                await self.held.aclose()
+
     defaults = default_sampling or Sampling()
     created = int(time.time())
     names = {model_name, *aliases}
@@ -226,7 +241,7 @@ def create_app(
         chunks = stream_chunks(
             f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model_name, _chain(first, parts), None, _usage_asked(body), failure_body
         )
-        return StreamingResponse(_closing(chunks, held), media_type="text/event-stream")
+        return HeldStream(chunks, held)
 
     @app.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Any:
@@ -309,13 +324,3 @@ async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
     yield first
     async for part in rest:
         yield part
-
-
-async def _closing(chunks: AsyncIterator[str], held: contextlib.AsyncExitStack) -> AsyncIterator[str]:
-    """`chunks`, then what `held` holds let go (the slot, the answer's generation), however the
-    stream ends: a client that hangs up cancels it."""
-    try:
-        async for chunk in chunks:
-            yield chunk
-    finally:
-        await held.aclose()
