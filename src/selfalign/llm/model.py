@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
-import json
 import logging
 import random
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from selfalign.errors import UserError
 from selfalign.redact import redact, redact_exception
 
+from .cache_keys import call_key, loglikelihood_key
 from .errors import ModelError, SchemaError, TransientError
 from .structured import json_schema_of, read_json, schema_instruction, schema_instruction_of, with_instruction
 from .provider import PromptScoringProvider, Provider, ScoringProvider, StreamingProvider, TextProvider
@@ -310,39 +310,6 @@ class Model:
 
     async def close(self) -> None:
         await self.provider.close()
-
-
-def loglikelihood_key(model_name: str, request: LoglikelihoodRequest) -> str:
-    """Cache key of a scoring call: model, context and continuations."""
-    payload = {"model": model_name, "context": request.context, "continuations": list(request.continuations)}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def call_key(model_name: str, request: ChatRequest | TextRequest | None, structured: str | None = None) -> str:
-    """Cache key: model, messages (or a raw prompt), sampling (seed included), schema and, where
-    a server has several, the structured-output mode. No request: the key of the model's
-    remembered mode."""
-    if request is None:
-        payload: dict[str, Any] = {"model": model_name, "structured_mode": True}
-    elif isinstance(request, TextRequest):
-        payload = {"model": model_name, "prompt": request.prompt, "sampling": _sampling_key(request.sampling)}
-    else:
-        payload = {
-            "model": model_name,
-            "messages": [m.model_dump() for m in request.messages],
-            "sampling": _sampling_key(request.sampling),
-            "schema": request.json_schema,
-        }
-        if structured is not None:
-            payload["structured"] = structured
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _sampling_key(sampling: Sampling) -> dict[str, Any]:
-    """Sampling as it enters a cache key; optional fields left unset are left out, so the keys
-    of calls that do not use them are those they had before the fields existed."""
-    fields = sampling.model_dump(mode="json")
-    return {k: v for k, v in fields.items() if not (k in OPTIONAL_SAMPLING and v is None)}
 
 
 # A retry must not replay the same generation: the next seed, and sampling instead of greedy.
