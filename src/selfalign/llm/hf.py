@@ -149,7 +149,7 @@ class HFProvider:
         return await self.engine.generate(row, None if on_text is None else self._teller(row, on_text))
 
     def _teller(self, row: Row, on_text: Callable[[str], None]) -> Callable[[int], None]:
-        text = TextStream(self.tokenizer, self.engine.eos_token_ids, row.stop)
+        text = TextStream.of_tokenizer(self.tokenizer, row.stop)  # an end-of-turn token decodes to nothing
 
         def tell(token: int) -> None:
             if piece := text.push(token):

@@ -19,7 +19,8 @@ thread (the event loop stays free). A call reuses the KV cache of the longest pr
 with the call before it (llama-cpp-python's prefix match): a method's next step extends the
 conversation of its last, so most of its prompt is not evaluated again. A call's text is the same
 after any other call, up to the float noise of evaluating its prompt in other pieces (as `hf:`'s
-rows alone or batched). A call whose caller is gone stops at its next token.
+rows alone or batched). A call whose caller is gone stops at its next token. `stream` also tells a caller the answer's
+text as it is decoded (`selfalign serve`'s streams), as `hf:` does.
 
 No retries, no cache: the `Model` wrapper does those.
 """
@@ -40,6 +41,7 @@ from selfalign.errors import UserError
 from .checkpoints import SMOLLM2, smollm2_gguf
 from .errors import ModelError
 from .extras import require
+from .text_stream import TextStream
 from .types import ChatRequest, Completion, Sampling, TextRequest
 
 
@@ -76,8 +78,14 @@ class LlamaCppProvider:
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Render the chat and decode it, on the worker thread."""
+        return await self.stream(request, None)
+
+    async def stream(self, request: ChatRequest, on_text: Callable[[str], None] | None) -> Completion:
+        """`complete`, telling `on_text` each piece of the answer's text as soon as later tokens
+        can no longer change it (text_stream.py); what it was told starts the completion's text."""
         schema = json.dumps(request.json_schema, sort_keys=True) if request.json_schema is not None else None
-        return await self._run(lambda: self._chat_ids(request), request.sampling, schema)
+        on_token = None if on_text is None else self._teller(request.sampling, on_text)
+        return await self._run(lambda: self._chat_ids(request), request.sampling, schema, on_token)
 
     async def complete_text(self, request: TextRequest) -> Completion:
         """Continue a raw prompt (no chat template; BOS where the model uses one)."""
@@ -103,19 +111,40 @@ class LlamaCppProvider:
             prompt = prompt[: prompt.rindex(content) + len(content)] if content else prompt
         return list(self._llama.tokenize(prompt.encode(), add_bos=False, special=True))
 
-    async def _run(self, prompt: Callable[[], list[int]], sampling: Sampling, schema: str | None) -> Completion:
+    def _teller(self, sampling: Sampling, on_text: Callable[[str], None]) -> Callable[[int], None]:
+        """What the worker thread calls with each token: its new text, if any, goes to `on_text`
+        on this event loop, before the call's completion does."""
+        text, loop = TextStream(self._text, tuple(s for s in sampling.stop if s)), asyncio.get_running_loop()
+
+        def tell(token: int) -> None:
+            if (piece := text.push(token)) and not loop.is_closed():
+                loop.call_soon_threadsafe(on_text, piece)
+
+        return tell
+
+    async def _run(
+        self, prompt: Callable[[], list[int]], sampling: Sampling, schema: str | None, on_token: Callable[[int], None] | None = None
+    ) -> Completion:
         if self._closed:
             raise ModelError(f"{self.name}: the provider is closed")
         gone = threading.Event()
-        decode = functools.partial(self._decode, prompt, sampling, schema, gone)
+        decode = functools.partial(self._decode, prompt, sampling, schema, gone, on_token)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._worker, decode)
         except asyncio.CancelledError:
             gone.set()
             raise
 
-    def _decode(self, prompt: Callable[[], list[int]], sampling: Sampling, schema: str | None, gone: threading.Event) -> Completion:
-        """One sequence, on the worker thread: sample until end of turn, max_tokens or a stop string."""
+    def _decode(
+        self,
+        prompt: Callable[[], list[int]],
+        sampling: Sampling,
+        schema: str | None,
+        gone: threading.Event,
+        on_token: Callable[[int], None] | None,
+    ) -> Completion:
+        """One sequence, on the worker thread: sample until end of turn, max_tokens or a stop
+        string; `on_token` is told each token of the answer (end of turn left out)."""
         llama, prompt_ids = self._llama, list(prompt())
         if len(prompt_ids) >= self.context_length:
             raise UserError(
@@ -140,6 +169,8 @@ class LlamaCppProvider:
             if self._lib.llama_vocab_is_eog(llama._model.vocab, token):
                 finish, body = "stop", tokens[:-1]
                 break
+            if on_token is not None:
+                on_token(token)
             if stops and any(s in self._text(tokens[-window:]) for s in stops):
                 finish = "stop"
                 break

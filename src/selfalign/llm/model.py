@@ -156,9 +156,9 @@ class Model:
     ) -> tuple[Completion, bool]:
         """One raw call (cache, concurrency limit, retries), its text not validated: what an
         OpenAI-compatible server does with a `response_format`. Returns (completion, cached).
-        Where the provider streams (hf:), `on_text` is told each piece of the text once it is
-        final, each piece once even when the call is retried; the pieces start the completion's
-        text (a cached answer tells nothing)."""
+        Where the provider streams (hf:, llamacpp:), `on_text` is told each piece of the text
+        once it is final, each piece once even when the call is retried; the pieces start the
+        completion's text (a cached answer tells nothing)."""
         msgs = await self._prepare(as_messages(messages), json_schema)
         return await self._complete(ChatRequest(msgs, sampling, json_schema), on_text=on_text)
 

@@ -57,7 +57,7 @@ class PromptScoringProvider(Provider, Protocol):
 
 @runtime_checkable
 class StreamingProvider(Provider, Protocol):
-    """A provider that tells a caller the answer's text while it is decoded (hf:);
+    """A provider that tells a caller the answer's text while it is decoded (hf:, llamacpp:);
     `Model.complete(..., on_text=)` calls it, and `selfalign serve` streams that text."""
 
     async def stream(self, request: ChatRequest, on_text: Callable[[str], None] | None) -> Completion:

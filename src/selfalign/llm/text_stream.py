@@ -11,35 +11,39 @@ sent is always the start of the answer's final text (`batch.read_completion`'s):
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import functools
+from typing import Any, Callable
 
 #: What transformers' `clean_up_tokenization` replaces, each starting with the space it drops.
 SPACE_CLEANUPS = (" .", " ?", " !", " ,", " ' ", " n't", " 'm", " 's", " 've", " 're")
 
 
 class TextStream:
-    """Feed it a row's tokens one at a time; each `push` returns the text that became final."""
+    """Feed it a row's tokens one at a time; each `push` returns the text that became final.
 
-    def __init__(self, tokenizer: Any, eos_token_ids: Iterable[int], stop: tuple[str, ...] = ()) -> None:
-        self.tokenizer = tokenizer
-        self.eos = frozenset(eos_token_ids)
+    `decode(tokens)` is the answer's text as the provider reads it out (special tokens left out);
+    `cleans_spaces`: whether that text has its spaces cleaned up (see `SPACE_CLEANUPS`).
+    """
+
+    def __init__(self, decode: Callable[[list[int]], str], stop: tuple[str, ...] = (), cleans_spaces: bool = False) -> None:
+        self.decode = decode
         self.stop = stop
-        self.waits_for = stop + (SPACE_CLEANUPS if getattr(tokenizer, "clean_up_tokenization_spaces", False) else ())
+        self.waits_for = stop + (SPACE_CLEANUPS if cleans_spaces else ())
         self.tokens: list[int] = []
         self.sent = 0  # characters of the text passed on so far
-        self.ended = False
+
+    @classmethod
+    def of_tokenizer(cls, tokenizer: Any, stop: tuple[str, ...] = ()) -> TextStream:
+        """The text as a transformers tokenizer decodes it (`batch.read_completion`'s way)."""
+        cleans = bool(getattr(tokenizer, "clean_up_tokenization_spaces", False))
+        return cls(functools.partial(tokenizer.decode, skip_special_tokens=True), stop, cleans)
 
     def push(self, token: int) -> str:
-        """The text this token makes final: '' while it may still change, and after the end."""
-        if self.ended:
-            return ""
-        if token in self.eos:  # the answer ends here; the caller sends what is left from its completion
-            self.ended = True
-            return ""
+        """The text this token makes final ('' while it may still change)."""
         self.tokens.append(token)
         # The whole answer decoded anew: what a partial decode gives at its start may differ
         # (leading spaces, merged bytes), and an answer is a few hundred tokens at most.
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        text = self.decode(self.tokens)
         end = final_length(text, self.stop, self.waits_for)
         if end <= self.sent:
             return ""

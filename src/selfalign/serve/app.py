@@ -7,8 +7,9 @@
     GET  /v1/models              the one model served
     GET  /health                 200 when up, with the requests running and waiting
 
-With `stream` an answerer that can (`ModelAnswerer` over an hf: model) sends the text while it
-is decoded, each piece once it is final (llm/text_stream.py); others send it whole at the end.
+With `stream` an answerer that can (`ModelAnswerer` over an hf: or llamacpp: model) sends the
+text while it is decoded, each piece once it is final (llm/text_stream.py); others send it whole
+at the end.
 
 A request names the served model (or the spec or path it was loaded from; another name is a
 404, as OpenAI answers). At most `slots` requests are answered at once; one that finds no
@@ -67,7 +68,7 @@ class ModelAnswerer:
     schema as an instruction in the prompt, as `Model.chat` does. The text is returned as the
     model wrote it: like any OpenAI-compatible server, this one does not validate it.
 
-    Where the provider streams (hf:), `stream` gives the text while it is decoded."""
+    Where the provider streams (hf:, llamacpp:), `stream` gives the text while it is decoded."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
